@@ -1,0 +1,27 @@
+// The subcommands of `nabla` (spec/cli.md). Each registers itself on the
+// CLI11 app and runs through the pipeline (pipeline.h).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nabla::cli {
+
+// Options every subcommand accepts (spec/cli.md, "Global options").
+struct GlobalOptions {
+  std::string dtype = "f32";
+  std::optional<int> threads;
+  std::vector<std::string> set;  // NAME=VALUE
+  std::optional<uint64_t> seed;
+};
+
+// What main() runs once CLI11 has parsed the command line; returns the exit status.
+using Action = std::function<int()>;
+
+void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action);
+
+}  // namespace nabla::cli

@@ -1,0 +1,64 @@
+#include "cli/pipeline.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <ostream>
+#include <sstream>
+#include <sys/stat.h>
+
+#include "frontend/diagnostics.h"
+#include "frontend/parser.h"
+
+namespace nabla::cli {
+
+void print_error(std::ostream& err, const std::string& message) {
+  err << "nabla: error: " << message << "\n";
+}
+
+std::optional<std::string> read_file(const std::string& path, std::ostream& err) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    print_error(err, "cannot open '" + path + "': " + std::strerror(errno));
+    return std::nullopt;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    print_error(err, "'" + path + "' is a directory, not a file");
+    return std::nullopt;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    print_error(err, "cannot open '" + path + "': " + std::strerror(errno));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    print_error(err, "cannot read '" + path + "'");
+    return std::nullopt;
+  }
+  return std::move(text).str();
+}
+
+std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
+                                      std::ostream& err) {
+  auto text = read_file(path, err);
+  if (!text) return std::nullopt;
+  LoadedModel out;
+  out.file = std::make_unique<SourceFile>(path, std::move(*text));
+  Diagnostics diags(*out.file);
+  out.ast = parse_file(*out.file, diags);
+  std::vector<std::string> unused;
+  out.model = check_model(out.ast, diags, options, &unused);
+  diags.render(err);
+  for (const std::string& name : unused) {
+    std::string consts;
+    for (const ConstDecl& c : out.model.consts) consts += (consts.empty() ? "" : ", ") + c.name;
+    print_error(err, "--set " + name + ": '" + path + "' has no const named '" + name + "'" +
+                         (consts.empty() ? " (it has no consts)" : " (its consts: " + consts + ")"));
+  }
+  if (diags.has_errors() || !unused.empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace nabla::cli

@@ -1,0 +1,102 @@
+#include "frontend/diagnostics.h"
+
+#include <algorithm>
+#include <ostream>
+
+namespace nabla {
+namespace {
+
+constexpr int kWindow = 100;  // characters of a long line shown around the caret
+
+bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
+
+// Splits a line into displayable characters: valid UTF-8 sequences stay as
+// they are; control characters and invalid bytes become '?', so the caret
+// lines up and no raw NUL or stray byte reaches the terminal.
+std::vector<std::string> display_chars(std::string_view line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool valid = len > 0 && i + len <= line.size();
+    for (size_t k = 1; valid && k < len; ++k)
+      valid = is_continuation(static_cast<unsigned char>(line[i + k]));
+    if (!valid) {
+      out.emplace_back("?");
+      // An invalid lead byte stands for one column, as SourceFile counts it;
+      // stray continuation bytes belong to it.
+      ++i;
+      while (i < line.size() && is_continuation(static_cast<unsigned char>(line[i]))) ++i;
+      continue;
+    }
+    if (c < 0x20 || c == 0x7F)
+      out.emplace_back(c == '\t' ? " " : "?");
+    else
+      out.emplace_back(line.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
+}  // namespace
+
+Diagnostic& Diagnostics::error(SourceRange range, std::string message) {
+  errors_.push_back({Diagnostic::Kind::Error, range, std::move(message), {}});
+  return errors_.back();
+}
+
+std::string Diagnostics::format(const Diagnostic& d) const {
+  const LineCol lc = file_->line_col(d.range.begin);
+  std::string s = file_->name() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.col) +
+                  (d.kind == Diagnostic::Kind::Error ? ": error: " : ": note: ") + d.message + "\n";
+
+  const std::vector<std::string> chars = display_chars(file_->line_text(lc.line));
+  const int n = static_cast<int>(chars.size());
+  const int caret = std::min(lc.col - 1, n);  // may sit one past the end (end of line)
+  // Underline the range's extent on this line (at least one character).
+  int width = 1;
+  if (d.range.end > d.range.begin) {
+    const LineCol end = file_->line_col(d.range.end);
+    width = end.line == lc.line ? std::max(1, end.col - lc.col) : std::max(1, n - caret);
+  }
+  int from = 0, to = n;
+  if (n > kWindow) {
+    from = std::clamp(caret - kWindow / 2, 0, n - kWindow);
+    to = from + kWindow;
+  }
+  std::string text = "  ", marks = "  ";
+  if (from > 0) {
+    text += "...";
+    marks += "   ";
+  }
+  for (int i = from; i < to; ++i) text += chars[static_cast<size_t>(i)];
+  if (to < n) text += "...";
+  marks.append(static_cast<size_t>(caret - from), ' ');
+  marks += '^';
+  width = std::min(width, std::max(1, to - caret));
+  marks.append(static_cast<size_t>(width - 1), '~');
+  s += text + "\n" + marks + "\n";
+  for (const Diagnostic& note : d.notes) s += format(note);
+  return s;
+}
+
+void Diagnostics::render(std::ostream& out, int max_errors) const {
+  std::vector<const Diagnostic*> sorted;
+  for (const Diagnostic& d : errors_) sorted.push_back(&d);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic* a, const Diagnostic* b) {
+    return a->range.begin < b->range.begin;
+  });
+  int shown = 0;
+  for (const Diagnostic* d : sorted) {
+    if (shown == max_errors) {
+      out << "too many errors (" << sorted.size() << "); showing the first " << max_errors
+          << "\n";
+      break;
+    }
+    out << format(*d);
+    ++shown;
+  }
+}
+
+}  // namespace nabla

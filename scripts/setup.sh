@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that nabla's build, demo and tests need,
+# and only those that are missing. Run as root (or with sudo available).
+#
+#   scripts/setup.sh            build + test dependencies
+#
+# Why each package:
+#   cmake ninja-build ccache g++     the build (ninja + ccache keep rebuilds fast)
+#   llvm-19-dev                      LLVM 19 (ORC JIT, codegen); linked as libLLVM-19.so
+#   llvm-19-tools                    FileCheck for golden tests
+#   clang-19 libclang-rt-19-dev      libFuzzer target and sanitizer runtimes
+#   libboost-dev                     Boost.Spirit X3 (header-only) for the parser
+#   libgtest-dev libgmock-dev        unit tests
+#   libbenchmark-dev                 bench/
+#   libcli11-dev                     argument parsing (subcommands, --help text)
+#   libfmt-dev                       formatting (g++ 12 has no <format>)
+#   zlib1g-dev                       deflate for .npz
+#   python3 python3-numpy python3-sympy   the acceptance runner
+set -euo pipefail
+
+PKGS=(cmake ninja-build ccache g++ make
+      llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev
+      libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libcli11-dev libfmt-dev zlib1g-dev
+      python3 python3-numpy python3-sympy)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
