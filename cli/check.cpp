@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "frontend/ast_printer.h"
 
 namespace nabla::cli {
 namespace {
@@ -48,16 +49,43 @@ std::string model_summary(const CheckedModel& m) {
 }
 
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action) {
-  auto* cmd = app.add_subcommand("check", "Parse and type/shape-check a model; print a summary");
-  auto path = std::make_shared<std::string>();
-  cmd->add_option("MODEL", *path, "the .nn file")->required();
-  cmd->callback([&global, &action, path] {
-    action = [&global, path] {
+  auto* cmd = app.add_subcommand("check", "Parse and type/shape-check a model (or an expression "
+                                          "with -e); print a one-line summary");
+  struct Args {
+    std::string path, expr, emit;
+  };
+  auto args = std::make_shared<Args>();
+  auto* model_opt = cmd->add_option("MODEL", args->path, "the .nn file");
+  auto* expr_opt = cmd->add_option("-e,--expr", args->expr, "check an expression instead of a file");
+  model_opt->excludes(expr_opt);
+  cmd->add_option("--emit", args->emit, "print a stage instead of the summary: ast")
+      ->check(CLI::IsMember({"ast"}));
+  cmd->callback([&global, &action, args, model_opt, expr_opt] {
+    if (model_opt->count() + expr_opt->count() == 0)
+      throw CLI::RequiredError("MODEL or -e EXPR");
+    action = [&global, args, expr_mode = expr_opt->count() > 0] {
+      if (expr_mode) {
+        const Stage last = args->emit == "ast" ? Stage::Parse : Stage::Check;
+        auto loaded = load_expression(args->expr, std::cerr, last);
+        if (!loaded) return kExitUserError;
+        if (args->emit == "ast") {
+          std::cout << print_ast(loaded->ast);
+          return kExitOk;
+        }
+        std::string vars;
+        for (const std::string& v : loaded->expr.vars) vars += (vars.empty() ? "" : ", ") + v;
+        std::cout << "expression of " << (vars.empty() ? "no variables" : vars) << ": scalar\n";
+        return kExitOk;
+      }
       auto options = sema_options(global, std::cerr);
       if (!options) return kExitUsage;
-      auto loaded = load_model(*path, *options, std::cerr);
+      const Stage last = args->emit == "ast" ? Stage::Parse : Stage::Check;
+      auto loaded = load_model(args->path, *options, std::cerr, last);
       if (!loaded) return kExitUserError;
-      std::cout << model_summary(loaded->model) << "\n";
+      if (args->emit == "ast")
+        std::cout << print_ast(loaded->ast);
+      else
+        std::cout << model_summary(loaded->model) << "\n";
       return kExitOk;
     };
   });

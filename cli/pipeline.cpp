@@ -41,13 +41,18 @@ std::optional<std::string> read_file(const std::string& path, std::ostream& err)
 }
 
 std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
-                                      std::ostream& err) {
+                                      std::ostream& err, Stage last) {
   auto text = read_file(path, err);
   if (!text) return std::nullopt;
   LoadedModel out;
   out.file = std::make_unique<SourceFile>(path, std::move(*text));
   Diagnostics diags(*out.file);
   out.ast = parse_file(*out.file, diags);
+  if (last == Stage::Parse) {
+    diags.render(err);
+    if (diags.has_errors()) return std::nullopt;
+    return out;
+  }
   std::vector<std::string> unused;
   out.model = check_model(out.ast, diags, options, &unused);
   diags.render(err);
@@ -58,6 +63,18 @@ std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions
                          (consts.empty() ? " (it has no consts)" : " (its consts: " + consts + ")"));
   }
   if (diags.has_errors() || !unused.empty()) return std::nullopt;
+  return out;
+}
+
+std::optional<LoadedExpr> load_expression(const std::string& text, std::ostream& err,
+                                          Stage last) {
+  LoadedExpr out;
+  out.file = std::make_unique<SourceFile>("<expr>", text);
+  Diagnostics diags(*out.file);
+  out.ast = parse_expression(*out.file, diags);
+  if (!diags.has_errors() && last == Stage::Check) out.expr = check_expression(out.ast, diags);
+  diags.render(err);
+  if (diags.has_errors()) return std::nullopt;
   return out;
 }
 

@@ -32,9 +32,22 @@ struct LoadedModel {
   CheckedModel model;
 };
 
-// Reads, parses and checks a .nn file. Prints diagnostics to `err` and returns
-// nullopt when there is any error.
+// The stages load_model and load_expression can stop after (--emit).
+enum class Stage { Parse, Check };
+
+// Reads, parses and (unless `last` is Parse) checks a .nn file. Prints
+// diagnostics to `err` and returns nullopt when there is any error.
 std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
-                                      std::ostream& err);
+                                      std::ostream& err, Stage last = Stage::Check);
+
+struct LoadedExpr {
+  std::unique_ptr<SourceFile> file;  // named "<expr>"
+  ast::Module ast;
+  CheckedExpr expr;
+};
+
+// Parses and checks an expression (expression mode, spec/nn-language.md).
+std::optional<LoadedExpr> load_expression(const std::string& text, std::ostream& err,
+                                          Stage last = Stage::Check);
 
 }  // namespace nabla::cli

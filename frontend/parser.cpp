@@ -47,6 +47,7 @@ struct ParseState {
   ast::Stmt stmt;                 // the statement being parsed
   std::vector<It> open_brackets;  // positions of '(' and '[' not yet closed
   std::vector<ExprId> open_calls;  // calls whose arguments are being parsed
+  SourceRange last_closed;         // the last (...) closed, parentheses included
 
   uint32_t offset(It p) const { return static_cast<uint32_t>(p - base); }
   SourceRange range(It b, It e) const { return {offset(b), offset(e)}; }
@@ -198,15 +199,20 @@ const auto sign_def = op_tok<Op::Neg>("-") | op_tok<Op::Plus>("+");
 const x3::rule<class pow_op_r, OpTok> pow_op = "'^'";
 const auto pow_op_def = op_tok<Op::Pow>("^");
 
-// Brackets: counted for the nesting limit and remembered for "never closed".
+// Brackets are remembered for "never closed"; each bracketed production
+// is wrapped in guard[] for the nesting limit.
 template <char C>
 auto open_bracket() {
-  return guard[x3::omit[x3::raw[x3::lit(C)][([](auto& ctx) {
+  return x3::omit[x3::raw[x3::lit(C)][([](auto& ctx) {
     state(ctx).open_brackets.push_back(x3::_attr(ctx).begin());
-  })]]];
+  })]];
 }
 const x3::rule<class rparen_r> rparen = "')'";
-const auto rparen_def = x3::lit(')')[([](auto& ctx) { state(ctx).open_brackets.pop_back(); })];
+const auto rparen_def = x3::raw[x3::lit(')')][([](auto& ctx) {
+  ParseState& st = state(ctx);
+  st.last_closed = st.range(st.open_brackets.back(), x3::_attr(ctx).end());
+  st.open_brackets.pop_back();
+})];
 const x3::rule<class rbracket_r> rbracket = "']'";
 const auto rbracket_def = x3::lit(']')[([](auto& ctx) { state(ctx).open_brackets.pop_back(); })];
 BOOST_SPIRIT_DEFINE(name, exponent_digits, number_end, number, add_op, mul_op, cmp_op, sign,
@@ -377,10 +383,17 @@ const auto keyword_arg = [](auto& ctx) {
 const auto keyword_start = name >> x3::lit('=') >> !x3::lit('=');
 const auto arg_def = (keyword_start > expr)[keyword_arg] | expr[positional_arg];
 
-const auto call_def = (name >> &x3::lit('('))[start_call] >> open_bracket<'('>() >
-                      -(arg % ',') > rparen[end_call];
+const auto call_def = (name >> &x3::lit('('))[start_call] >>
+                      guard[open_bracket<'('>() > -(arg % ',') > rparen[end_call]];
 
-const auto paren_expr = open_bracket<'('>() > expr > rparen;
+// A parenthesized expression's range includes its parentheses.
+const auto paren_expr = guard[(open_bracket<'('>() > expr > rparen)[([](auto& ctx) {
+  ParseState& st = state(ctx);
+  const ExprId id = x3::_attr(ctx);
+  st.expr(id).range = st.last_closed;
+  x3::_val(ctx) = id;
+})]];
+
 const auto primary_def = number[make_number] | call[copy] | name[make_name] | paren_expr[copy];
 
 BOOST_SPIRIT_DEFINE(expr, comparison, no_chain, additive, multiplicative, unary, power, postfix,

@@ -297,17 +297,17 @@ const TExpr* Sema::elab_name(const ast::Expr& e, const Env& env) {
       return t;
     }
     if (find_builtin(e.name)) {
-      error(e.range, "'" + e.name + "' is a builtin function; call it as " + e.name + "(...)",
+      error(e.name_range, "'" + e.name + "' is a builtin function; call it as " + e.name + "(...)",
             env);
     } else if (!env.fn) {
-      error(e.range, name_error(e, false), env);
+      error(e.name_range, name_error(e, false), env);
     }
     // Inside a fn body, names were checked where the fn is defined.
     return error_node(e.range);
   }
   const Binding& b = it->second;
   if (env.const_only && b.kind != Binding::Kind::Const) {
-    error(e.range, "'" + e.name + "' is not a const: only numbers and earlier consts can be used here",
+    error(e.name_range, "'" + e.name + "' is not a const: only numbers and earlier consts can be used here",
           env);
     return error_node(e.range);
   }
@@ -341,7 +341,7 @@ const TExpr* Sema::elab_name(const ast::Expr& e, const Env& env) {
       break;
     }
     case Binding::Kind::Fn:
-      error(e.range, "'" + e.name + "' is a fn; call it with its arguments", env);
+      error(e.name_range, "'" + e.name + "' is a fn; call it with its arguments", env);
       return error_node(e.range);
   }
   return t;
@@ -803,12 +803,12 @@ void Sema::check_fn_body(ExprId id, const ast::Stmt& fn,
       auto it = bound_.find(e.name);
       if (it != bound_.end() && it->second.kind == Binding::Kind::Const) continue;
       if (it != bound_.end() || declared_.count(e.name)) {
-        diags_.error(e.range, "'" + e.name + "' is not visible inside fn '" + fn.name +
+        diags_.error(e.name_range, "'" + e.name + "' is not visible inside fn '" + fn.name +
                                   "': a fn sees its arguments and consts only; pass it as an argument");
       } else if (find_builtin(e.name)) {
-        diags_.error(e.range, "'" + e.name + "' is a builtin function; call it as " + e.name + "(...)");
+        diags_.error(e.name_range, "'" + e.name + "' is a builtin function; call it as " + e.name + "(...)");
       } else {
-        diags_.error(e.range, name_error(e, false));
+        diags_.error(e.name_range, name_error(e, false));
       }
     } else if (e.kind == ExprKind::Call) {
       if (e.name == fn.name) {
