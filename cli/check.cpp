@@ -78,7 +78,7 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
         return kExitOk;
       }
       auto options = sema_options(global, std::cerr);
-      if (!options) return kExitUsage;
+      if (!options) return kExitUserError;
       const Stage last = args->emit == "ast" ? Stage::Parse : Stage::Check;
       auto loaded = load_model(args->path, *options, std::cerr, last);
       if (!loaded) return kExitUserError;

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"f32", "f64"}));
   app.add_option("--threads", global.threads, "Threads to run kernels on (default: all cores)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)");
+  app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)")
+      ->allow_extra_args(false);
   app.add_option("--seed", global.seed, "Seed for initialization and shuffling");
 
   Action action;

@@ -424,7 +424,9 @@ const auto dim_def = x3::raw[x3::lexeme[-x3::char_("+-") >> number]][([](auto& c
   st.stmt.shape.push_back({t.text, t.range()});
 })];
 const x3::rule<class shape_r> shape = "a shape such as [3, 4]";
-const auto shape_def = x3::raw[open_bracket<'['>() > -(dim % ',') > rbracket]
+const x3::rule<class shape_body_r> shape_body = "a size";
+const auto shape_body_def = rbracket | (dim % ',' > rbracket);
+const auto shape_def = x3::raw[open_bracket<'['>() > shape_body]
     [([](auto& ctx) {
       ParseState& st = state(ctx);
       st.stmt.shape_range = st.range(x3::_attr(ctx).begin(), x3::_attr(ctx).end());
@@ -480,7 +482,7 @@ const auto statement_def =
      (begin_stmt<SK::Output>("output") > name[set_name] > -(equals > expr[set_value])) |
      (begin_stmt<SK::Loss>("loss") > expr[set_value]) | let_stmt) > end_of_statement;
 
-BOOST_SPIRIT_DEFINE(dim, shape, init_spec, colon, equals, end_of_statement, end_of_input,
+BOOST_SPIRIT_DEFINE(dim, shape_body, shape, init_spec, colon, equals, end_of_statement, end_of_input,
                     let_stmt, statement)
 
 // ---------------------------------------------------------------------------
@@ -536,6 +538,8 @@ std::string describe_found(It p, It last) {
     while (e < last && (std::isalnum(static_cast<unsigned char>(*e)) || *e == '.')) ++e;
     return "'" + std::string(p, e) + "'";
   }
+  if (last - p >= 2 && p[1] == '=' && std::string_view("=<>!").find(c) != std::string_view::npos)
+    return "'" + std::string(p, p + 2) + "'";
   return std::string("'") + c + "'";
 }
 
@@ -575,6 +579,14 @@ SyntaxError explain(It where, const std::string& which, It stmt_end, It last,
   }
   if (where != last) {
     if (auto stray = stray_character(where, last)) return {where, *stray, {}, {}};
+  }
+  // At the end of the file, point just past the last thing written rather
+  // than at a line of trailing blanks.
+  if (where == last) {
+    while (where > stmt_begin && std::isspace(static_cast<unsigned char>(where[-1]))) --where;
+    return {where, "expected " + which + ", found the end of the file",
+            st.open_brackets.empty() ? std::optional<It>() : std::optional<It>(st.open_brackets.back()),
+            st.open_brackets.empty() ? "" : std::string("to match this '") + *st.open_brackets.back() + "'"};
   }
   // A statement is cut at its end of line: what follows is not its business.
   const std::string found = where == stmt_end && where != last ? "the end of the line"
@@ -633,7 +645,9 @@ std::vector<std::pair<It, It>> split_statements(It first, It last) {
       while (p < last && *p != '\n') ++p;
     }
     if (p == last || (*p == '\n' && (depth == 0 || starts_statement(p + 1)))) {
-      if (!blank) out.emplace_back(begin, p);
+      It end = p;
+      if (end > begin && end[-1] == '\r') --end;  // CRLF: the line ends before the \r
+      if (!blank) out.emplace_back(begin, end);
       begin = p + 1;
       blank = true;
       depth = 0;

@@ -1,6 +1,7 @@
 #include "frontend/sema.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <unordered_map>
 #include <unordered_set>
@@ -35,11 +36,14 @@ int edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// "; did you mean 'W2'?" for the closest candidate, or "": a candidate must
-// be within a third of the name's length (and 3 edits) to be suggested.
+// "; did you mean 'W2'?" for the closest candidate, or "". A candidate may
+// differ by about a third of the name's letters (at most 3 edits, at least 1
+// for names of 2 letters or more; a 1-letter name only matches another case).
 std::string suggest(std::string_view name, const std::vector<std::string_view>& candidates) {
+  const int allowed =
+      name.size() < 2 ? 0 : std::min(std::max(1, static_cast<int>(name.size()) / 3), 3);
   std::string_view best;
-  int best_d = std::min(static_cast<int>(name.size() / 3) + 1, 3);
+  int best_d = allowed + 1;
   for (std::string_view c : candidates) {
     const int d = edit_distance(name, c);
     if (d < best_d || (d == best_d && !best.empty() && c < best)) {
@@ -126,6 +130,7 @@ private:
   const TExpr* elab_call(const ast::Expr& e, const Env& env);
   const TExpr* elab_builtin(const ast::Expr& e, const BuiltinInfo& info, const Env& env);
   const TExpr* elab_fn_call(const ast::Expr& e, const FnDecl& fn, const Env& env);
+  bool check_argument_order(const ast::Expr& call, const Env& env);
   const TExpr* binary(Op op, const TExpr* a, const TExpr* b, SourceRange op_range,
                       SourceRange range, const Env& env);
   const TExpr* error_node(SourceRange range);
@@ -167,7 +172,7 @@ const TExpr* Sema::error_node(SourceRange range) { return node(K::Error, {}, ran
 void Sema::error(SourceRange where, const std::string& message, const Env& env) {
   if (env.call_site) {
     diags_.error(*env.call_site, "in this call of '" + env.call_name + "': " + message)
-        .note(where, "in the body of '" + env.call_name + "' here");
+        .note(where, "in the body of '" + (env.fn ? env.fn->stmt->name : env.call_name) + "' here");
   } else {
     diags_.error(where, message);
   }
@@ -418,6 +423,23 @@ const TExpr* Sema::elab_call(const ast::Expr& e, const Env& env) {
   return error_node(e.range);
 }
 
+// Arguments are positional, then keyword (spec: "Arguments are positional,
+// then keyword").
+bool Sema::check_argument_order(const ast::Expr& call, const Env& env) {
+  const ast::Arg* keyword = nullptr;
+  for (const ast::Arg& a : call.args) {
+    if (!a.keyword.empty()) {
+      keyword = &a;
+    } else if (keyword) {
+      error(m_.expr(a.value).range, "a positional argument after the keyword argument '" +
+                                        keyword->keyword + "': write positional arguments first",
+            env);
+      return false;
+    }
+  }
+  return true;
+}
+
 const TExpr* Sema::elab_fn_call(const ast::Expr& e, const FnDecl& fn, const Env& env) {
   const ast::Stmt& s = *fn.stmt;
   const size_t n = s.params.size();
@@ -428,6 +450,7 @@ const TExpr* Sema::elab_fn_call(const ast::Expr& e, const FnDecl& fn, const Env&
     for (size_t i = 0; i < n; ++i) p += (i ? ", " : "") + s.params[i];
     return p;
   };
+  if (!check_argument_order(e, env)) return error_node(e.range);
   size_t positional = 0;
   for (const ast::Arg& a : e.args) {
     const TExpr* v = elab(a.value, env);
@@ -472,6 +495,7 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
   std::vector<const ast::Arg*> given(n, nullptr);
   size_t positional = 0;
   int positional_count = 0;
+  if (!check_argument_order(e, env)) return error_node(e.range);
   for (const ast::Arg& a : e.args) {
     if (a.keyword.empty()) {
       ++positional_count;
@@ -532,13 +556,16 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
           continue;
         }
         if (!ce->shape.is_scalar()) {
-          error(ce->range, p.name + " must be a scalar integer", env);
+          error(ce->range, std::string(info.name) + ": " + p.name + " must be a scalar integer", env);
           failed = true;
           continue;
         }
         v = eval_scalar(*ce, [&](const TExpr& r) { return r.number; });
         if (!std::isfinite(*v) || *v != std::floor(*v) || std::fabs(*v) > 1e9) {
-          error(ce->range, p.name + " must be an integer, not " + std::to_string(*v), env);
+          char buf[32];
+          auto [end, ec] = std::to_chars(buf, buf + sizeof buf, *v);
+          error(ce->range, std::string(info.name) + ": " + p.name + " must be an integer, not " +
+                               std::string(buf, end), env);
           failed = true;
           continue;
         }
@@ -671,9 +698,10 @@ std::optional<Shape> Sema::check_shape(const ast::Stmt& s) {
       return c >= '0' && c <= '9';
     });
     if (!integer) {
-      const char* what = d.text.starts_with('-') ? "a negative size"
-                         : d.text.find_first_of(".eE") != std::string::npos ? "a fractional size"
-                                                                             : "not a size";
+      const char* what = d.text.starts_with('-')                         ? "a negative size"
+                         : d.text.find('.') != std::string::npos            ? "a fractional size"
+                         : d.text.find_first_of("eE") != std::string::npos ? "not written as an integer"
+                                                                            : "not a size";
       diags_.error(d.range, "sizes are positive integers; '" + d.text + "' is " + what);
       ok = false;
       continue;
@@ -772,12 +800,13 @@ void Sema::check_fn(const ast::Stmt& s) {
   std::unordered_set<std::string> params;
   for (size_t i = 0; i < s.params.size(); ++i) {
     const std::string& p = s.params[i];
+    const bool fresh = params.insert(p).second;  // listed either way: no follow-on errors
     if (is_keyword(p) || find_builtin(p)) {
       diags_.error(s.param_ranges[i], "'" + p + "' is a " +
                                           (is_keyword(p) ? "keyword" : "builtin") +
                                           " and cannot name a parameter");
       ok = false;
-    } else if (!params.insert(p).second) {
+    } else if (!fresh) {
       diags_.error(s.param_ranges[i], "parameter '" + p + "' appears twice");
       ok = false;
     }
@@ -802,7 +831,10 @@ void Sema::check_fn_body(ExprId id, const ast::Stmt& fn,
       if (params.count(e.name) || poisoned_.count(e.name)) continue;
       auto it = bound_.find(e.name);
       if (it != bound_.end() && it->second.kind == Binding::Kind::Const) continue;
-      if (it != bound_.end() || declared_.count(e.name)) {
+      auto later = declared_.find(e.name);
+      if (it == bound_.end() && later != declared_.end() && later->second->kind == ast::StmtKind::Const) {
+        diags_.error(e.name_range, name_error(e, false));
+      } else if (it != bound_.end() || later != declared_.end()) {
         diags_.error(e.name_range, "'" + e.name + "' is not visible inside fn '" + fn.name +
                                   "': a fn sees its arguments and consts only; pass it as an argument");
       } else if (find_builtin(e.name)) {
@@ -885,6 +917,14 @@ CheckedModel Sema::check_model(const SemaOptions& options, std::vector<std::stri
       case ast::StmtKind::Let:
       case ast::StmtKind::Output: {
         const bool defines = s.kind == ast::StmtKind::Let || s.value != ast::kNoExpr;
+        auto prev = std::find_if(model_.outputs.begin(), model_.outputs.end(),
+                                 [&](const OutputDecl& o) { return o.name == s.name; });
+        if (!defines && prev != model_.outputs.end()) {
+          diags_.error(s.name_range, "'" + s.name + "' is already an output (line " +
+                                         std::to_string(diags_.file().line_col(prev->range.begin).line) +
+                                         "); each output is named once");
+          break;
+        }
         if (!defines) {  // `output NAME`: an existing binding
           ast::Expr ref;
           ref.kind = ExprKind::Name;
@@ -936,8 +976,8 @@ CheckedModel Sema::check_model(const SemaOptions& options, std::vector<std::stri
   }
   current_ = nullptr;
   if (!diags_.has_errors() && model_.outputs.empty() && !loss_stmt) {
-    const uint32_t end = static_cast<uint32_t>(diags_.file().text().size());
-    diags_.error({end, end}, "the model computes nothing: add an 'output' or a 'loss' statement");
+    const SourceRange where = m_.stmts.empty() ? SourceRange{} : m_.stmts.back().range;
+    diags_.error(where, "the model computes nothing: add an 'output' or a 'loss' statement");
   }
   if (unused) {
     for (const auto& [name, value] : overrides_)

@@ -13,15 +13,14 @@
 #   libgtest-dev libgmock-dev        unit tests
 #   libbenchmark-dev                 bench/
 #   libcli11-dev                     argument parsing (subcommands, --help text)
-#   libfmt-dev                       formatting (g++ 12 has no <format>)
-#   zlib1g-dev                       deflate for .npz
+#   zlib1g-dev                       deflate for .npz (runtime/, next)
 #   python3 python3-numpy python3-sympy   the acceptance runner
 set -euo pipefail
 
 PKGS=(cmake ninja-build ccache g++ make
       llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev libfmt-dev zlib1g-dev
+      libcli11-dev zlib1g-dev
       python3 python3-numpy python3-sympy)
 
 missing=()

@@ -1,0 +1,32 @@
+# Golden tests: one small file per behaviour, the expectation written inline.
+#
+#   # RUN: %nabla check %s 2>&1 | FileCheck %s
+#   # CHECK: ...
+#
+# Substitutions: %nabla (the binary under test), FileCheck and `not` from
+# LLVM 19. Run through CTest (tests/CMakeLists.txt) or directly:
+#   lit.py -v tests/golden --param nabla=build/nabla
+import os
+import lit.formats
+
+config.name = "nabla-golden"
+config.test_format = lit.formats.ShTest(execute_external=False)
+config.suffixes = [".nn", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+# Scratch files (%t) go to the build tree when CTest runs lit.
+if lit_config.params.get("exec_root"):
+    config.test_exec_root = lit_config.params["exec_root"]
+
+nabla = lit_config.params.get("nabla")
+if not nabla:
+    lit_config.fatal("pass --param nabla=PATH/TO/nabla")
+llvm_bin = lit_config.params.get("llvm_bin", "/usr/lib/llvm-19/bin")
+shared = lit_config.params.get(
+    "shared", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
+
+config.substitutions.append(("%nabla", os.path.abspath(nabla)))
+config.substitutions.append(("%examples", os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "examples"))))
+config.substitutions.append(("%shared", os.path.abspath(shared)))
+config.environment["PATH"] = os.pathsep.join([llvm_bin, config.environment.get("PATH", "")])
