@@ -580,14 +580,6 @@ SyntaxError explain(It where, const std::string& which, It stmt_end, It last,
   if (where != last) {
     if (auto stray = stray_character(where, last)) return {where, *stray, {}, {}};
   }
-  // At the end of the file, point just past the last thing written rather
-  // than at a line of trailing blanks.
-  if (where == last) {
-    while (where > stmt_begin && std::isspace(static_cast<unsigned char>(where[-1]))) --where;
-    return {where, "expected " + which + ", found the end of the file",
-            st.open_brackets.empty() ? std::optional<It>() : std::optional<It>(st.open_brackets.back()),
-            st.open_brackets.empty() ? "" : std::string("to match this '") + *st.open_brackets.back() + "'"};
-  }
   // A statement is cut at its end of line: what follows is not its business.
   const std::string found = where == stmt_end && where != last ? "the end of the line"
                                                                : describe_found(where, last);
@@ -599,6 +591,14 @@ SyntaxError explain(It where, const std::string& which, It stmt_end, It last,
                                 ? ": an exponent needs digits, as in 1e-4"
                                 : ": a number ends before any letter, '_' or second '.'";
     return {where, "malformed number '" + text + "'" + why, {}, {}};
+  }
+  // At the end of the file, point just past the last thing written rather
+  // than at a line of trailing blanks.
+  if (where == last) {
+    while (where > stmt_begin && std::isspace(static_cast<unsigned char>(where[-1]))) --where;
+    return {where, "expected " + which + ", found the end of the file",
+            st.open_brackets.empty() ? std::optional<It>() : std::optional<It>(st.open_brackets.back()),
+            st.open_brackets.empty() ? "" : std::string("to match this '") + *st.open_brackets.back() + "'"};
   }
   if (which == "the end of the line" && where != last && *where == ')')
     return {where, "unmatched ')': no '(' is open here", {}, {}};
@@ -613,8 +613,6 @@ SyntaxError explain(It where, const std::string& which, It stmt_end, It last,
   } else if (which == "an expression" && where == stmt_end && where != last) {
     err.message += " (a statement ends at the end of its line unless a bracket is open: "
                    "wrap the expression in parentheses to continue it)";
-  } else if (which == "an expression" && where == last) {
-    err.message = "expected an expression, found the end of the file";
   }
   return err;
 }

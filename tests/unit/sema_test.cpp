@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"param W : [2, 2] init uniform(1, 0)\noutput W\n", "t.nn:1:23", "needs A < B"},
         ErrorCase{"param W : [2, 2] init normal(0)\noutput W\n", "t.nn:1:23", "init normal takes 2 arguments"},
         ErrorCase{"input x : [3]\nmodel m\noutput x\n", "t.nn:2:1", "must be the first statement"},
-        ErrorCase{"input x : [3]\n", "t.nn:2:1", "the model computes nothing"},
+        ErrorCase{"input x : [3]\n", "t.nn:1:1", "the model computes nothing"},
         ErrorCase{"input x : [3]\nh = relu\noutput h\n", "t.nn:2:5", "'relu' is a builtin function"},
         ErrorCase{"input x : [3]\nh = input + 1\noutput h\n", "t.nn:2:5", "'input' is a keyword, not a value"},
         ErrorCase{"input x : [99999999999]\noutput x\n", "t.nn:1:12", "too large"}));
