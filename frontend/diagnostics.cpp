@@ -42,6 +42,11 @@ std::vector<std::string> display_chars(std::string_view line) {
 }  // namespace
 
 Diagnostic& Diagnostics::error(SourceRange range, std::string message) {
+  ++count_;
+  if (errors_.size() == static_cast<size_t>(kMaxStored)) {
+    overflow_ = {};
+    return overflow_;
+  }
   errors_.push_back({Diagnostic::Kind::Error, range, std::move(message), {}});
   return errors_.back();
 }
@@ -51,30 +56,42 @@ std::string Diagnostics::format(const Diagnostic& d) const {
   std::string s = file_->name() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.col) +
                   (d.kind == Diagnostic::Kind::Error ? ": error: " : ": note: ") + d.message + "\n";
 
-  const std::vector<std::string> chars = display_chars(file_->line_text(lc.line));
+  // Decode only a window of bytes around the error: a line may be 100 MB.
+  const std::string_view line = file_->line_text(lc.line);
+  const size_t off = std::min<size_t>(d.range.begin - file_->line_start(lc.line), line.size());
+  constexpr size_t kWindowBytes = 8 * kWindow;
+  size_t from = off > kWindowBytes ? off - kWindowBytes : 0;
+  while (from > 0 && from < off && is_continuation(static_cast<unsigned char>(line[from]))) ++from;
+  size_t to = std::min(line.size(), off + kWindowBytes);
+  while (to < line.size() && is_continuation(static_cast<unsigned char>(line[to]))) ++to;
+  const std::vector<std::string> chars = display_chars(line.substr(from, to - from));
   const int n = static_cast<int>(chars.size());
-  const int caret = std::min(lc.col - 1, n);  // may sit one past the end (end of line)
+  // The caret's index among `chars`: the columns between `from` and the error.
+  int caret = 0;
+  for (size_t i = from; i < off; ++i)
+    if (!is_continuation(static_cast<unsigned char>(line[i]))) ++caret;
+  caret = std::min(caret, n);  // may sit one past the end (end of line)
   // Underline the range's extent on this line (at least one character).
   int width = 1;
   if (d.range.end > d.range.begin) {
     const LineCol end = file_->line_col(d.range.end);
     width = end.line == lc.line ? std::max(1, end.col - lc.col) : std::max(1, n - caret);
   }
-  int from = 0, to = n;
+  int first = 0, last = n;
   if (n > kWindow) {
-    from = std::clamp(caret - kWindow / 2, 0, n - kWindow);
-    to = from + kWindow;
+    first = std::clamp(caret - kWindow / 2, 0, n - kWindow);
+    last = first + kWindow;
   }
   std::string text = "  ", marks = "  ";
-  if (from > 0) {
+  if (from > 0 || first > 0) {
     text += "...";
     marks += "   ";
   }
-  for (int i = from; i < to; ++i) text += chars[static_cast<size_t>(i)];
-  if (to < n) text += "...";
-  marks.append(static_cast<size_t>(caret - from), ' ');
+  for (int i = first; i < last; ++i) text += chars[static_cast<size_t>(i)];
+  if (to < line.size() || last < n) text += "...";
+  marks.append(static_cast<size_t>(caret - first), ' ');
   marks += '^';
-  width = std::min(width, std::max(1, to - caret));
+  width = std::min(width, std::max(1, last - caret));
   marks.append(static_cast<size_t>(width - 1), '~');
   s += text + "\n" + marks + "\n";
   for (const Diagnostic& note : d.notes) s += format(note);
@@ -89,14 +106,12 @@ void Diagnostics::render(std::ostream& out, int max_errors) const {
   });
   int shown = 0;
   for (const Diagnostic* d : sorted) {
-    if (shown == max_errors) {
-      out << "too many errors (" << sorted.size() << "); showing the first " << max_errors
-          << "\n";
-      break;
-    }
+    if (shown == max_errors) break;
     out << format(*d);
     ++shown;
   }
+  if (count_ > shown)
+    out << "too many errors (" << count_ << "); showing the first " << shown << "\n";
 }
 
 }  // namespace nabla

@@ -35,9 +35,11 @@ public:
   explicit Diagnostics(const SourceFile& file) : file_(&file) {}
 
   // Records an error; the returned reference may take notes until the next call.
+  // Past kMaxStored errors only the count goes on (hostile input can raise
+  // millions).
   Diagnostic& error(SourceRange range, std::string message);
-  int error_count() const { return static_cast<int>(errors_.size()); }
-  bool has_errors() const { return !errors_.empty(); }
+  int error_count() const { return count_; }
+  bool has_errors() const { return count_ > 0; }
   const std::vector<Diagnostic>& errors() const { return errors_; }
   const SourceFile& file() const { return *file_; }
 
@@ -47,8 +49,11 @@ public:
   std::string format(const Diagnostic& d) const;
 
 private:
+  static constexpr int kMaxStored = 1000;
   const SourceFile* file_;
   std::vector<Diagnostic> errors_;
+  Diagnostic overflow_;  // receives errors past kMaxStored
+  int count_ = 0;
 };
 
 }  // namespace nabla

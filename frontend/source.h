@@ -30,6 +30,8 @@ public:
   const std::string& text() const { return text_; }
   LineCol line_col(uint32_t offset) const;
   int line_count() const { return static_cast<int>(line_starts_.size()); }
+  // The offset of the first byte of a 1-based line.
+  uint32_t line_start(int line) const { return line_starts_[static_cast<size_t>(line - 1)]; }
   // The text of a 1-based line, without its newline.
   std::string_view line_text(int line) const;
   std::string_view slice(SourceRange r) const;
