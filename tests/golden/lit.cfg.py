@@ -26,6 +26,9 @@ shared = lit_config.params.get(
     "shared", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 
 config.substitutions.append(("%nabla", os.path.abspath(nabla)))
+# Sanitizer builds stop nesting at 2,000 levels (frontend/parser.h).
+if lit_config.params.get("sanitize") in ("1", "ON", "on", "TRUE", "true"):
+    config.available_features.add("sanitize")
 config.substitutions.append(("%examples", os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "examples"))))
 config.substitutions.append(("%shared", os.path.abspath(shared)))
