@@ -23,5 +23,7 @@ struct GlobalOptions {
 using Action = std::function<int()>;
 
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action);
+// eval, simplify, diff -e
+void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace nabla::cli

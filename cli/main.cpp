@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
 
   Action action;
   add_check_command(app, global, action);
+  add_expression_commands(app, global, action);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,215 @@
+// Expression mode: nabla eval, nabla simplify, nabla diff -e (spec/cli.md).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/pipeline.h"
+#include "frontend/lower.h"
+#include "ir/differentiate.h"
+#include "ir/interpret.h"
+#include "ir/print.h"
+#include "ir/simplify.h"
+
+namespace nabla::cli {
+namespace {
+
+std::string format_value(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// "x=1.5,w=2" -> {x: 1.5, w: 2}; nullopt (with an error) when malformed.
+std::optional<std::map<std::string, double>> parse_point(const std::string& text) {
+  std::map<std::string, double> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const size_t eq = item.find('=');
+    char* end = nullptr;
+    if (eq == std::string::npos || eq == 0) {
+      print_error(std::cerr, "--at takes NAME=VALUE pairs separated by commas, as in --at x=1.5,w=2; got '" + item + "'");
+      return std::nullopt;
+    }
+    const std::string value = item.substr(eq + 1);
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0') {
+      print_error(std::cerr, "--at " + item.substr(0, eq) + ": '" + value + "' is not a number");
+      return std::nullopt;
+    }
+    out[item.substr(0, eq)] = v;
+  }
+  return out;
+}
+
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// The expression lowered into `ctx`, with a var node per name (free names of
+// the expression first, then any extra `wrt` names it does not use).
+struct ExprSetup {
+  LoadedExpr loaded;
+  LoweredExpr lowered;
+  std::map<std::string, const ir::Node*> vars;
+};
+
+std::optional<ExprSetup> setup(const std::string& text, ir::Context& ctx,
+                               const std::vector<std::string>& wrt) {
+  auto loaded = load_expression(text, std::cerr);
+  if (!loaded) return std::nullopt;
+  ExprSetup s{std::move(*loaded), {}, {}};
+  s.lowered = lower_expression(s.loaded.expr, ctx);
+  for (const ir::Node* v : s.lowered.vars) s.vars[v->name()] = v;
+  for (const std::string& w : wrt) {
+    if (!s.vars.count(w))
+      s.vars[w] = ctx.var(ir::VarKind::Input, static_cast<int>(s.vars.size()), w, {});
+  }
+  return s;
+}
+
+// Values of the variables at a point; nullopt (with an error) when one is missing.
+std::optional<std::vector<double>> evaluate_at(std::span<const ir::Node* const> roots,
+                                               const std::map<std::string, double>& point) {
+  std::string missing;
+  for (const ir::Node* n : ir::reachable(roots))
+    if (n->op() == ir::Op::Var && !point.count(n->name())) missing = n->name();
+  if (!missing.empty()) {
+    print_error(std::cerr, "no value for '" + missing + "': give it with --at " + missing + "=VALUE");
+    return std::nullopt;
+  }
+  auto values = ir::interpret(roots, [&](const ir::Node* v) { return ir::Tensor::scalar(point.at(v->name())); });
+  std::vector<double> out;
+  for (const ir::Tensor& t : values) out.push_back(t.item());
+  return out;
+}
+
+struct ExprArgs {
+  std::string expr, at, wrt, format = "text";
+  bool no_simplify = false, hessian = false, trace_rules = false;
+  int order = 1;
+};
+
+int run_eval(const ExprArgs& a) {
+  ir::Context ctx;
+  auto s = setup(a.expr, ctx, {});
+  if (!s) return kExitUserError;
+  auto point = parse_point(a.at);
+  if (!point) return kExitUserError;
+  const ir::Node* root = s->lowered.root;
+  auto v = evaluate_at(std::span<const ir::Node* const>(&root, 1), *point);
+  if (!v) return kExitUserError;
+  std::cout << format_value((*v)[0]) << "\n";
+  return kExitOk;
+}
+
+ir::SimplifyOptions simplify_options(const ExprArgs& a) {
+  ir::SimplifyOptions o;
+  if (a.trace_rules) o.trace = &std::cerr;
+  return o;
+}
+
+int run_simplify(const ExprArgs& a) {
+  ir::Context ctx;
+  auto s = setup(a.expr, ctx, {});
+  if (!s) return kExitUserError;
+  const ir::Node* r = ir::simplify(ctx, s->lowered.root, simplify_options(a));
+  std::cout << ir::print_text(r) << "\n";
+  return kExitOk;
+}
+
+int run_diff(const ExprArgs& a) {
+  const std::vector<std::string> wrt = split_names(a.wrt);
+  if (wrt.empty()) {
+    print_error(std::cerr, "--wrt needs at least one variable, as in --wrt x,w");
+    return kExitUsage;
+  }
+  ir::Context ctx;
+  auto s = setup(a.expr, ctx, wrt);
+  if (!s) return kExitUserError;
+  const ir::SimplifyOptions so = simplify_options(a);
+  auto maybe_simplify = [&](std::vector<const ir::Node*> v) {
+    if (!a.no_simplify) v = ir::simplify(ctx, v, so);
+    return v;
+  };
+  std::vector<const ir::Node*> wrt_nodes;
+  for (const std::string& w : wrt) wrt_nodes.push_back(s->vars.at(w));
+  const ir::Node* f = a.no_simplify ? s->lowered.root : ir::simplify(ctx, s->lowered.root, so);
+  std::vector<const ir::Node*> grads = maybe_simplify(ir::gradient(ctx, f, wrt_nodes));
+
+  // What to print: first partials, the second derivative along wrt[0], or the
+  // Hessian (every pair).
+  std::vector<std::string> labels;
+  std::vector<const ir::Node*> roots;
+  if (a.order == 1 && !a.hessian) {
+    for (size_t i = 0; i < wrt.size(); ++i) {
+      labels.push_back(a.at.empty() ? "d/d" + wrt[i] : wrt[i]);
+      roots.push_back(grads[i]);
+    }
+  } else {
+    const size_t rows = a.hessian ? wrt.size() : 1;
+    for (size_t i = 0; i < rows; ++i) {
+      std::vector<const ir::Node*> second = maybe_simplify(ir::gradient(ctx, grads[i], wrt_nodes));
+      const size_t cols = a.hessian ? wrt.size() : 1;
+      for (size_t j = 0; j < cols; ++j) {
+        const std::string& x = wrt[i];
+        const std::string& y = wrt[j];
+        if (!a.at.empty())
+          labels.push_back(a.hessian ? x + "," + y : x);
+        else
+          labels.push_back(i == j ? "d2/d" + x + "2" : "d2/d" + x + "d" + y);
+        roots.push_back(second[j]);
+      }
+    }
+  }
+  if (!a.at.empty()) {
+    auto point = parse_point(a.at);
+    if (!point) return kExitUserError;
+    auto values = evaluate_at(roots, *point);
+    if (!values) return kExitUserError;
+    for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " " << format_value((*values)[i]) << "\n";
+    return kExitOk;
+  }
+  ir::Printed p = ir::print_text(roots);
+  for (const auto& [name, text] : p.bindings) std::cout << name << " = " << text << "\n";
+  for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " = " << p.roots[i] << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action) {
+  (void)global;
+  auto args = std::make_shared<ExprArgs>();
+
+  auto* eval = app.add_subcommand("eval", "Print the value of an expression at a point (f64, %.17g)");
+  eval->add_option("-e,--expr", args->expr, "the expression")->required();
+  eval->add_option("--at", args->at, "the point, as x=1.5,w=2")->required();
+  eval->callback([args, &action] { action = [args] { return run_eval(*args); }; });
+
+  auto* simp = app.add_subcommand("simplify", "Print the simplified expression");
+  simp->add_option("-e,--expr", args->expr, "the expression")->required();
+  simp->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
+  simp->callback([args, &action] { action = [args] { return run_simplify(*args); }; });
+
+  auto* diff = app.add_subcommand("diff", "Differentiate an expression (-e) symbolically");
+  diff->add_option("-e,--expr", args->expr, "the expression")->required();
+  diff->add_option("--wrt", args->wrt, "the variables, as x,w")->required();
+  diff->add_option("--at", args->at, "print the derivatives' values at this point, as x=1.5,w=2");
+  diff->add_flag("--no-simplify", args->no_simplify, "print the derivative as differentiated");
+  diff->add_option("--order", args->order, "1 (default) or 2: the second derivative along the first --wrt variable")
+      ->check(CLI::Range(1, 2));
+  diff->add_flag("--hessian", args->hessian, "the matrix of second partials of the --wrt variables");
+  diff->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
+  diff->callback([args, &action] { action = [args] { return run_diff(*args); }; });
+}
+
+}  // namespace nabla::cli

@@ -1,0 +1,213 @@
+#include "ir/node.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "ir/assert.h"
+#include "ir/interpret.h"
+
+namespace nabla::ir {
+
+namespace {
+struct OpInfo {
+  const char* name;
+  const char* spelling;
+  int arity;
+  OpKind kind;
+};
+constexpr OpInfo kOps[] = {
+#define NABLA_OP(name, spelling, arity, kind) {#name, spelling, arity, OpKind::kind},
+#include "ir/ops.def"
+#undef NABLA_OP
+};
+
+size_t mix(size_t h, size_t v) { return h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2)); }
+}  // namespace
+
+const char* op_name(Op op) { return kOps[static_cast<size_t>(op)].name; }
+const char* op_spelling(Op op) { return kOps[static_cast<size_t>(op)].spelling; }
+int op_arity(Op op) { return kOps[static_cast<size_t>(op)].arity; }
+OpKind op_kind(Op op) { return kOps[static_cast<size_t>(op)].kind; }
+
+bool is_elementwise(Op op) {
+  const OpKind k = op_kind(op);
+  return k == OpKind::Unary || k == OpKind::Binary || k == OpKind::Compare || op == Op::Where;
+}
+
+bool is_commutative(Op op) {
+  return op == Op::Add || op == Op::Mul || op == Op::Max || op == Op::Min || op == Op::Eq ||
+         op == Op::Ne;
+}
+
+const char* dtype_name(DType t) { return t == DType::F32 ? "f32" : "f64"; }
+
+bool Context::Equal::operator()(const Node* a, const Node* b) const {
+  if (a->op_ != b->op_ || a->attr_ != b->attr_ || a->shape_ != b->shape_ ||
+      a->operands_ != b->operands_)
+    return false;
+  if (a->op_ == Op::Constant) return std::memcmp(&a->value_, &b->value_, sizeof(double)) == 0;
+  if (a->op_ == Op::Var)
+    return a->var_kind_ == b->var_kind_ && a->var_index_ == b->var_index_ && a->name_ == b->name_;
+  return true;
+}
+
+const Node* Context::intern(Node&& n) {
+  size_t h = mix(static_cast<size_t>(n.op_), static_cast<size_t>(n.attr_));
+  for (const Node* o : n.operands_) h = mix(h, o->id_);
+  for (int64_t d : n.shape_.dims()) h = mix(h, static_cast<size_t>(d));
+  uint64_t bits;
+  std::memcpy(&bits, &n.value_, sizeof bits);
+  h = mix(h, bits);
+  if (n.op_ == Op::Var) h = mix(mix(h, static_cast<size_t>(n.var_kind_)), std::hash<std::string>{}(n.name_));
+  n.hash_ = h;
+  if (auto it = table_.find(&n); it != table_.end()) return *it;
+  n.id_ = static_cast<uint32_t>(arena_.size());
+  arena_.push_back(std::move(n));
+  const Node* stored = &arena_.back();
+  table_.insert(stored);
+  return stored;
+}
+
+const Node* Context::constant(double v) {
+  if (v == 0) v = 0.0;  // one zero: -0.0 and 0.0 intern alike
+  Node n;
+  n.op_ = Op::Constant;
+  n.value_ = v;
+  return intern(std::move(n));
+}
+
+const Node* Context::var(VarKind kind, int index, const std::string& name, const Shape& shape,
+                         double value) {
+  Node n;
+  n.op_ = Op::Var;
+  n.var_kind_ = kind;
+  n.var_index_ = index;
+  n.name_ = name;
+  n.shape_ = shape;
+  n.value_ = value;
+  return intern(std::move(n));
+}
+
+Shape Context::infer_shape(Op op, const std::vector<const Node*>& ops, int64_t attr) const {
+  auto reduce = [&](const Shape& s) {
+    if (attr == kAllAxes) return Shape{};
+    NABLA_ASSERT(attr >= 0 && attr < s.rank(), "reduction axis out of range");
+    return remove_axis(s, static_cast<int>(attr));
+  };
+  switch (op_kind(op)) {
+    case OpKind::Leaf: NABLA_ASSERT(false, "leaves are made by constant() and var()");
+    case OpKind::Unary: return ops[0]->shape();
+    case OpKind::Binary:
+    case OpKind::Compare: {
+      auto s = broadcast(ops[0]->shape(), ops[1]->shape());
+      NABLA_ASSERT(s.has_value(), "operands do not broadcast");
+      return *s;
+    }
+    case OpKind::Other: break;
+  }
+  switch (op) {
+    case Op::Where: {
+      auto s = broadcast(ops[0]->shape(), ops[1]->shape());
+      NABLA_ASSERT(s.has_value(), "where: operands do not broadcast");
+      s = broadcast(*s, ops[2]->shape());
+      NABLA_ASSERT(s.has_value(), "where: operands do not broadcast");
+      return *s;
+    }
+    case Op::MatMul: {
+      auto s = matmul_shape(ops[0]->shape(), ops[1]->shape());
+      NABLA_ASSERT(s.has_value(), "matmul: shapes do not fit");
+      return *s;
+    }
+    case Op::Outer: {
+      std::vector<int64_t> d;
+      for (const Node* o : ops) {
+        NABLA_ASSERT(o->shape().rank() <= 1, "outer takes vectors");
+        if (o->shape().rank() == 1) d.push_back(o->shape()[0]);
+      }
+      return Shape(std::move(d));
+    }
+    case Op::Transpose: return transposed(ops[0]->shape());
+    case Op::Sum:
+    case Op::Mean:
+    case Op::MaxReduce:
+    case Op::MinReduce:
+    case Op::LogSumExp: return reduce(ops[0]->shape());
+    case Op::Softmax:
+    case Op::LogSoftmax:
+    case Op::ArgmaxMask:
+    case Op::ArgminMask:
+    case Op::MaxoutMask: return ops[0]->shape();
+    case Op::Maxout:
+    case Op::GroupSum:
+    case Op::Repeat: {
+      std::vector<int64_t> d = ops[0]->shape().dims();
+      if (d.empty()) {
+        NABLA_ASSERT(attr == 1, "a scalar is one group of size 1");
+        return {};
+      }
+      if (op == Op::Maxout || op == Op::GroupSum) {
+        NABLA_ASSERT(attr > 0 && d.back() % attr == 0, "maxout: group size does not divide");
+        d.back() /= attr;
+      } else {
+        d.back() *= attr;
+      }
+      return Shape(std::move(d));
+    }
+    default: NABLA_ASSERT(false, "shape rule missing");
+  }
+  return {};
+}
+
+const Node* Context::make(Op op, std::vector<const Node*> operands, int64_t attr,
+                          const Shape& shape) {
+  NABLA_ASSERT(static_cast<int>(operands.size()) == op_arity(op), "wrong number of operands");
+  // Constant folding: elementwise operations on scalar constants.
+  if (is_elementwise(op) &&
+      std::all_of(operands.begin(), operands.end(), [](const Node* o) { return o->is_constant(); })) {
+    double args[3] = {0, 0, 0};
+    for (size_t i = 0; i < operands.size(); ++i) args[i] = operands[i]->value();
+    return constant(scalar_op(op, args[0], args[1], args[2]));
+  }
+  if (is_commutative(op)) {
+    // A constant goes first in products (2 * x) and last elsewhere (x + 1).
+    // Other operands keep their order: the simplifier's collect rules sort
+    // sums and products, and keeping chains left-nested keeps them readable.
+    const bool first = op == Op::Mul;
+    if (operands[first ? 1 : 0]->is_constant() && !operands[first ? 0 : 1]->is_constant())
+      std::swap(operands[0], operands[1]);
+  }
+  Node n;
+  n.op_ = op;
+  n.attr_ = attr;
+  n.shape_ = (op == Op::Broadcast || op == Op::SumTo) ? shape : infer_shape(op, operands, attr);
+  n.operands_ = std::move(operands);
+  return intern(std::move(n));
+}
+
+const Node* Context::broadcast_to(const Node* a, const Shape& shape) {
+  if (a->shape() == shape) return a;
+  NABLA_ASSERT(broadcast(a->shape(), shape) == shape, "broadcast_to: shapes do not broadcast");
+  return make(Op::Broadcast, {a}, kAllAxes, shape);
+}
+
+const Node* Context::sum_to(const Node* a, const Shape& shape) {
+  if (a->shape() == shape) return a;
+  NABLA_ASSERT(broadcast(shape, a->shape()) == a->shape(), "sum_to: not a broadcast shape");
+  return make(Op::SumTo, {a}, kAllAxes, shape);
+}
+
+std::vector<const Node*> reachable(std::span<const Node* const> roots) {
+  std::vector<const Node*> out, stack(roots.begin(), roots.end());
+  std::unordered_set<const Node*> seen;
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (!seen.insert(n).second) continue;
+    out.push_back(n);
+    for (const Node* o : n->operands()) stack.push_back(o);
+  }
+  std::sort(out.begin(), out.end(), [](const Node* a, const Node* b) { return a->id() < b->id(); });
+  return out;
+}
+
+}  // namespace nabla::ir

@@ -1,0 +1,200 @@
+#include "ir/print.h"
+
+#include <charconv>
+#include <cmath>
+#include <unordered_set>
+
+#include "ir/assert.h"
+
+namespace nabla::ir {
+namespace {
+
+enum Prec { kCompare = 1, kAdd = 2, kMul = 3, kUnary = 4, kPow = 5, kPostfix = 6, kPrimary = 7 };
+
+struct Text {
+  std::string s;
+  int prec;
+};
+
+class Printer {
+public:
+  Printer(std::span<const Node* const> roots, const PrintOptions& options) : options_(options) {
+    nodes_ = reachable(roots);
+    for (const Node* n : nodes_)
+      for (const Node* o : n->operands()) ++uses_[o];
+    for (const Node* r : roots) ++uses_[r];
+    for (const Node* n : nodes_)
+      if (n->op() == Op::Var) taken_.insert(n->name());
+    for (const auto& [node, name] : options_.names) taken_.insert(name);
+  }
+
+  Printed run(std::span<const Node* const> roots) {
+    Printed out;
+    for (const Node* n : nodes_) {
+      if (!should_bind(n)) continue;
+      const Text t = expr(n, /*top=*/true);
+      const std::string name = name_for(n);
+      out.bindings.emplace_back(name, t.s);
+      bound_[n] = name;
+    }
+    for (const Node* r : roots) {
+      auto it = bound_.find(r);
+      out.roots.push_back(it != bound_.end() ? it->second : expr(r, true).s);
+    }
+    return out;
+  }
+
+private:
+  bool trivial(const Node* n) const {
+    if (n->arity() == 0) return true;
+    // -x and x.T of a leaf cost nothing to repeat.
+    return (n->op() == Op::Neg || n->op() == Op::Transpose) && n->operand(0)->arity() == 0;
+  }
+  bool should_bind(const Node* n) const {
+    if (trivial(n)) return false;
+    if (options_.bind_named && options_.names.count(n)) return true;
+    auto it = uses_.find(n);
+    return it != uses_.end() && it->second > 1;
+  }
+  std::string name_for(const Node* n) {
+    if (auto it = options_.names.find(n); it != options_.names.end()) return it->second;
+    std::string name;
+    do name = options_.prefix + std::to_string(++counter_);
+    while (taken_.count(name));
+    taken_.insert(name);
+    return name;
+  }
+
+  Text operand(const Node* n, int need) {
+    Text t = ref(n);
+    if (t.prec < need) return {"(" + t.s + ")", kPrimary};
+    return t;
+  }
+  Text ref(const Node* n) {
+    if (auto it = bound_.find(n); it != bound_.end()) return {it->second, kPrimary};
+    return expr(n, false);
+  }
+  std::string arg(const Node* n) { return ref(n).s; }
+  std::string call(const char* f, std::initializer_list<std::string> args) {
+    std::string s = std::string(f) + "(";
+    bool first = true;
+    for (const std::string& a : args) {
+      s += (first ? "" : ", ") + a;
+      first = false;
+    }
+    return s + ")";
+  }
+  std::string axis_suffix(const Node* n, bool last_is_default) {
+    const int64_t a = n->attr();
+    if (a == kAllAxes) return "";
+    if (last_is_default && a == n->operand(0)->shape().rank() - 1) return "";
+    return ", axis=" + std::to_string(a);
+  }
+  std::string shape_literal(const Shape& s) { return s.str(); }
+
+  Text expr(const Node* n, bool top) {
+    (void)top;
+    const Op op = n->op();
+    switch (op) {
+      case Op::Constant: {
+        const std::string s = format_number(n->value());
+        return {s, n->value() < 0 || s.starts_with('(') ? (s.starts_with('(') ? kPrimary : kUnary) : kPrimary};
+      }
+      case Op::Var: return {n->name(), kPrimary};
+      case Op::Neg: {
+        Text t = operand(n->operand(0), kUnary);
+        if (t.s.starts_with('-')) t.s = "(" + t.s + ")";
+        return {"-" + t.s, kUnary};
+      }
+      case Op::Add:
+      case Op::Sub: {
+        const Node* b = n->operand(1);
+        bool minus = op == Op::Sub;
+        // a + (-b) and a + (-2) read as subtractions.
+        if (op == Op::Add && b->op() == Op::Neg && !bound_.count(b)) {
+          b = b->operand(0);
+          minus = true;
+        }
+        std::string rhs;
+        if (op == Op::Add && b->is_constant() && b->value() < 0) {
+          rhs = format_number(-b->value());
+          minus = true;
+        } else {
+          rhs = operand(b, kMul).s;
+        }
+        return {operand(n->operand(0), kAdd).s + (minus ? " - " : " + ") + rhs, kAdd};
+      }
+      case Op::Mul:
+        if (n->operand(0)->is_constant(-1)) {
+          Text t = operand(n->operand(1), kUnary);
+          if (t.s.starts_with('-')) t.s = "(" + t.s + ")";
+          return {"-" + t.s, kUnary};
+        }
+        [[fallthrough]];
+      case Op::Div:
+      case Op::MatMul:
+        return {operand(n->operand(0), kMul).s + " " + op_spelling(op) + " " +
+                    operand(n->operand(1), kUnary).s,
+                kMul};
+      case Op::Pow:
+        return {operand(n->operand(0), kPostfix).s + "^" + operand(n->operand(1), kUnary).s, kPow};
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+        return {operand(n->operand(0), kAdd).s + " " + op_spelling(op) + " " +
+                    operand(n->operand(1), kAdd).s,
+                kCompare};
+      case Op::Transpose: return {operand(n->operand(0), kPostfix).s + ".T", kPostfix};
+      case Op::Sum: case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp:
+        return {std::string(op_spelling(op)) + "(" + arg(n->operand(0)) + axis_suffix(n, false) + ")",
+                kPrimary};
+      case Op::Softmax: case Op::LogSoftmax:
+        return {std::string(op_spelling(op)) + "(" + arg(n->operand(0)) + axis_suffix(n, true) + ")",
+                kPrimary};
+      case Op::ArgmaxMask: case Op::ArgminMask:
+        return {std::string(op_spelling(op)) + "(" + arg(n->operand(0)) + axis_suffix(n, false) + ")",
+                kPrimary};
+      case Op::Maxout: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+        return {call(op_spelling(op), {arg(n->operand(0)), std::to_string(n->attr())}), kPrimary};
+      case Op::Broadcast:
+        return {std::string("broadcast(") + arg(n->operand(0)) + ", " + shape_literal(n->shape()) +
+                    (n->attr() == kAllAxes ? "" : ", axis=" + std::to_string(n->attr())) + ")",
+                kPrimary};
+      case Op::SumTo:
+        return {call("sum_to", {arg(n->operand(0)), shape_literal(n->shape())}), kPrimary};
+      default: break;
+    }
+    // Function-call syntax: every other op is spelled as a builtin.
+    std::string s = std::string(op_spelling(op)) + "(";
+    for (size_t i = 0; i < n->arity(); ++i) s += (i ? ", " : "") + arg(n->operand(i));
+    return {s + ")", kPrimary};
+  }
+
+  const PrintOptions& options_;
+  std::vector<const Node*> nodes_;
+  std::unordered_map<const Node*, int> uses_;
+  std::unordered_map<const Node*, std::string> bound_;
+  std::unordered_set<std::string> taken_;
+  int counter_ = 0;
+};
+
+}  // namespace
+
+std::string format_number(double v) {
+  if (std::isnan(v)) return "(0/0)";
+  if (std::isinf(v)) return v > 0 ? "(1/0)" : "(-1/0)";
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+
+Printed print_text(std::span<const Node* const> roots, const PrintOptions& options) {
+  return Printer(roots, options).run(roots);
+}
+
+std::string print_text(const Node* root) {
+  Printed p = print_text(std::span<const Node* const>(&root, 1));
+  std::string s;
+  for (const auto& [name, text] : p.bindings) s += name + " = " + text + "\n";
+  return s + p.roots[0];
+}
+
+}  // namespace nabla::ir
