@@ -104,9 +104,15 @@ private:
       case Op::Sub: add(a, g); add(b, c_.neg(g)); return;
       case Op::Mul: add(a, mul(g, b)); add(b, mul(g, a)); return;
       case Op::Div: add(a, c_.div(g, b)); add(b, c_.neg(c_.div(mul(g, n), b))); return;  // -a/b^2 = -n/b
-      case Op::Pow:                                    // b a^(b-1); n log(a)
-        add(a, mul(g, mul(b, c_.pow(a, c_.sub(b, k(1))))));
-        if (!b->is_constant()) add(b, mul(g, mul(n, c_.unary(Op::Log, a))));
+      case Op::Pow:  // b a^(b-1) (none for a constant b = 0);  n log(a), 0 where a = 0 (as PyTorch)
+        if (b->is_constant()) {
+          if (!b->is_constant(0)) add(a, mul(g, mul(b, c_.pow(a, c_.sub(b, k(1))))));
+        } else {
+          add(a, mul(g, mul(b, c_.pow(a, c_.sub(b, k(1))))));
+        }
+        if (!b->is_constant())
+          add(b, mul(g, c_.make(Op::Where, {c_.binary(Op::Eq, a, k(0)), k(0),
+                                            mul(n, c_.unary(Op::Log, a))})));
         return;
       case Op::Max:
       case Op::Min: {  // the larger (smaller) operand takes g; a tie splits it

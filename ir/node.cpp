@@ -176,6 +176,18 @@ const Node* Context::make(Op op, std::vector<const Node*> operands, int64_t attr
     if (operands[first ? 1 : 0]->is_constant() && !operands[first ? 0 : 1]->is_constant())
       std::swap(operands[0], operands[1]);
   }
+  // One spelling per meaning: reducing the only axis of a vector is reducing
+  // all axes; broadcasting a scalar needs no axis.
+  switch (op) {
+    case Op::Sum: case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp:
+    case Op::ArgmaxMask: case Op::ArgminMask:
+      if (operands[0]->shape().rank() == 1 && attr == 0) attr = kAllAxes;
+      break;
+    case Op::Broadcast:
+      if (operands[0]->shape().is_scalar()) attr = kAllAxes;
+      break;
+    default: break;
+  }
   Node n;
   n.op_ = op;
   n.attr_ = attr;

@@ -13,6 +13,24 @@ using N = const Node*;
 
 bool is(N n, Op op) { return n->op() == op; }
 N k(Context& c, double v) { return c.constant(v); }
+
+// A shared node stays whole when flattening a sum or product, unless it is
+// small (at most kSmallTree nodes as a tree): then copying its few factors
+// costs less than it gains (x*x*x used twice still cancels against x^6).
+constexpr int kSmallTree = 8;
+bool small_tree(N n, int budget = kSmallTree) {
+  std::vector<N> stack{n};
+  while (!stack.empty()) {
+    N m = stack.back();
+    stack.pop_back();
+    if (--budget < 0) return false;
+    for (N o : m->operands()) stack.push_back(o);
+  }
+  return true;
+}
+bool keep_whole(N m, N root, const RuleEnv& env) {
+  return m != root && !m->is_constant() && env.shared.count(m) && !small_tree(m);
+}
 // `n` with the shape `like` has (an identity rewrite must keep the shape).
 N keep_shape(Context& c, N n, N like) { return c.broadcast_to(n, like->shape()); }
 
@@ -38,7 +56,7 @@ N scaled(Context& c, double coef, N t) {
   return c.mul(k(c, coef), t);
 }
 
-N collect_terms(Context& c, N n, const SimplifyOptions&) {
+N collect_terms(Context& c, N n, const RuleEnv& env) {
   std::vector<std::pair<N, double>> stack{{n, 1.0}};
   std::map<uint32_t, std::pair<N, double>> terms;  // by id: canonical order
   double constant = 0;
@@ -47,7 +65,11 @@ N collect_terms(Context& c, N n, const SimplifyOptions&) {
     auto [m, sign] = stack.back();
     stack.pop_back();
     ++visited;
-    if (is(m, Op::Add)) {
+    const bool atomic = keep_whole(m, n, env);
+    if (atomic) {
+      auto [it, fresh] = terms.emplace(m->id(), std::make_pair(m, 0.0));
+      it->second.second += sign;
+    } else if (is(m, Op::Add)) {
       stack.push_back({m->operand(1), sign});
       stack.push_back({m->operand(0), sign});
     } else if (is(m, Op::Sub)) {
@@ -67,6 +89,25 @@ N collect_terms(Context& c, N n, const SimplifyOptions&) {
     }
   }
   if (visited == 1) return nullptr;  // not a sum
+  // sigmoid(u) + sigmoid(-u) = 1 and softplus(u) - softplus(-u) = u, for
+  // terms with equal (opposite) coefficients.
+  for (auto& [id, tc] : terms) {
+    auto& [t, coef] = tc;
+    if (coef == 0 || (!is(t, Op::Sigmoid) && !is(t, Op::Softplus)) || !is(t->operand(0), Op::Neg))
+      continue;
+    auto mirror = terms.find(c.unary(t->op(), t->operand(0)->operand(0))->id());
+    if (mirror == terms.end() || mirror->second.second == 0) continue;
+    double& other = mirror->second.second;
+    const N u = t->operand(0)->operand(0);
+    if (is(t, Op::Sigmoid) && other == coef) {  // c sigmoid(-u) + c sigmoid(u) = c
+      constant += coef;
+      other = coef = 0;
+    } else if (is(t, Op::Softplus) && other == -coef) {  // c softplus(u) - c softplus(-u) = c u
+      auto [it, fresh] = terms.emplace(u->id(), std::make_pair(u, 0.0));
+      it->second.second += other;
+      other = coef = 0;
+    }
+  }
   // Compound terms first, then leaves (w * x + b, as a textbook writes it).
   std::vector<std::pair<N, double>> pos, neg;
   for (bool leaves : {false, true})
@@ -96,7 +137,7 @@ N collect_terms(Context& c, N n, const SimplifyOptions&) {
 
 N power(Context& c, N base, double e) { return e == 1 ? base : c.pow(base, k(c, e)); }
 
-N collect_factors(Context& c, N n, const SimplifyOptions&) {
+N collect_factors(Context& c, N n, const RuleEnv& env) {
   std::vector<std::pair<N, double>> stack{{n, 1.0}};
   std::map<uint32_t, std::pair<N, double>> factors;
   double coef = 1;
@@ -105,8 +146,12 @@ N collect_factors(Context& c, N n, const SimplifyOptions&) {
     auto [m, e] = stack.back();
     stack.pop_back();
     ++visited;
+    // (a b)^e = a^e b^e only for integral e (a, b may be negative).
     const bool integral = e == std::floor(e);
-    if (is(m, Op::Mul)) {
+    if (keep_whole(m, n, env) || (!integral && (is(m, Op::Mul) || is(m, Op::Div)))) {
+      auto [it, fresh] = factors.emplace(m->id(), std::make_pair(m, 0.0));
+      it->second.second += e;
+    } else if (is(m, Op::Mul)) {
       stack.push_back({m->operand(1), e});
       stack.push_back({m->operand(0), e});
     } else if (is(m, Op::Div)) {
@@ -115,7 +160,8 @@ N collect_factors(Context& c, N n, const SimplifyOptions&) {
     } else if (is(m, Op::Neg) && integral) {
       coef *= std::pow(-1.0, e);
       stack.push_back({m->operand(0), e});
-    } else if (is(m, Op::Pow) && m->operand(1)->is_constant() && integral) {
+    } else if (is(m, Op::Pow) && m->operand(1)->is_constant() && integral &&
+               std::isfinite(m->operand(1)->value())) {
       // (x^c)^e = x^(c e) for integral e.
       stack.push_back({m->operand(0), e * m->operand(1)->value()});
     } else if (m->is_constant()) {
@@ -144,7 +190,7 @@ N collect_factors(Context& c, N n, const SimplifyOptions&) {
 
 // ---------------------------------------------------------------------------
 
-N pow_simple(Context& c, N n, const SimplifyOptions&) {
+N pow_simple(Context& c, N n, const RuleEnv&) {
   N x = n->operand(0), e = n->operand(1);
   if (e->is_constant(1)) return keep_shape(c, x, n);                     // x^1 -> x
   if (e->is_constant(0)) return keep_shape(c, k(c, 1), n);               // x^0 -> 1
@@ -154,7 +200,7 @@ N pow_simple(Context& c, N n, const SimplifyOptions&) {
 }
 
 // 1 / (1 + exp(-u)) -> sigmoid(u); c / (exp(v) + 1) -> c sigmoid(-v).
-N div_sigmoid(Context& c, N n, const SimplifyOptions&) {
+N div_sigmoid(Context& c, N n, const RuleEnv&) {
   N num = n->operand(0), den = n->operand(1);
   if (!num->is_constant() || !is(den, Op::Add) || !den->operand(1)->is_constant(1) ||
       !is(den->operand(0), Op::Exp))
@@ -164,7 +210,7 @@ N div_sigmoid(Context& c, N n, const SimplifyOptions&) {
 }
 
 // exp(u) / (exp(u) + 1) -> sigmoid(u).
-N div_sigmoid_exp(Context& c, N n, const SimplifyOptions&) {
+N div_sigmoid_exp(Context& c, N n, const RuleEnv&) {
   N num = n->operand(0), den = n->operand(1);
   if (!is(num, Op::Exp) || !is(den, Op::Add) || den->operand(0) != num ||
       !den->operand(1)->is_constant(1))
@@ -173,44 +219,44 @@ N div_sigmoid_exp(Context& c, N n, const SimplifyOptions&) {
 }
 
 // log(exp(u) + 1) -> softplus(u).
-N log_softplus(Context& c, N n, const SimplifyOptions&) {
+N log_softplus(Context& c, N n, const RuleEnv&) {
   N a = n->operand(0);
   if (!is(a, Op::Add) || !a->operand(1)->is_constant(1) || !is(a->operand(0), Op::Exp)) return nullptr;
   return c.unary(Op::Softplus, a->operand(0)->operand(0));
 }
 
-N log_exp(Context& c, N n, const SimplifyOptions&) {  // log(exp(u)) -> u
+N log_exp(Context& c, N n, const RuleEnv&) {  // log(exp(u)) -> u
   return is(n->operand(0), Op::Exp) ? n->operand(0)->operand(0) : nullptr;
 }
-N exp_log(Context& c, N n, const SimplifyOptions&) {  // exp(log(u)) -> u (where log(u) is defined)
+N exp_log(Context& c, N n, const RuleEnv&) {  // exp(log(u)) -> u (where log(u) is defined)
   return is(n->operand(0), Op::Log) ? n->operand(0)->operand(0) : nullptr;
 }
-N log_one(Context& c, N n, const SimplifyOptions&) {  // log(1) folds; log(sigmoid(z)) -> -softplus(-z)
+N log_one(Context& c, N n, const RuleEnv&) {  // log(1) folds; log(sigmoid(z)) -> -softplus(-z)
   N a = n->operand(0);
   if (is(a, Op::Sigmoid)) return c.neg(c.unary(Op::Softplus, c.neg(a->operand(0))));
   return nullptr;
 }
 // log(1 - sigmoid(z)) -> -softplus(z)
-N log_one_minus_sigmoid(Context& c, N n, const SimplifyOptions&) {
+N log_one_minus_sigmoid(Context& c, N n, const RuleEnv&) {
   N a = n->operand(0);
   if (!is(a, Op::Sub) || !a->operand(0)->is_constant(1) || !is(a->operand(1), Op::Sigmoid)) return nullptr;
   return keep_shape(c, c.neg(c.unary(Op::Softplus, a->operand(1)->operand(0))), n);
 }
 // log(softmax(z)) -> log_softmax(z)
-N log_softmax(Context& c, N n, const SimplifyOptions&) {
+N log_softmax(Context& c, N n, const RuleEnv&) {
   N a = n->operand(0);
   if (!is(a, Op::Softmax)) return nullptr;
   return c.make(Op::LogSoftmax, {a->operand(0)}, a->attr());
 }
 // exp(log_softmax(z)) -> softmax(z)
-N exp_log_softmax(Context& c, N n, const SimplifyOptions&) {
+N exp_log_softmax(Context& c, N n, const RuleEnv&) {
   N a = n->operand(0);
   if (!is(a, Op::LogSoftmax)) return nullptr;
   return c.make(Op::Softmax, {a->operand(0)}, a->attr());
 }
 
 // x * sigmoid(x) -> swish(x, 1); x * sigmoid(b * x) -> swish(x, b).
-N mul_swish(Context& c, N n, const SimplifyOptions&) {
+N mul_swish(Context& c, N n, const RuleEnv&) {
   N x = n->operand(0), s = n->operand(1);
   if (!is(s, Op::Sigmoid)) std::swap(x, s);
   if (!is(s, Op::Sigmoid)) return nullptr;
@@ -222,17 +268,17 @@ N mul_swish(Context& c, N n, const SimplifyOptions&) {
 }
 
 // (A.T).T -> A
-N transpose_transpose(Context& c, N n, const SimplifyOptions&) {
+N transpose_transpose(Context& c, N n, const RuleEnv&) {
   return is(n->operand(0), Op::Transpose) ? n->operand(0)->operand(0) : nullptr;
 }
 
 // sum(y) -> 1 for a label declared `distribution`.
-N sum_distribution(Context& c, N n, const SimplifyOptions& o) {
-  if (n->attr() != kAllAxes || !o.distributions.count(n->operand(0))) return nullptr;
+N sum_distribution(Context& c, N n, const RuleEnv& env) {
+  if (n->attr() != kAllAxes || !env.options.distributions.count(n->operand(0))) return nullptr;
   return k(c, 1);
 }
 // sum(c * x) -> c * sum(x), sum(-x) -> -sum(x) for a scalar c.
-N sum_scalar_factor(Context& c, N n, const SimplifyOptions&) {
+N sum_scalar_factor(Context& c, N n, const RuleEnv&) {
   N a = n->operand(0);
   if (is(a, Op::Neg)) return c.neg(c.make(Op::Sum, {a->operand(0)}, n->attr()));
   if (is(a, Op::Mul) && a->operand(0)->shape().is_scalar() && a->operand(1)->shape() == a->shape())
@@ -241,7 +287,7 @@ N sum_scalar_factor(Context& c, N n, const SimplifyOptions&) {
 }
 
 // where(1, a, b) -> a; where(0, a, b) -> b; where(c, a, a) -> a.
-N where_simple(Context& c, N n, const SimplifyOptions&) {
+N where_simple(Context& c, N n, const RuleEnv&) {
   N cond = n->operand(0);
   if (cond->is_constant()) return keep_shape(c, cond->value() != 0 ? n->operand(1) : n->operand(2), n);
   if (n->operand(1) == n->operand(2)) return keep_shape(c, n->operand(1), n);
@@ -250,7 +296,7 @@ N where_simple(Context& c, N n, const SimplifyOptions&) {
 
 // A broadcast under an elementwise op whose other operand has the full
 // shape is implicit: broadcast(s) * t -> s * t.
-N elementwise_unbroadcast(Context& c, N n, const SimplifyOptions&) {
+N elementwise_unbroadcast(Context& c, N n, const RuleEnv&) {
   std::vector<N> ops(n->operands().begin(), n->operands().end());
   bool changed = false;
   for (N& o : ops) {

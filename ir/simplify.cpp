@@ -17,6 +17,7 @@ public:
 
   std::vector<const Node*> run(std::vector<const Node*> roots) {
     for (int pass = 0; pass < o_.max_passes; ++pass) {
+      count_users(roots);
       std::vector<const Node*> next;
       for (const Node* r : roots) next.push_back(simplified(r));
       if (next == roots) break;
@@ -40,7 +41,9 @@ private:
         changed |= ops.back() != o;
       }
       const Node* rebuilt = changed ? c_.make(n->op(), ops, n->attr(), n->shape()) : n;
+      if (multi_use_.count(n)) shared_.insert(rebuilt);
       memo_[n] = rewrite(rebuilt);
+      if (multi_use_.count(n)) shared_.insert(memo_[n]);
     }
     return memo_.at(root);
   }
@@ -51,7 +54,7 @@ private:
       const Rule* fired = nullptr;
       if (auto it = by_op_.find(n->op()); it != by_op_.end()) {
         for (const Rule* r : it->second) {
-          next = r->apply(c_, n, o_);
+          next = r->apply(c_, n, env_);
           if (next && next != n) {
             fired = r;
             break;
@@ -60,6 +63,7 @@ private:
       }
       if (!fired) return n;
       NABLA_ASSERT(next->shape() == n->shape(), fired->name);
+      if (o_.on_rule) o_.on_rule(*fired, n, next);
       if (o_.trace)
         *o_.trace << "rule " << fired->name << ": " << print_text(n) << "  ->  " << print_text(next)
                   << "\n";
@@ -69,8 +73,24 @@ private:
     return n;
   }
 
+  // Marks the nodes of the DAG under `roots` that have more than one user.
+  void count_users(const std::vector<const Node*>& roots) {
+    std::unordered_map<const Node*, int> users;
+    for (const Node* n : reachable(roots))
+      for (const Node* o : n->operands()) ++users[o];
+    multi_use_.clear();
+    shared_.clear();
+    for (const auto& [n, count] : users)
+      if (count > 1) {
+        multi_use_.insert(n);
+        shared_.insert(n);
+      }
+  }
+
   Context& c_;
   const SimplifyOptions& o_;
+  std::unordered_set<const Node*> multi_use_, shared_;
+  RuleEnv env_{o_, shared_};
   std::unordered_map<Op, std::vector<const Rule*>> by_op_;
   std::unordered_map<const Node*, const Node*> memo_;
 };
