@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/model_diff.h"
 #include "cli/pipeline.h"
 #include "frontend/lower.h"
 #include "ir/differentiate.h"
@@ -93,7 +94,7 @@ std::optional<std::vector<double>> evaluate_at(std::span<const ir::Node* const> 
 }
 
 struct ExprArgs {
-  std::string expr, at, wrt, format = "text";
+  std::string model, expr, at, wrt, format = "text";
   bool no_simplify = false, hessian = false, trace_rules = false;
   int order = 1;
 };
@@ -187,7 +188,6 @@ int run_diff(const ExprArgs& a) {
 }  // namespace
 
 void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action) {
-  (void)global;
   auto args = std::make_shared<ExprArgs>();
 
   auto* eval = app.add_subcommand("eval", "Print the value of an expression at a point (f64, %.17g)");
@@ -200,16 +200,27 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
   simp->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
   simp->callback([args, &action] { action = [args] { return run_simplify(*args); }; });
 
-  auto* diff = app.add_subcommand("diff", "Differentiate an expression (-e) symbolically");
-  diff->add_option("-e,--expr", args->expr, "the expression")->required();
-  diff->add_option("--wrt", args->wrt, "the variables, as x,w")->required();
+  auto* diff = app.add_subcommand("diff", "Differentiate a model's loss (MODEL.nn) or an expression (-e) symbolically");
+  auto* model_opt = diff->add_option("MODEL", args->model, "the .nn file: print the gradient program of its loss");
+  auto* expr_opt = diff->add_option("-e,--expr", args->expr, "the expression");
+  model_opt->excludes(expr_opt);
+  diff->add_option("--wrt", args->wrt, "the variables (as x,w) or, for a model, params (default: all)");
   diff->add_option("--at", args->at, "print the derivatives' values at this point, as x=1.5,w=2");
   diff->add_flag("--no-simplify", args->no_simplify, "print the derivative as differentiated");
   diff->add_option("--order", args->order, "1 (default) or 2: the second derivative along the first --wrt variable")
       ->check(CLI::Range(1, 2));
   diff->add_flag("--hessian", args->hessian, "the matrix of second partials of the --wrt variables");
   diff->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
-  diff->callback([args, &action] { action = [args] { return run_diff(*args); }; });
+  diff->callback([args, &action, &global, model_opt, expr_opt] {
+    if (model_opt->count() + expr_opt->count() == 0) throw CLI::RequiredError("MODEL or -e EXPR");
+    if (model_opt->count()) {
+      action = [args, &global] {
+        return run_model_diff(args->model, args->wrt, args->no_simplify, args->trace_rules, global);
+      };
+    } else {
+      action = [args] { return run_diff(*args); };
+    }
+  });
 }
 
 }  // namespace nabla::cli

@@ -180,6 +180,7 @@ LoweredModel lower_model(const CheckedModel& model, ir::Context& ctx) {
     out.inputs.push_back(ctx.var(ir::VarKind::Input, static_cast<int>(i), model.inputs[i].name, model.inputs[i].shape));
   for (size_t i = 0; i < model.labels.size(); ++i)
     out.labels.push_back(ctx.var(ir::VarKind::Label, static_cast<int>(i), model.labels[i].name, model.labels[i].shape));
+  for (const LabelDecl& l : model.labels) out.label_distribution.push_back(l.distribution);
   for (size_t i = 0; i < model.params.size(); ++i)
     out.params.push_back(ctx.var(ir::VarKind::Param, static_cast<int>(i), model.params[i].name, model.params[i].shape));
   for (size_t i = 0; i < model.consts.size(); ++i)

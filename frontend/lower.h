@@ -19,6 +19,7 @@ namespace nabla {
 
 struct LoweredModel {
   std::vector<const ir::Node*> inputs, labels, params, consts;  // Var nodes, by declaration
+  std::vector<bool> label_distribution;                         // per label: declared distribution
   std::vector<std::pair<std::string, const ir::Node*>> outputs;
   std::vector<std::pair<std::string, const ir::Node*>> lets;    // for naming in printers
   const ir::Node* loss = nullptr;

@@ -62,6 +62,7 @@ const Node* Context::intern(Node&& n) {
   n.hash_ = h;
   if (auto it = table_.find(&n); it != table_.end()) return *it;
   n.id_ = static_cast<uint32_t>(arena_.size());
+  for (const Node* o : n.operands_) n.depth_ = std::max(n.depth_, o->depth_ + 1);
   arena_.push_back(std::move(n));
   const Node* stored = &arena_.back();
   table_.insert(stored);
@@ -205,6 +206,16 @@ const Node* Context::broadcast_to(const Node* a, const Shape& shape) {
 const Node* Context::sum_to(const Node* a, const Shape& shape) {
   if (a->shape() == shape) return a;
   NABLA_ASSERT(broadcast(shape, a->shape()) == a->shape(), "sum_to: not a broadcast shape");
+  // Spelled as sums where the language has them: to a scalar, sum(x); when
+  // only leading axes go, sum(x, axis=0) once per axis.
+  if (shape.is_scalar()) return make(Op::Sum, {a});
+  const int extra = a->shape().rank() - shape.rank();
+  bool leading_only = true;
+  for (int i = 0; i < shape.rank(); ++i) leading_only = leading_only && shape[i] == a->shape()[i + extra];
+  if (leading_only) {
+    for (int i = 0; i < extra; ++i) a = make(Op::Sum, {a}, 0);
+    return a;
+  }
   return make(Op::SumTo, {a}, kAllAxes, shape);
 }
 

@@ -54,6 +54,8 @@ public:
   Op op() const { return op_; }
   const Shape& shape() const { return shape_; }
   uint32_t id() const { return id_; }
+  // Longest path to a leaf (leaves are 0).
+  uint32_t depth() const { return depth_; }
   size_t arity() const { return operands_.size(); }
   const Node* operand(size_t i) const { return operands_[i]; }
   std::span<const Node* const> operands() const { return operands_; }
@@ -76,6 +78,7 @@ private:
   Op op_ = Op::Constant;
   VarKind var_kind_ = VarKind::Input;
   uint32_t id_ = 0;
+  uint32_t depth_ = 0;
   int var_index_ = -1;
   int64_t attr_ = kAllAxes;
   double value_ = 0;

@@ -108,14 +108,18 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
       other = coef = 0;
     }
   }
-  // Compound terms first, then leaves (w * x + b, as a textbook writes it).
+  // Deeper terms first, leaves last (w * x + b, outer(delta, h) + lambda * W,
+  // as a textbook writes them); ties by id.
+  std::vector<std::pair<N, double>> ordered;
+  for (const auto& [id, tc] : terms) ordered.push_back(tc);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    return a.first->depth() > b.first->depth();
+  });
   std::vector<std::pair<N, double>> pos, neg;
-  for (bool leaves : {false, true})
-    for (const auto& [id, tc] : terms) {
-      if ((tc.first->arity() == 0) != leaves) continue;
-      if (tc.second > 0) pos.push_back(tc);
-      else if (tc.second < 0) neg.push_back(tc);
-    }
+  for (const auto& tc : ordered) {
+    if (tc.second > 0) pos.push_back(tc);
+    else if (tc.second < 0) neg.push_back(tc);
+  }
   N acc = nullptr;
   if (pos.empty() && constant > 0) {  // 1 - x rather than -x + 1
     acc = k(c, constant);
@@ -173,18 +177,24 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
   }
   if (visited == 1) return nullptr;  // not a product
   if (coef == 0) return keep_shape(c, k(c, 0), n);
-  N num = nullptr, den = nullptr;
-  for (const auto& [id, be] : factors) {
-    const auto [base, e] = be;
+  // Scalar names first (lambda * W), then by id.
+  std::vector<std::pair<N, double>> ordered;
+  for (const auto& [id, be] : factors) ordered.push_back(be);
+  auto scalar_leaf = [](N f) { return f->arity() == 0 && f->shape().is_scalar(); };
+  std::stable_sort(ordered.begin(), ordered.end(), [&](const auto& a, const auto& b) {
+    return scalar_leaf(a.first) && !scalar_leaf(b.first);
+  });
+  // coefficient * num1 * num2 ... / (den1 * den2 ...), the coefficient
+  // heading the chain (2 * alpha * V) and a -1 as a negation.
+  N num = coef == 1 || coef == -1 ? nullptr : k(c, coef);
+  N den = nullptr;
+  for (const auto& [base, e] : ordered) {
     if (e > 0) num = num ? c.mul(num, power(c, base, e)) : power(c, base, e);
     if (e < 0) den = den ? c.mul(den, power(c, base, -e)) : power(c, base, -e);
   }
-  N acc;
-  if (!num) acc = den ? c.div(k(c, coef), den) : k(c, coef);
-  else {
-    acc = scaled(c, coef, num);
-    if (den) acc = coef == -1 ? c.neg(c.div(num, den)) : c.div(acc, den);
-  }
+  if (!num) num = k(c, coef == -1 && den ? 1 : coef);
+  N acc = den ? c.div(num, den) : num;
+  if (coef == -1 && !(acc->is_constant())) acc = c.neg(acc);
   return keep_shape(c, acc, n);
 }
 
