@@ -37,6 +37,13 @@ enum class ExprKind : uint8_t {
   Power,      // operands[0] ^ operands[1]
   Compare,    // operands[0] ops[0] operands[1]
   Transpose,  // operands[0].T
+  ShapeLiteral,  // [d1, d2, ...]: the shape argument of broadcast and sum_to
+};
+
+// One size of a shape as written; sema checks it is a positive integer.
+struct Dim {
+  std::string text;
+  SourceRange range;
 };
 
 struct Arg {
@@ -55,16 +62,12 @@ struct Expr {
   std::vector<Op> ops;           // Unary (1), Chain (operands-1), Compare (1)
   std::vector<SourceRange> op_ranges;  // where each of `ops` is written
   std::vector<Arg> args;         // Call
+  std::vector<Dim> dims;         // ShapeLiteral
 };
 
 enum class StmtKind : uint8_t { Model, Input, Label, Param, Const, Fn, Let, Output, Loss };
 const char* stmt_keyword(StmtKind kind);
 
-// One size of a shape as written; sema checks it is a positive integer.
-struct Dim {
-  std::string text;
-  SourceRange range;
-};
 
 struct InitSpec {
   std::string name;

@@ -50,6 +50,11 @@ void print(const ast::Module& m, ast::ExprId id, std::string& out) {
       print(m, e.operands[1], out);
       out += ")";
       return;
+    case ExprKind::ShapeLiteral:
+      out += "[";
+      for (size_t i = 0; i < e.dims.size(); ++i) out += (i ? ", " : "") + e.dims[i].text;
+      out += "]";
+      return;
     case ExprKind::Transpose:
       out += "(.T ";
       print(m, e.operands[0], out);

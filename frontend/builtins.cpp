@@ -19,6 +19,10 @@ std::vector<BuiltinParam> parse_signature(std::string_view sig) {
       p.is_int = true;
       item.remove_prefix(1);
     }
+    if (item.starts_with('@')) {
+      p.is_shape = true;
+      item.remove_prefix(1);
+    }
     if (item.ends_with('?')) {
       p.optional = true;
       item.remove_suffix(1);

@@ -27,11 +27,17 @@ enum class ShapeRule : unsigned char {
   Transpose,    // axes reversed
   Loss,         // two arguments that broadcast -> a scalar
   Norm,         // one argument -> a scalar
+  BroadcastTo,  // to the shape literal (NumPy alignment; axis=K: a new axis K)
+  SumTo,        // summed down to the shape literal (which broadcasts to x)
+  Mask,         // same shape; `axis` must exist
+  GroupMask,    // same shape; the last size a multiple of k
+  Repeat,       // [..., m] -> [..., m*k]
 };
 
 struct BuiltinParam {
   std::string name;
   bool is_int = false;    // an integer constant (axis, group size), not a tensor
+  bool is_shape = false;  // a shape literal [d1, d2, ...]
   bool optional = false;  // may be left out (with or without a default)
   std::optional<double> default_value;
 };

@@ -91,6 +91,10 @@ double eval_scalar(const TExpr& e, const std::function<double(const TExpr&)>& re
       return x * x;
     }
     case Builtin::Norm2: return std::fabs(arg(0));
+    case Builtin::Broadcast: case Builtin::SumTo: case Builtin::Repeat: case Builtin::GroupSum:
+      return arg(0);  // of a scalar, to a scalar
+    case Builtin::ArgmaxMask: case Builtin::ArgminMask: case Builtin::MaxoutMask:
+      return std::isnan(arg(0)) ? std::nan("") : 1.0;
   }
   return std::nan("");
 }

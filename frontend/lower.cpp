@@ -140,6 +140,18 @@ private:
         const Node* a = arg(e, 0);
         return a->shape().rank() < 2 ? a : ctx_.make(Op::Transpose, {a});
       }
+      // nabla's extensions (the helpers derivatives print with).
+      case Builtin::Broadcast: {
+        const Node* x = arg(e, 0);
+        if (!e.axis) return ctx_.broadcast_to(x, e.target);
+        return ctx_.make(Op::Broadcast, {x}, *e.axis, e.target);
+      }
+      case Builtin::SumTo: return ctx_.sum_to(arg(e, 0), e.target);
+      case Builtin::ArgmaxMask: return ctx_.make(Op::ArgmaxMask, {arg(e, 0)}, axis_attr(e));
+      case Builtin::ArgminMask: return ctx_.make(Op::ArgminMask, {arg(e, 0)}, axis_attr(e));
+      case Builtin::MaxoutMask: return ctx_.make(Op::MaxoutMask, {arg(e, 0)}, e.group);
+      case Builtin::Repeat: return ctx_.make(Op::Repeat, {arg(e, 0)}, e.group);
+      case Builtin::GroupSum: return ctx_.make(Op::GroupSum, {arg(e, 0)}, e.group);
       // Losses and norms: their definitions (spec/nn-language.md).
       case Builtin::CrossEntropy: {  // -sum(y * log(p))
         const Node* y = arg(e, 0);

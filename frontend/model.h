@@ -43,7 +43,8 @@ struct TExpr {
   Builtin fn = Builtin::Sigmoid;
   std::vector<const TExpr*> args;  // Ref to a Let: args[0] is its value
   std::optional<int64_t> axis;     // Call: reductions, softmax, log_softmax
-  int64_t group = 0;               // Call maxout: the group size k
+  int64_t group = 0;               // Call maxout, maxout_mask, repeat, group_sum: k
+  Shape target;                    // Call broadcast, sum_to: the shape literal
   int label = -1;                  // index of a label this depends on, or -1
 };
 

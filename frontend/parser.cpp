@@ -47,7 +47,8 @@ struct ParseState {
   ast::Stmt stmt;                 // the statement being parsed
   std::vector<It> open_brackets;  // positions of '(' and '[' not yet closed
   std::vector<ExprId> open_calls;  // calls whose arguments are being parsed
-  SourceRange last_closed;         // the last (...) closed, parentheses included
+  SourceRange last_closed;         // the last (...) or [...] closed, brackets included
+  std::vector<ExprId> open_shapes;  // shape literals whose sizes are being parsed
 
   uint32_t offset(It p) const { return static_cast<uint32_t>(p - base); }
   SourceRange range(It b, It e) const { return {offset(b), offset(e)}; }
@@ -214,7 +215,11 @@ const auto rparen_def = x3::raw[x3::lit(')')][([](auto& ctx) {
   st.open_brackets.pop_back();
 })];
 const x3::rule<class rbracket_r> rbracket = "']'";
-const auto rbracket_def = x3::lit(']')[([](auto& ctx) { state(ctx).open_brackets.pop_back(); })];
+const auto rbracket_def = x3::raw[x3::lit(']')][([](auto& ctx) {
+  ParseState& st = state(ctx);
+  st.last_closed = st.range(st.open_brackets.back(), x3::_attr(ctx).end());
+  st.open_brackets.pop_back();
+})];
 BOOST_SPIRIT_DEFINE(name, exponent_digits, number_end, number, add_op, mul_op, cmp_op, sign,
                     pow_op, rparen, rbracket)
 
@@ -394,8 +399,36 @@ const auto paren_expr = guard[(open_bracket<'('>() > expr > rparen)[([](auto& ct
   x3::_val(ctx) = id;
 })]];
 
-const auto primary_def = number[make_number] | call[copy] | name[make_name] | paren_expr[copy];
+// A shape literal [d1, d2, ...] (an argument of nabla's broadcast and sum_to).
+const auto start_shape_literal = [](auto& ctx) {
+  ParseState& st = state(ctx);
+  ast::Expr e;
+  e.kind = ExprKind::ShapeLiteral;
+  const uint32_t at = st.offset(x3::_attr(ctx).begin());
+  e.range = {at, at + 1};
+  x3::_val(ctx) = st.add(std::move(e), x3::_attr(ctx).begin());
+  st.open_shapes.push_back(x3::_val(ctx));
+};
+const auto literal_dim = x3::raw[x3::lexeme[-x3::char_("+-") >> number]][([](auto& ctx) {
+  ParseState& st = state(ctx);
+  const Tok t = make_tok(ctx, x3::_attr(ctx));
+  st.expr(st.open_shapes.back()).dims.push_back({t.text, t.range()});
+})];
+const auto end_shape_literal = [](auto& ctx) {
+  ParseState& st = state(ctx);
+  st.expr(st.open_shapes.back()).range = st.last_closed;
+  st.open_shapes.pop_back();
+};
+const x3::rule<class literal_body_r> literal_body = "a size";
+const auto literal_body_def = rbracket | (literal_dim % ',' > rbracket);
+const x3::rule<class shape_literal_r, ExprId> shape_literal = "a shape";
+const auto shape_literal_def = x3::raw[&x3::lit('[')][start_shape_literal] >>
+                               guard[(open_bracket<'['>() > literal_body)[end_shape_literal]];
 
+const auto primary_def = number[make_number] | call[copy] | name[make_name] | paren_expr[copy] |
+                         shape_literal[copy];
+
+BOOST_SPIRIT_DEFINE(literal_body, shape_literal)
 BOOST_SPIRIT_DEFINE(expr, comparison, no_chain, additive, multiplicative, unary, power, postfix,
                     primary, call, arg)
 
@@ -681,6 +714,7 @@ ast::Module parse_file(const SourceFile& file, Diagnostics& diags) {
     st.depth = 0;
     st.open_brackets.clear();
     st.open_calls.clear();
+    st.open_shapes.clear();
     std::optional<SyntaxError> err;
     try {
       if (x3::phrase_parse(first, end, x3::with<state_tag>(std::ref(st))[statement], ws_nl)) {

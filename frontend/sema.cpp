@@ -119,6 +119,7 @@ private:
   bool check_new_name(const ast::Stmt& s);
   void bind(const std::string& name, Binding::Kind kind, int index, SourceRange where);
   std::optional<Shape> check_shape(const ast::Stmt& s);
+  std::optional<int64_t> positive_size(const ast::Dim& d);
   std::optional<InitSpecDecl> check_init(const ast::Stmt& s, const Shape& shape);
   void check_fn(const ast::Stmt& s);
   void check_fn_body(ExprId id, const ast::Stmt& fn, const std::unordered_set<std::string>& params);
@@ -274,6 +275,9 @@ const TExpr* Sema::elab(ExprId id, const Env& env) {
       const TExpr* b = elab(e.operands[1], env);
       return binary(e.ops[0], a, b, e.op_ranges[0], e.range, env);
     }
+    case ExprKind::ShapeLiteral:
+      error(e.range, "a shape literal such as [4, 5] is only an argument of broadcast or sum_to", env);
+      return error_node(e.range);
     case ExprKind::Transpose: {
       const TExpr* a = elab(e.operands[0], env);
       if (a->kind == K::Error) return a;
@@ -545,6 +549,25 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
   std::optional<int64_t> int_value;
   for (size_t i = 0; i < n; ++i) {
     const BuiltinParam& p = info.params[i];
+    if (p.is_shape) {
+      const ast::Expr& lit = m_.expr(given[i]->value);
+      if (lit.kind != ExprKind::ShapeLiteral) {
+        error(lit.range, std::string(info.name) + ": " + p.name + " is a shape such as [4, 5]", env);
+        failed = true;
+        continue;
+      }
+      std::vector<int64_t> dims;
+      for (const ast::Dim& d : lit.dims) {
+        auto size = positive_size(d);
+        if (!size) {
+          failed = true;
+          break;
+        }
+        dims.push_back(*size);
+      }
+      t->target = Shape(std::move(dims));
+      continue;
+    }
     if (p.is_int) {
       std::optional<double> v;
       if (given[i]) {
@@ -680,6 +703,49 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
       break;
     }
     case ShapeRule::Norm: t->shape = {}; break;
+    case ShapeRule::BroadcastTo: {
+      const Shape& to = t->target;
+      if (t->axis) {
+        auto ax = normalize_axis(*t->axis, to.rank());
+        if (!ax || s0.rank() != to.rank() - 1 || remove_axis(to, *ax) != s0)
+          return fail(s0.str() + " does not broadcast to " + to.str() + " along a new axis " +
+                      std::to_string(*t->axis));
+        t->axis = *ax;
+      } else if (broadcast(s0, to) != to) {
+        return fail(s0.str() + " does not broadcast to " + to.str());
+      }
+      t->shape = to;
+      break;
+    }
+    case ShapeRule::SumTo:
+      if (broadcast(t->target, s0) != s0)
+        return fail(s0.str() + " cannot be summed down to " + t->target.str());
+      t->shape = t->target;
+      break;
+    case ShapeRule::Mask:
+      if (!check_axis(s0))
+        return fail("axis " + std::to_string(*t->axis) + " is out of range for shape " + s0.str());
+      t->shape = s0;
+      break;
+    case ShapeRule::GroupMask:
+    case ShapeRule::Repeat: {
+      const int64_t k = t->group;
+      if (k < 1) return fail("k must be a positive integer, not " + std::to_string(k));
+      const int64_t last = s0.is_scalar() ? 1 : s0[s0.rank() - 1];
+      if (rule == ShapeRule::GroupMask && last % k != 0)
+        return fail("the last size " + std::to_string(last) + " of " + s0.str() +
+                    " is not a multiple of the group size " + std::to_string(k));
+      std::vector<int64_t> d = s0.dims();
+      if (rule == ShapeRule::Repeat) {
+        if (d.empty()) {
+          if (k != 1) return fail("a scalar repeats only once (k = 1)");
+        } else {
+          d.back() *= k;
+        }
+      }
+      t->shape = Shape(std::move(d));
+      break;
+    }
   }
   (void)int_value;
   return t;
@@ -688,37 +754,42 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
 // ---------------------------------------------------------------------------
 // Statements
 
+std::optional<int64_t> Sema::positive_size(const ast::Dim& d) {
+  std::string_view text = d.text;
+  if (text.starts_with('+')) text.remove_prefix(1);
+  const bool integer = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+  if (!integer) {
+    const char* what = d.text.starts_with('-')                         ? "a negative size"
+                       : d.text.find('.') != std::string::npos            ? "a fractional size"
+                       : d.text.find_first_of("eE") != std::string::npos ? "not written as an integer"
+                                                                          : "not a size";
+    diags_.error(d.range, "sizes are positive integers; '" + d.text + "' is " + what);
+    return std::nullopt;
+  }
+  const std::string_view digits = text.substr(std::min(text.find_first_not_of('0'), text.size()));
+  if (digits.empty()) {
+    diags_.error(d.range, "sizes are positive integers; a size of 0 is not allowed");
+    return std::nullopt;
+  }
+  if (digits.size() > 10 || std::stoll(std::string(digits)) > kMaxDim) {
+    diags_.error(d.range, "size " + d.text + " is too large (at most " + std::to_string(kMaxDim) + ")");
+    return std::nullopt;
+  }
+  return std::stoll(std::string(digits));
+}
+
 std::optional<Shape> Sema::check_shape(const ast::Stmt& s) {
   std::vector<int64_t> dims;
   bool ok = true;
   for (const ast::Dim& d : s.shape) {
-    std::string_view text = d.text;
-    if (text.starts_with('+')) text.remove_prefix(1);
-    const bool integer = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-      return c >= '0' && c <= '9';
-    });
-    if (!integer) {
-      const char* what = d.text.starts_with('-')                         ? "a negative size"
-                         : d.text.find('.') != std::string::npos            ? "a fractional size"
-                         : d.text.find_first_of("eE") != std::string::npos ? "not written as an integer"
-                                                                            : "not a size";
-      diags_.error(d.range, "sizes are positive integers; '" + d.text + "' is " + what);
+    auto size = positive_size(d);
+    if (!size) {
       ok = false;
       continue;
     }
-    const std::string_view digits = text.substr(std::min(text.find_first_not_of('0'), text.size()));
-    if (digits.empty()) {
-      diags_.error(d.range, "sizes are positive integers; a size of 0 is not allowed");
-      ok = false;
-      continue;
-    }
-    if (digits.size() > 10 || std::stoll(std::string(digits)) > kMaxDim) {
-      diags_.error(d.range, "size " + d.text + " is too large (at most " +
-                                std::to_string(kMaxDim) + ")");
-      ok = false;
-      continue;
-    }
-    dims.push_back(std::stoll(std::string(digits)));
+    dims.push_back(*size);
   }
   if (!ok) return std::nullopt;
   if (dims.size() > static_cast<size_t>(kMaxRank)) {
