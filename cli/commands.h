@@ -25,5 +25,7 @@ using Action = std::function<int()>;
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // eval, simplify, diff -e
 void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action);
+// graph
+void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace nabla::cli

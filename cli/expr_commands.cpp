@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/model_diff.h"
 #include "cli/pipeline.h"
+#include "cli/render.h"
 #include "frontend/lower.h"
 #include "ir/differentiate.h"
 #include "ir/interpret.h"
@@ -179,9 +180,7 @@ int run_diff(const ExprArgs& a) {
     for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " " << format_value((*values)[i]) << "\n";
     return kExitOk;
   }
-  ir::Printed p = ir::print_text(roots);
-  for (const auto& [name, text] : p.bindings) std::cout << name << " = " << text << "\n";
-  for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " = " << p.roots[i] << "\n";
+  render(std::cout, roots, labels, {}, a.format);
   return kExitOk;
 }
 
@@ -211,11 +210,14 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
       ->check(CLI::Range(1, 2));
   diff->add_flag("--hessian", args->hessian, "the matrix of second partials of the --wrt variables");
   diff->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
+  diff->add_option("--format", args->format, "text (default, re-parseable), latex, dot (Graphviz) or json")
+      ->check(CLI::IsMember({"text", "latex", "dot", "json"}));
   diff->callback([args, &action, &global, model_opt, expr_opt] {
     if (model_opt->count() + expr_opt->count() == 0) throw CLI::RequiredError("MODEL or -e EXPR");
     if (model_opt->count()) {
       action = [args, &global] {
-        return run_model_diff(args->model, args->wrt, args->no_simplify, args->trace_rules, global);
+        return run_model_diff(args->model, args->wrt, args->no_simplify, args->trace_rules,
+                              args->format, global);
       };
     } else {
       action = [args] { return run_diff(*args); };

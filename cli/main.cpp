@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   Action action;
   add_check_command(app, global, action);
   add_expression_commands(app, global, action);
+  add_graph_command(app, global, action);
 
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 // nabla diff MODEL.nn: the gradient program of a model's loss, printed with
 // the names a textbook uses for backpropagation.
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "cli/model_diff.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "cli/render.h"
 #include "frontend/lower.h"
 #include "ir/differentiate.h"
 #include "ir/print.h"
@@ -75,7 +77,7 @@ GradientProgram gradient_program(ir::Context& ctx, const LoweredModel& m,
 }
 
 int run_model_diff(const std::string& path, const std::string& wrt_list, bool no_simplify,
-                   bool trace_rules, const GlobalOptions& global) {
+                   bool trace_rules, const std::string& format, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
   auto loaded = load_model(path, *options, std::cerr);
@@ -109,11 +111,68 @@ int run_model_diff(const std::string& path, const std::string& wrt_list, bool no
   ir::PrintOptions po;
   po.names = p.names;
   po.bind_named = true;
-  ir::Printed printed = ir::print_text(p.gradients, po);
-  for (const auto& [name, text] : printed.bindings) std::cout << name << " = " << text << "\n";
-  for (size_t i = 0; i < wrt.size(); ++i)
-    std::cout << "d/d" << wrt[i]->name() << " = " << printed.roots[i] << "\n";
+  std::vector<std::string> labels;
+  for (const ir::Node* w : wrt) labels.push_back("d/d" + w->name());
+  render(std::cout, p.gradients, labels, po, format);
   return kExitOk;
+}
+
+int run_graph(const std::string& path, bool grad, const std::string& out_path,
+              const GlobalOptions& global) {
+  auto options = sema_options(global, std::cerr);
+  if (!options) return kExitUserError;
+  auto loaded = load_model(path, *options, std::cerr);
+  if (!loaded) return kExitUserError;
+  ir::Context ctx;
+  LoweredModel m = lower_model(loaded->model, ctx);
+  std::vector<const ir::Node*> roots;
+  std::vector<std::string> labels;
+  if (grad) {
+    if (!m.loss) {
+      print_error(std::cerr, "'" + path + "' has no loss: there is no gradient to draw");
+      return kExitUserError;
+    }
+    GradientProgram p = gradient_program(ctx, m, m.params, true);
+    roots = p.gradients;
+    for (const ir::Node* w : m.params) labels.push_back("d/d" + w->name());
+  } else {
+    for (const auto& [name, node] : m.outputs) {
+      roots.push_back(node);
+      labels.push_back(name);
+    }
+    if (m.loss) {
+      roots.push_back(m.loss);
+      labels.push_back("loss");
+    }
+  }
+  const std::string dot = ir::print_dot(roots, labels);
+  if (out_path.empty() || out_path == "-") {
+    std::cout << dot;
+    return kExitOk;
+  }
+  std::ofstream out(out_path);
+  out << dot;
+  out.close();
+  if (!out) {
+    print_error(std::cerr, "cannot write '" + out_path + "'");
+    return kExitUserError;
+  }
+  return kExitOk;
+}
+
+void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+  struct Args {
+    std::string path, out;
+    bool grad = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("graph", "Write a model's computational graph (or its gradient's) in Graphviz DOT");
+  cmd->add_option("MODEL", args->path, "the .nn file")->required();
+  cmd->add_flag("--grad", args->grad, "the graph of the gradient program instead of the forward pass and loss");
+  cmd->add_option("-o,--output", args->out, "the .dot file to write (default: standard output)");
+  cmd->callback([args, &action, &global] {
+    action = [args, &global] { return run_graph(args->path, args->grad, args->out, global); };
+  });
 }
 
 }  // namespace nabla::cli

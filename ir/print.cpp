@@ -1,5 +1,6 @@
 #include "ir/print.h"
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <unordered_set>
@@ -34,8 +35,8 @@ public:
       if (!should_bind(n)) continue;
       const Text t = expr(n, /*top=*/true);
       const std::string name = name_for(n);
-      out.bindings.emplace_back(name, t.s);
-      bound_[n] = name;
+      out.bindings.emplace_back(latex() ? latex_name(name) : name, t.s);
+      bound_[n] = latex() ? latex_name(name) : name;
     }
     for (const Node* r : roots) {
       auto it = bound_.find(r);
@@ -92,8 +93,67 @@ private:
   }
   std::string shape_literal(const Shape& s) { return s.str(); }
 
+  bool latex() const { return options_.syntax == PrintOptions::Syntax::Latex; }
+
+  Text latex_expr(const Node* n) {
+    const Op op = n->op();
+    auto fn = [&](const std::string& f) {
+      std::string s = f + "\\left(";
+      for (size_t i = 0; i < n->arity(); ++i) s += (i ? ", " : "") + arg(n->operand(i));
+      return Text{s + "\\right)", kPrimary};
+    };
+    switch (op) {
+      case Op::Constant: return expr_text(n);
+      case Op::Var: return {latex_name(n->name()), kPrimary};
+      case Op::Neg: return {"-" + operand(n->operand(0), kUnary).s, kUnary};
+      case Op::Add: return {operand(n->operand(0), kAdd).s + " + " + operand(n->operand(1), kMul).s, kAdd};
+      case Op::Sub: return {operand(n->operand(0), kAdd).s + " - " + operand(n->operand(1), kMul).s, kAdd};
+      case Op::Mul: {
+        const bool hadamard = !n->operand(0)->shape().is_scalar() && !n->operand(1)->shape().is_scalar();
+        const Text b = operand(n->operand(1), kUnary);
+        const char* sep = hadamard ? " \\odot " : (std::isdigit(static_cast<unsigned char>(b.s[0])) ? " \\cdot " : " \\, ");
+        return {operand(n->operand(0), kMul).s + sep + b.s, kMul};
+      }
+      case Op::MatMul: return {operand(n->operand(0), kMul).s + " \\, " + operand(n->operand(1), kUnary).s, kMul};
+      case Op::Div: return {"\\frac{" + arg(n->operand(0)) + "}{" + arg(n->operand(1)) + "}", kPrimary};
+      case Op::Pow: return {"{" + operand(n->operand(0), kPostfix).s + "}^{" + arg(n->operand(1)) + "}", kPow};
+      case Op::Transpose: return {"{" + operand(n->operand(0), kPostfix).s + "}^\\top", kPostfix};
+      case Op::Outer: return {operand(n->operand(0), kPostfix).s + " \\, {" + operand(n->operand(1), kPostfix).s + "}^\\top", kMul};
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: {
+        static const std::unordered_map<Op, const char*> rel = {
+            {Op::Lt, "<"}, {Op::Le, "\\le"}, {Op::Gt, ">"}, {Op::Ge, "\\ge"}, {Op::Eq, "="}, {Op::Ne, "\\ne"}};
+        return {"\\mathbb{1}\\left[" + arg(n->operand(0)) + " " + rel.at(op) + " " + arg(n->operand(1)) + "\\right]", kPrimary};
+      }
+      case Op::Sigmoid: return fn("\\sigma");
+      case Op::Tanh: return fn("\\tanh");
+      case Op::Exp: return fn("\\exp");
+      case Op::Log: return fn("\\log");
+      case Op::Sin: return fn("\\sin");
+      case Op::Cos: return fn("\\cos");
+      case Op::Sqrt: return {"\\sqrt{" + arg(n->operand(0)) + "}", kPrimary};
+      case Op::Abs: return {"\\left|" + arg(n->operand(0)) + "\\right|", kPrimary};
+      case Op::Sum: return fn("\\textstyle\\sum");
+      default: return fn(std::string("\\operatorname{") + op_name_snake(op) + "}");
+    }
+  }
+
+  static std::string op_name_snake(Op op) {
+    std::string s = op_spelling(op);
+    if (!s.empty() && std::isalpha(static_cast<unsigned char>(s[0]))) {
+      std::string out;
+      for (char ch : s) out += ch == '_' ? std::string("\\_") : std::string(1, ch);
+      return out;
+    }
+    return op_name(op);
+  }
+
   Text expr(const Node* n, bool top) {
     (void)top;
+    if (latex()) return latex_expr(n);
+    return expr_text(n);
+  }
+
+  Text expr_text(const Node* n) {
     const Op op = n->op();
     switch (op) {
       case Op::Constant: {
@@ -177,6 +237,84 @@ private:
 };
 
 }  // namespace
+
+std::string latex_name(const std::string& name) {
+  static const char* const greek[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta",
+                                      "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi",
+                                      "rho", "sigma", "tau", "phi", "chi", "psi", "omega"};
+  size_t digits = name.size();
+  while (digits > 0 && std::isdigit(static_cast<unsigned char>(name[digits - 1]))) --digits;
+  std::string base = name.substr(0, digits), sub = name.substr(digits);
+  bool hat = false;
+  if (base.size() > 3 && base.ends_with("hat")) {
+    base.resize(base.size() - 3);
+    hat = true;
+  }
+  for (const char* g : greek)
+    if (base == g) base = std::string("\\") + g;
+  std::string escaped;
+  for (char ch : base) escaped += ch == '_' ? std::string("\\_") : std::string(1, ch);
+  if (hat) escaped = "\\hat{" + escaped + "}";
+  return sub.empty() ? escaped : escaped + "_{" + sub + "}";
+}
+
+namespace {
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out;
+}
+std::string node_label(const Node* n) {
+  if (n->op() == Op::Constant) return format_number(n->value());
+  if (n->op() == Op::Var) return n->name();
+  std::string s = op_spelling(n->op());
+  if (n->attr() != kAllAxes) s += " (" + std::to_string(n->attr()) + ")";
+  return s;
+}
+}  // namespace
+
+std::string print_dot(std::span<const Node* const> roots, std::span<const std::string> names) {
+  std::string s = "digraph nabla {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n";
+  for (const Node* n : reachable(roots)) {
+    s += "  n" + std::to_string(n->id()) + " [label=\"" + json_escape(node_label(n)) + "\\n" +
+         n->shape().str() + "\"" + (n->arity() == 0 ? ", shape=ellipse" : "") + "];\n";
+    for (const Node* o : n->operands())
+      s += "  n" + std::to_string(o->id()) + " -> n" + std::to_string(n->id()) + ";\n";
+  }
+  for (size_t i = 0; i < roots.size(); ++i)
+    s += "  r" + std::to_string(i) + " [label=\"" + json_escape(names[i]) +
+         "\", shape=plaintext];\n  n" + std::to_string(roots[i]->id()) + " -> r" + std::to_string(i) + ";\n";
+  return s + "}\n";
+}
+
+std::string print_json(std::span<const Node* const> roots, std::span<const std::string> names) {
+  std::string s = "{\"nodes\": [";
+  bool first = true;
+  for (const Node* n : reachable(roots)) {
+    s += std::string(first ? "\n" : ",\n") + "  {\"id\": " + std::to_string(n->id()) + ", \"op\": \"" +
+         op_name(n->op()) + "\", \"shape\": " + n->shape().str() + ", \"operands\": [";
+    for (size_t i = 0; i < n->arity(); ++i) s += (i ? ", " : "") + std::to_string(n->operand(i)->id());
+    s += "]";
+    if (n->op() == Op::Constant) s += ", \"value\": " + format_number(n->value());
+    if (n->op() == Op::Var) s += ", \"name\": \"" + json_escape(n->name()) + "\"";
+    if (n->attr() != kAllAxes) s += ", \"attr\": " + std::to_string(n->attr());
+    s += "}";
+    first = false;
+  }
+  s += "\n], \"results\": [";
+  const Printed text = print_text(roots);
+  for (size_t i = 0; i < roots.size(); ++i)
+    s += std::string(i ? ",\n" : "\n") + "  {\"name\": \"" + json_escape(names[i]) + "\", \"node\": " +
+         std::to_string(roots[i]->id()) + ", \"text\": \"" + json_escape(text.roots[i]) + "\"}";
+  s += "\n], \"bindings\": [";
+  for (size_t i = 0; i < text.bindings.size(); ++i)
+    s += std::string(i ? ",\n" : "\n") + "  {\"name\": \"" + json_escape(text.bindings[i].first) +
+         "\", \"text\": \"" + json_escape(text.bindings[i].second) + "\"}";
+  return s + "\n]}\n";
+}
 
 std::string format_number(double v) {
   if (std::isnan(v)) return "(0/0)";

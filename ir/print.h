@@ -28,12 +28,27 @@ struct PrintOptions {
   bool bind_named = false;
   // Prefix of generated binding names (t1, t2, ...).
   std::string prefix = "t";
+  // Text: the language's syntax (parses back). Latex: for papers and notes
+  // (\sigma, \odot, W^\top, \frac{a}{b}); names become symbols (delta2 ->
+  // \delta_{2}, yhat -> \hat{y}).
+  enum class Syntax { Text, Latex } syntax = Syntax::Text;
 };
 
 Printed print_text(std::span<const Node* const> roots, const PrintOptions& options = {});
 
 // One expression with its bindings, as lines: "t1 = ...\n...\nEXPR".
 std::string print_text(const Node* root);
+
+// A name as LaTeX: greek letters by name, trailing digits as a subscript,
+// a "hat" suffix as an accent (yhat -> \hat{y}).
+std::string latex_name(const std::string& name);
+
+// The DAG under `roots` in Graphviz DOT, each root labelled with its name.
+std::string print_dot(std::span<const Node* const> roots, std::span<const std::string> names);
+
+// The DAG under `roots` as JSON: every node (id, op, shape, operands, and a
+// value or a name), and each root with its name and its text form.
+std::string print_json(std::span<const Node* const> roots, std::span<const std::string> names);
 
 // A number as the printer writes it: the shortest text that reads back as the
 // same double.
