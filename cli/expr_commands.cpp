@@ -96,7 +96,7 @@ std::optional<std::vector<double>> evaluate_at(std::span<const ir::Node* const> 
 
 struct ExprArgs {
   std::string model, expr, at, wrt, format = "text";
-  bool no_simplify = false, hessian = false, trace_rules = false;
+  bool no_simplify = false, hessian = false, trace_rules = false, hvp = false;
   int order = 1;
 };
 
@@ -209,6 +209,7 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
   diff->add_option("--order", args->order, "1 (default) or 2: the second derivative along the first --wrt variable")
       ->check(CLI::Range(1, 2));
   diff->add_flag("--hessian", args->hessian, "the matrix of second partials of the --wrt variables");
+  diff->add_flag("--hvp", args->hvp, "(model) the Hessian-vector product H v, v given per param as v_PARAM");
   diff->add_flag("--trace-rules", args->trace_rules, "print each rewrite rule as it fires (stderr)");
   diff->add_option("--format", args->format, "text (default, re-parseable), latex, dot (Graphviz) or json")
       ->check(CLI::IsMember({"text", "latex", "dot", "json"}));
@@ -217,7 +218,7 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
     if (model_opt->count()) {
       action = [args, &global] {
         return run_model_diff(args->model, args->wrt, args->no_simplify, args->trace_rules,
-                              args->format, global);
+                              args->format, args->hvp, global);
       };
     } else {
       action = [args] { return run_diff(*args); };

@@ -77,7 +77,8 @@ GradientProgram gradient_program(ir::Context& ctx, const LoweredModel& m,
 }
 
 int run_model_diff(const std::string& path, const std::string& wrt_list, bool no_simplify,
-                   bool trace_rules, const std::string& format, const GlobalOptions& global) {
+                   bool trace_rules, const std::string& format, bool hvp,
+                   const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
   auto loaded = load_model(path, *options, std::cerr);
@@ -106,6 +107,24 @@ int run_model_diff(const std::string& path, const std::string& wrt_list, bool no
       }
       wrt.push_back(*it);
     }
+  }
+  if (hvp) {  // H v, the direction of each param a tensor named v_PARAM
+    std::vector<const ir::Node*> dirs;
+    std::vector<std::string> labels;
+    for (const ir::Node* w : wrt) {
+      dirs.push_back(ctx.var(ir::VarKind::Input, 1000 + w->var_index(), "v_" + w->name(), w->shape()));
+      labels.push_back("Hv/d" + w->name());
+    }
+    ir::SimplifyOptions so;
+    for (size_t i = 0; i < m.labels.size(); ++i)
+      if (m.label_distribution[i]) so.distributions.insert(m.labels[i]);
+    const ir::Node* loss = no_simplify ? m.loss : ir::simplify(ctx, m.loss, so);
+    std::vector<const ir::Node*> hv = ir::hvp(ctx, loss, wrt, dirs);
+    if (!no_simplify) hv = ir::simplify(ctx, hv, so);
+    ir::PrintOptions po;
+    for (const auto& [name, node] : m.lets) po.names[node] = name;
+    render(std::cout, hv, labels, po, format);
+    return kExitOk;
   }
   GradientProgram p = gradient_program(ctx, m, wrt, !no_simplify, trace_rules ? &std::cerr : nullptr);
   ir::PrintOptions po;

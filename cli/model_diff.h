@@ -26,6 +26,7 @@ GradientProgram gradient_program(ir::Context& ctx, const LoweredModel& model,
                                  std::ostream* trace = nullptr);
 
 int run_model_diff(const std::string& path, const std::string& wrt, bool no_simplify,
-                   bool trace_rules, const std::string& format, const GlobalOptions& global);
+                   bool trace_rules, const std::string& format, bool hvp,
+                   const GlobalOptions& global);
 
 }  // namespace nabla::cli

@@ -9,6 +9,78 @@
 namespace nabla::ir {
 namespace {
 
+// The partial derivatives of an elementwise node with respect to each of
+// its operands (nullptr where it is zero), elementwise, reusing the node.
+std::vector<const Node*> elementwise_partials(Context& c, const Node* n) {
+  const Node* a = n->operand(0);
+  const Node* b = n->arity() > 1 ? n->operand(1) : nullptr;
+  auto k = [&](double v) { return c.constant(v); };
+  auto mul = [&](const Node* x, const Node* y) { return c.mul(x, y); };
+  auto cmp = [&](Op op, const Node* x, double v) { return c.binary(op, x, k(v)); };
+  switch (n->op()) {
+    case Op::Neg: return {k(-1)};
+    case Op::Exp: return {n};                                             // exp' = exp
+    case Op::Log: return {c.div(k(1), a)};                                // 1/a
+    case Op::Sqrt: return {c.div(k(0.5), n)};                             // 1/(2 sqrt a)
+    case Op::Abs: return {c.unary(Op::Sign, a)};                          // sign(a); 0 at 0
+    case Op::Sign: return {nullptr};
+    case Op::Sin: return {c.unary(Op::Cos, a)};
+    case Op::Cos: return {c.neg(c.unary(Op::Sin, a))};
+    case Op::Erf:                                                         // 2/sqrt(pi) exp(-a^2)
+      return {mul(k(2 / std::sqrt(std::numbers::pi)), c.unary(Op::Exp, c.neg(c.pow(a, k(2)))))};
+    case Op::Tanh: return {c.sub(k(1), c.pow(n, k(2)))};                  // 1 - tanh^2
+    case Op::Sigmoid: return {mul(n, c.sub(k(1), n))};                    // s (1 - s)
+    case Op::Softplus: return {c.unary(Op::Sigmoid, a)};                  // sigmoid
+    case Op::Relu: return {cmp(Op::Gt, a, 0)};                            // a > 0 (0 at 0)
+    case Op::HardSigmoid: return {mul(k(0.25), mul(cmp(Op::Gt, a, -2), cmp(Op::Lt, a, 2)))};
+    case Op::HardTanh: return {mul(cmp(Op::Gt, a, -1), cmp(Op::Lt, a, 1))};
+    case Op::Gelu: {  // Phi(a) + a phi(a)
+      const Node* phi = mul(k(1 / std::sqrt(2 * std::numbers::pi)), c.unary(Op::Exp, mul(k(-0.5), c.pow(a, k(2)))));
+      const Node* Phi = mul(k(0.5), c.add(k(1), c.unary(Op::Erf, mul(k(1 / std::numbers::sqrt2), a))));
+      return {c.add(Phi, mul(a, phi))};
+    }
+    case Op::GeluTanh: {  // t = tanh(s (a + 0.044715 a^3)): 0.5 (1 + t) + 0.5 a (1 - t^2) s (1 + 3 0.044715 a^2)
+      const double s = std::sqrt(2 / std::numbers::pi);
+      const Node* t = c.unary(Op::Tanh, mul(k(s), c.add(a, mul(k(0.044715), c.pow(a, k(3))))));
+      const Node* du = mul(k(s), c.add(k(1), mul(k(3 * 0.044715), c.pow(a, k(2)))));
+      return {c.add(mul(k(0.5), c.add(k(1), t)), mul(mul(k(0.5), a), mul(c.sub(k(1), c.pow(t, k(2))), du)))};
+    }
+    case Op::GeluSigmoid: {  // s = sigmoid(1.702 a): s + 1.702 a s (1 - s)
+      const Node* s = c.unary(Op::Sigmoid, mul(k(1.702), a));
+      return {c.add(s, mul(mul(k(1.702), a), mul(s, c.sub(k(1), s))))};
+    }
+    case Op::Add: return {k(1), k(1)};
+    case Op::Sub: return {k(1), k(-1)};
+    case Op::Mul: return {b, a};
+    case Op::Div: return {c.div(k(1), b), c.neg(c.div(n, b))};            // 1/b, -a/b^2 = -n/b
+    case Op::Pow:  // b a^(b-1) (none for a constant b = 0);  n log(a), 0 where a = 0 (as PyTorch)
+      return {b->is_constant(0) ? nullptr : mul(b, c.pow(a, c.sub(b, k(1)))),
+              b->is_constant() ? nullptr
+                               : c.make(Op::Where, {c.binary(Op::Eq, a, k(0)), k(0), mul(n, c.unary(Op::Log, a))})};
+    case Op::Max:
+    case Op::Min: {  // the larger (smaller) operand takes it; a tie splits it
+      const Op wins = n->op() == Op::Max ? Op::Gt : Op::Lt;
+      const Node* tie = mul(k(0.5), c.binary(Op::Eq, a, b));
+      return {c.add(c.binary(wins, a, b), tie), c.add(c.binary(wins, b, a), tie)};
+    }
+    case Op::LeakyRelu:  // x > 0 ? 1 : gamma;  d/dgamma = x > 0 ? 0 : x
+      return {c.make(Op::Where, {cmp(Op::Gt, a, 0), k(1), b}), c.make(Op::Where, {cmp(Op::Gt, a, 0), k(0), a})};
+    case Op::Elu: {  // x > 0 ? 1 : gamma exp(x);  d/dgamma = x > 0 ? 0 : exp(x) - 1
+      const Node* e = c.unary(Op::Exp, a);
+      return {c.make(Op::Where, {cmp(Op::Gt, a, 0), k(1), mul(b, e)}),
+              c.make(Op::Where, {cmp(Op::Gt, a, 0), k(0), c.sub(e, k(1))})};
+    }
+    case Op::Swish: {  // s = sigmoid(beta x): s + beta x s (1 - s);  d/dbeta = x^2 s (1 - s)
+      const Node* s = c.unary(Op::Sigmoid, mul(b, a));
+      const Node* ds = mul(s, c.sub(k(1), s));
+      return {c.add(s, mul(mul(b, a), ds)), mul(c.pow(a, k(2)), ds)};
+    }
+    case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: return {nullptr, nullptr};
+    default: NABLA_ASSERT(false, "not an elementwise op with partials");
+  }
+  return {};
+}
+
 class Reverse {
 public:
   explicit Reverse(Context& ctx) : c_(ctx) {}
@@ -54,91 +126,16 @@ private:
   void push(const Node* n, const Node* g) {
     const Node* a = n->operand(0);
     const Node* b = n->arity() > 1 ? n->operand(1) : nullptr;
+    const OpKind kind = op_kind(n->op());
+    if (kind == OpKind::Unary || kind == OpKind::Binary) {  // g times each partial
+      const std::vector<const Node*> p = elementwise_partials(c_, n);
+      for (size_t i = 0; i < p.size(); ++i)
+        if (p[i]) add(n->operand(i), p[i]->is_constant(1) ? g : mul(g, p[i]));
+      return;
+    }
     switch (n->op()) {
       case Op::Constant:
       case Op::Var: return;
-      // --- elementwise, one operand
-      case Op::Neg: add(a, c_.neg(g)); return;                                   // -g
-      case Op::Exp: add(a, mul(g, n)); return;                                   // exp' = exp
-      case Op::Log: add(a, c_.div(g, a)); return;                                // 1/a
-      case Op::Sqrt: add(a, c_.div(g, mul(k(2), n))); return;                     // 1/(2 sqrt a)
-      case Op::Abs: add(a, mul(g, c_.unary(Op::Sign, a))); return;               // sign(a); 0 at 0
-      case Op::Sign: return;                                                     // 0
-      case Op::Sin: add(a, mul(g, c_.unary(Op::Cos, a))); return;                // cos
-      case Op::Cos: add(a, c_.neg(mul(g, c_.unary(Op::Sin, a)))); return;        // -sin
-      case Op::Erf:                                                              // 2/sqrt(pi) exp(-a^2)
-        add(a, mul(g, mul(k(2 / std::sqrt(std::numbers::pi)),
-                          c_.unary(Op::Exp, c_.neg(c_.pow(a, k(2)))))));
-        return;
-      case Op::Tanh: add(a, mul(g, c_.sub(k(1), c_.pow(n, k(2))))); return;      // 1 - tanh^2
-      case Op::Sigmoid: add(a, mul(g, mul(n, c_.sub(k(1), n)))); return;         // s (1 - s)
-      case Op::Softplus: add(a, mul(g, c_.unary(Op::Sigmoid, a))); return;       // sigmoid
-      case Op::Relu: add(a, mul(g, cmp(Op::Gt, a, 0))); return;                  // a > 0
-      case Op::HardSigmoid:                                                      // 0.25 on (-2, 2)
-        add(a, mul(g, mul(k(0.25), mul(cmp(Op::Gt, a, -2), cmp(Op::Lt, a, 2)))));
-        return;
-      case Op::HardTanh: add(a, mul(g, mul(cmp(Op::Gt, a, -1), cmp(Op::Lt, a, 1)))); return;
-      case Op::Gelu: {  // Phi(a) + a phi(a)
-        const Node* phi = mul(k(1 / std::sqrt(2 * std::numbers::pi)),
-                              c_.unary(Op::Exp, mul(k(-0.5), c_.pow(a, k(2)))));
-        const Node* Phi = mul(k(0.5), c_.add(k(1), c_.unary(Op::Erf, mul(k(1 / std::numbers::sqrt2), a))));
-        add(a, mul(g, c_.add(Phi, mul(a, phi))));
-        return;
-      }
-      case Op::GeluTanh: {  // t = tanh(c (a + 0.044715 a^3)): 0.5 (1 + t) + 0.5 a (1 - t^2) c (1 + 3 0.044715 a^2)
-        const double cc = std::sqrt(2 / std::numbers::pi);
-        const Node* t = c_.unary(Op::Tanh, mul(k(cc), c_.add(a, mul(k(0.044715), c_.pow(a, k(3))))));
-        const Node* du = mul(k(cc), c_.add(k(1), mul(k(3 * 0.044715), c_.pow(a, k(2)))));
-        const Node* d = c_.add(mul(k(0.5), c_.add(k(1), t)),
-                               mul(mul(k(0.5), a), mul(c_.sub(k(1), c_.pow(t, k(2))), du)));
-        add(a, mul(g, d));
-        return;
-      }
-      case Op::GeluSigmoid: {  // s = sigmoid(1.702 a): s + 1.702 a s (1 - s)
-        const Node* s = c_.unary(Op::Sigmoid, mul(k(1.702), a));
-        add(a, mul(g, c_.add(s, mul(mul(k(1.702), a), mul(s, c_.sub(k(1), s))))));
-        return;
-      }
-      // --- elementwise, two operands
-      case Op::Add: add(a, g); add(b, g); return;
-      case Op::Sub: add(a, g); add(b, c_.neg(g)); return;
-      case Op::Mul: add(a, mul(g, b)); add(b, mul(g, a)); return;
-      case Op::Div: add(a, c_.div(g, b)); add(b, c_.neg(c_.div(mul(g, n), b))); return;  // -a/b^2 = -n/b
-      case Op::Pow:  // b a^(b-1) (none for a constant b = 0);  n log(a), 0 where a = 0 (as PyTorch)
-        if (b->is_constant()) {
-          if (!b->is_constant(0)) add(a, mul(g, mul(b, c_.pow(a, c_.sub(b, k(1))))));
-        } else {
-          add(a, mul(g, mul(b, c_.pow(a, c_.sub(b, k(1))))));
-        }
-        if (!b->is_constant())
-          add(b, mul(g, c_.make(Op::Where, {c_.binary(Op::Eq, a, k(0)), k(0),
-                                            mul(n, c_.unary(Op::Log, a))})));
-        return;
-      case Op::Max:
-      case Op::Min: {  // the larger (smaller) operand takes g; a tie splits it
-        const Op wins = n->op() == Op::Max ? Op::Gt : Op::Lt;
-        const Node* tie = mul(k(0.5), c_.binary(Op::Eq, a, b));
-        add(a, mul(g, c_.add(c_.binary(wins, a, b), tie)));
-        add(b, mul(g, c_.add(c_.binary(wins, b, a), tie)));
-        return;
-      }
-      case Op::LeakyRelu:  // x > 0 ? 1 : gamma;  d/dgamma = x > 0 ? 0 : x
-        add(a, mul(g, c_.make(Op::Where, {cmp(Op::Gt, a, 0), k(1), b})));
-        add(b, mul(g, c_.make(Op::Where, {cmp(Op::Gt, a, 0), k(0), a})));
-        return;
-      case Op::Elu: {  // x > 0 ? 1 : gamma exp(x);  d/dgamma = x > 0 ? 0 : exp(x) - 1
-        const Node* e = c_.unary(Op::Exp, a);
-        add(a, mul(g, c_.make(Op::Where, {cmp(Op::Gt, a, 0), k(1), mul(b, e)})));
-        add(b, mul(g, c_.make(Op::Where, {cmp(Op::Gt, a, 0), k(0), c_.sub(e, k(1))})));
-        return;
-      }
-      case Op::Swish: {  // s = sigmoid(beta x): s + beta x s (1 - s);  d/dbeta = x^2 s (1 - s)
-        const Node* s = c_.unary(Op::Sigmoid, mul(b, a));
-        const Node* ds = mul(s, c_.sub(k(1), s));
-        add(a, mul(g, c_.add(s, mul(mul(b, a), ds))));
-        add(b, mul(g, mul(c_.pow(a, k(2)), ds)));
-        return;
-      }
       case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: return;
       case Op::Where:  // only the branch taken
         add(n->operand(1), c_.make(Op::Where, {a, g, k(0)}));
@@ -216,7 +213,115 @@ private:
   std::unordered_map<const Node*, const Node*> adjoint_;
 };
 
+class Forward {
+public:
+  explicit Forward(Context& ctx) : c_(ctx) {}
+
+  const Node* run(const Node* root, const std::unordered_map<const Node*, const Node*>& tangents) {
+    for (const Node* n : reachable(std::span<const Node* const>(&root, 1))) {
+      if (n->arity() == 0) {
+        if (auto it = tangents.find(n); it != tangents.end()) tangent_[n] = it->second;
+        continue;
+      }
+      if (const Node* t = push(n)) tangent_[n] = c_.broadcast_to(t, n->shape());
+    }
+    auto it = tangent_.find(root);
+    return it != tangent_.end() ? it->second : c_.broadcast_to(c_.constant(0), root->shape());
+  }
+
+private:
+  const Node* t(const Node* n) const {
+    auto it = tangent_.find(n);
+    return it == tangent_.end() ? nullptr : it->second;
+  }
+  const Node* sum(const Node* a, const Node* b) { return !a ? b : !b ? a : c_.add(a, b); }
+  const Node* expand(const Node* x, const Node* like, int64_t axis) {
+    if (axis == kAllAxes) return c_.broadcast_to(x, like->shape());
+    return c_.make(Op::Broadcast, {x}, axis, like->shape());
+  }
+
+  // The tangent of `n` from its operands' tangents (nullptr: zero).
+  const Node* push(const Node* n) {
+    const Node* a = n->operand(0);
+    const Node* ta = t(a);
+    const Node* tb = n->arity() > 1 ? t(n->operand(1)) : nullptr;
+    const OpKind kind = op_kind(n->op());
+    if (kind == OpKind::Compare) return nullptr;
+    if (kind == OpKind::Unary || kind == OpKind::Binary) {  // sum of partial * tangent
+      const std::vector<const Node*> p = elementwise_partials(c_, n);
+      const Node* out = nullptr;
+      for (size_t i = 0; i < p.size(); ++i)
+        if (p[i] && t(n->operand(i))) out = sum(out, c_.mul(p[i], t(n->operand(i))));
+      return out;
+    }
+    const int64_t attr = n->attr();
+    switch (n->op()) {
+      case Op::Where: {
+        const Node* c = n->operand(0);
+        const Node* t1 = t(n->operand(1));
+        const Node* t2 = t(n->operand(2));
+        const Node* k0 = c_.constant(0);
+        return sum(t1 ? c_.make(Op::Where, {c, t1, k0}) : nullptr, t2 ? c_.make(Op::Where, {c, k0, t2}) : nullptr);
+      }
+      case Op::MatMul:
+        return sum(ta ? c_.make(Op::MatMul, {ta, n->operand(1)}) : nullptr,
+                   tb ? c_.make(Op::MatMul, {a, tb}) : nullptr);
+      case Op::Outer:
+        return sum(ta ? c_.make(Op::Outer, {ta, n->operand(1)}) : nullptr,
+                   tb ? c_.make(Op::Outer, {a, tb}) : nullptr);
+      // Linear operations act on the tangent as they act on the value.
+      case Op::Transpose: case Op::Sum: case Op::Mean: case Op::Repeat: case Op::GroupSum:
+        return ta ? c_.make(n->op(), {ta}, attr) : nullptr;
+      case Op::Broadcast: case Op::SumTo:
+        return ta ? c_.make(n->op(), {ta}, attr, n->shape()) : nullptr;
+      case Op::ArgmaxMask: case Op::ArgminMask: case Op::MaxoutMask: return nullptr;
+      case Op::MaxReduce:
+      case Op::MinReduce:  // the first extremal element moves
+        if (!ta) return nullptr;
+        return c_.make(Op::Sum, {c_.mul(c_.make(n->op() == Op::MaxReduce ? Op::ArgmaxMask : Op::ArgminMask, {a}, attr), ta)}, attr);
+      case Op::Maxout:
+        if (!ta) return nullptr;
+        return c_.make(Op::GroupSum, {c_.mul(c_.make(Op::MaxoutMask, {a}, attr), ta)}, attr);
+      case Op::LogSumExp: {  // sum(softmax(a) ta)
+        if (!ta) return nullptr;
+        const Node* w = c_.unary(Op::Exp, c_.sub(a, expand(n, a, attr)));
+        return c_.make(Op::Sum, {c_.mul(w, ta)}, attr);
+      }
+      case Op::Softmax: {  // y (ta - sum(y ta))
+        if (!ta) return nullptr;
+        const Node* s = c_.make(Op::Sum, {c_.mul(n, ta)}, attr);
+        return c_.mul(n, c_.sub(ta, expand(s, a, attr)));
+      }
+      case Op::LogSoftmax: {  // ta - sum(softmax(a) ta)
+        if (!ta) return nullptr;
+        const Node* sm = c_.make(Op::Softmax, {a}, attr);
+        return c_.sub(ta, expand(c_.make(Op::Sum, {c_.mul(sm, ta)}, attr), a, attr));
+      }
+      default: NABLA_ASSERT(false, "forward mode: op not handled");
+    }
+    return nullptr;
+  }
+
+  Context& c_;
+  std::unordered_map<const Node*, const Node*> tangent_;
+};
+
 }  // namespace
+
+const Node* jvp(Context& ctx, const Node* root,
+                const std::unordered_map<const Node*, const Node*>& tangents) {
+  return Forward(ctx).run(root, tangents);
+}
+
+std::vector<const Node*> hvp(Context& ctx, const Node* root, std::span<const Node* const> wrt,
+                             std::span<const Node* const> directions) {
+  NABLA_ASSERT(wrt.size() == directions.size(), "hvp: one direction per variable");
+  const std::vector<const Node*> g = gradient(ctx, root, wrt);
+  const Node* dot = ctx.constant(0);
+  for (size_t i = 0; i < g.size(); ++i)
+    dot = ctx.add(dot, ctx.make(Op::Sum, {ctx.mul(g[i], directions[i])}));
+  return gradient(ctx, dot, wrt);
+}
 
 std::vector<const Node*> gradient(Context& ctx, const Node* root, std::span<const Node* const> wrt) {
   return Reverse(ctx).run(root, wrt);

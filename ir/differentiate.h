@@ -12,6 +12,7 @@
 #pragma once
 
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "ir/node.h"
@@ -22,5 +23,17 @@ namespace nabla::ir {
 // (a zero when root does not depend on it).
 std::vector<const Node*> gradient(Context& ctx, const Node* root,
                                   std::span<const Node* const> wrt);
+
+// Forward mode: the directional derivative (JVP) of `root` when each var in
+// `tangents` moves along its tangent (a node of the var's shape); vars not in
+// the map stay fixed. Walks the nodes in ascending id order, pushing tangents
+// with the same partials the reverse mode uses. The result has root's shape.
+const Node* jvp(Context& ctx, const Node* root,
+                const std::unordered_map<const Node*, const Node*>& tangents);
+
+// Hessian-vector product of a scalar `root`: for directions v (one per wrt,
+// same shapes), H v = d/dwrt of sum_i sum(grad_i * v_i) (reverse over reverse).
+std::vector<const Node*> hvp(Context& ctx, const Node* root, std::span<const Node* const> wrt,
+                             std::span<const Node* const> directions);
 
 }  // namespace nabla::ir

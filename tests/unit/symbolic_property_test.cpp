@@ -191,3 +191,91 @@ TEST(Simplify, DerivativeSizeIsLinearInDepth) {
 
 }  // namespace
 }  // namespace nabla
+
+namespace nabla {
+namespace {
+
+// Forward mode agrees with reverse mode: jvp(f; v) = sum_i <grad_i f, v_i>.
+TEST(SymbolicProperty, ForwardModeAgreesWithReverseMode) {
+  ir::Context c;
+  test::RandomIr gen(c, 23);
+  const auto vars = gen.all_vars();
+  // The directions are extra vars (v_x, v_A, ...) given random values.
+  std::vector<const ir::Node*> dirs;
+  std::unordered_map<const ir::Node*, const ir::Node*> tangents;
+  for (const ir::Node* v : vars) {
+    dirs.push_back(c.var(ir::VarKind::Input, 100 + v->var_index(), "v_" + v->name(), v->shape()));
+    tangents[v] = dirs.back();
+  }
+  int compared = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const ir::Node* f = gen.scalar(3);
+    auto p = gen.point();
+    for (const ir::Node* d : dirs) {
+      ir::Tensor t = ir::Tensor::zeros(d->shape());
+      for (double& x : t.data) x = gen.uniform(-1, 1);
+      p[d] = t;
+    }
+    if (!in_domain(f, p)) continue;
+    const ir::Node* forward = ir::jvp(c, f, tangents);
+    const auto grads = ir::gradient(c, f, vars);
+    if (!in_domain(forward, p)) continue;
+    bool finite = true;
+    for (const ir::Node* g : grads) finite = finite && in_domain(g, p);
+    if (!finite) continue;
+    double dot = 0;
+    const auto gv = ir::interpret(grads, values_of(p));
+    for (size_t k = 0; k < vars.size(); ++k)
+      for (size_t e = 0; e < gv[k].data.size(); ++e) dot += gv[k].data[e] * p[dirs[k]].data[e];
+    ++compared;
+    EXPECT_TRUE(close(eval1(forward, p), dot, 1e-9, 1e-9)) << ir::print_text(f);
+    EXPECT_TRUE(close(eval1(ir::simplify(c, forward), p), dot, 1e-9, 1e-9)) << ir::print_text(f);
+  }
+  EXPECT_GT(compared, 300);
+}
+
+// H v matches central differences of the gradient along v.
+TEST(SymbolicProperty, HessianVectorProductMatchesFiniteDifferences) {
+  ir::Context c;
+  test::RandomIr gen(c, 31);
+  const auto vars = gen.all_vars();
+  std::vector<const ir::Node*> dirs;
+  for (const ir::Node* v : vars)
+    dirs.push_back(c.var(ir::VarKind::Input, 200 + v->var_index(), "d_" + v->name(), v->shape()));
+  int compared = 0;
+  for (int i = 0; i < 400; ++i) {
+    const ir::Node* f = gen.scalar(2);
+    auto p = gen.point();
+    for (const ir::Node* d : dirs) {
+      ir::Tensor t = ir::Tensor::zeros(d->shape());
+      for (double& x : t.data) x = gen.uniform(-1, 1);
+      p[d] = t;
+    }
+    const auto grads = ir::gradient(c, f, vars);
+    const auto hv = ir::hvp(c, f, vars, dirs);
+    bool ok = in_domain(f, p);
+    for (const ir::Node* g : hv) ok = ok && in_domain(g, p);
+    if (!ok) continue;
+    auto grad_at = [&](double h) {
+      auto q = p;
+      for (size_t k = 0; k < vars.size(); ++k)
+        for (size_t e = 0; e < q[vars[k]].data.size(); ++e) q[vars[k]].data[e] += h * p[dirs[k]].data[e];
+      return ir::interpret(grads, values_of(q));
+    };
+    const auto hvv = ir::interpret(hv, values_of(p));
+    const double h = 1e-5;
+    const auto up = grad_at(h), down = grad_at(-h), up2 = grad_at(h / 2), down2 = grad_at(-h / 2);
+    for (size_t k = 0; k < vars.size(); ++k)
+      for (size_t e = 0; e < hvv[k].data.size(); ++e) {
+        const double fd = (up[k].data[e] - down[k].data[e]) / (2 * h);
+        const double fd2 = (up2[k].data[e] - down2[k].data[e]) / h;
+        if (!std::isfinite(fd) || !close(fd, fd2, 1e-4, 1e-6)) continue;  // a kink nearby
+        ++compared;
+        EXPECT_TRUE(close(hvv[k].data[e], fd2, 1e-4, 1e-5)) << ir::print_text(f) << " d/d" << vars[k]->name();
+      }
+  }
+  EXPECT_GT(compared, 500);
+}
+
+}  // namespace
+}  // namespace nabla
