@@ -265,11 +265,12 @@ N exp_log_softmax(Context& c, N n, const RuleEnv&) {
   return c.make(Op::Softmax, {a->operand(0)}, a->attr());
 }
 
-// x * sigmoid(x) -> swish(x, 1); x * sigmoid(b * x) -> swish(x, b).
-N mul_swish(Context& c, N n, const RuleEnv&) {
+// x * sigmoid(x) -> swish(x, 1); x * sigmoid(b * x) -> swish(x, b), unless
+// the sigmoid is shared (as in a derivative x s (1 - s)): then it stays.
+N mul_swish(Context& c, N n, const RuleEnv& env) {
   N x = n->operand(0), s = n->operand(1);
   if (!is(s, Op::Sigmoid)) std::swap(x, s);
-  if (!is(s, Op::Sigmoid)) return nullptr;
+  if (!is(s, Op::Sigmoid) || env.shared.count(s)) return nullptr;
   N u = s->operand(0);
   if (u == x) return keep_shape(c, c.make(Op::Swish, {x, k(c, 1)}), n);
   if (is(u, Op::Mul) && u->operand(1) == x && u->operand(0)->shape().is_scalar())
