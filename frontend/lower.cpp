@@ -205,10 +205,15 @@ LoweredModel lower_model(const CheckedModel& model, ir::Context& ctx) {
   return out;
 }
 
-LoweredExpr lower_expression(const CheckedExpr& expr, ir::Context& ctx) {
+LoweredExpr lower_expression(const CheckedExpr& expr, ir::Context& ctx,
+                             const std::map<std::string, const ir::Node*>* vars) {
   LoweredExpr out;
-  for (size_t i = 0; i < expr.vars.size(); ++i)
-    out.vars.push_back(ctx.var(ir::VarKind::Input, static_cast<int>(i), expr.vars[i], {}));
+  for (size_t i = 0; i < expr.vars.size(); ++i) {
+    auto it = vars ? vars->find(expr.vars[i]) : std::map<std::string, const ir::Node*>::const_iterator{};
+    out.vars.push_back(vars && it != vars->end()
+                           ? it->second
+                           : ctx.var(ir::VarKind::Input, static_cast<int>(i), expr.vars[i], {}));
+  }
   Lowerer lowerer(ctx, out.vars, {}, {}, {});
   out.root = lowerer.lower(expr.root);
   return out;

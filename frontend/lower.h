@@ -8,6 +8,7 @@
 // which the simplifier then puts in stable form. The graph is per sample.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,9 @@ struct LoweredExpr {
   const ir::Node* root = nullptr;
 };
 
-LoweredExpr lower_expression(const CheckedExpr& expr, ir::Context& ctx);
+// `vars` (optional) gives the node to use for a free name; other free names
+// become scalar Input vars numbered by first use.
+LoweredExpr lower_expression(const CheckedExpr& expr, ir::Context& ctx,
+                             const std::map<std::string, const ir::Node*>* vars = nullptr);
 
 }  // namespace nabla

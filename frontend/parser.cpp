@@ -738,27 +738,79 @@ ast::Module parse_file(const SourceFile& file, Diagnostics& diags) {
   return module;
 }
 
+namespace {
+
+// Parses [first, last) as one expression (newlines are blanks) into st.
+ExprId parse_one_expression(ParseState& st, It first, It last, It file_end, Diagnostics& diags) {
+  const It begin = first;
+  try {
+    ExprId root = ast::kNoExpr;
+    if (x3::phrase_parse(first, last, x3::with<state_tag>(std::ref(st))[expr > end_of_input],
+                         ws_nl, root))
+      return root;
+    report(diags, st, explain(first, "an expression", last, file_end, st, begin));
+  } catch (const x3::expectation_failure<It>& e) {
+    report(diags, st, explain(e.where(), e.which(), last, file_end, st, begin));
+  } catch (const LimitExceeded& e) {
+    report(diags, st, {e.where, e.message, {}, {}});
+  }
+  return ast::kNoExpr;
+}
+
+// A logical line of the form `NAME = EXPR` (not `NAME == ...`).
+bool is_binding_line(It p, It last) {
+  while (p < last && (*p == ' ' || *p == '\t')) ++p;
+  if (p == last || !(std::isalpha(static_cast<unsigned char>(*p)) || *p == '_')) return false;
+  while (p < last && (std::isalnum(static_cast<unsigned char>(*p)) || *p == '_')) ++p;
+  while (p < last && (*p == ' ' || *p == '\t')) ++p;
+  return p + 1 < last && *p == '=' && p[1] != '=';
+}
+
+}  // namespace
+
 ast::Module parse_expression(const SourceFile& file, Diagnostics& diags) {
   ast::Module module;
   ParseState st;
   st.module = &module;
   const std::string& text = file.text();
-  It first = text.data();
+  const It first = text.data();
   const It last = text.data() + text.size();
   st.base = first;
-  try {
-    ExprId root = ast::kNoExpr;
-    if (x3::phrase_parse(first, last, x3::with<state_tag>(std::ref(st))[expr > end_of_input],
-                         ws_nl, root)) {
-      module.root = root;
+  // What nabla prints: `NAME = EXPR` binding lines, then the expression.
+  // Without binding lines the whole text is one expression, newlines and all.
+  const auto lines = split_statements(first, last);
+  const bool bindings = lines.size() > 1 && is_binding_line(lines.front().first, lines.front().second);
+  if (!bindings) {
+    module.root = parse_one_expression(st, first, last, last, diags);
+    return module;
+  }
+  for (size_t i = 0; i + 1 < lines.size(); ++i) {
+    auto [begin, end] = lines[i];
+    It p = begin;
+    st.stmt = ast::Stmt{};
+    st.depth = 0;
+    st.open_brackets.clear();
+    st.open_calls.clear();
+    st.open_shapes.clear();
+    try {
+      if (x3::phrase_parse(p, end, x3::with<state_tag>(std::ref(st))[let_stmt > end_of_statement], ws_nl)) {
+        st.stmt.range = st.range(begin, end);
+        module.stmts.push_back(std::move(st.stmt));
+        continue;
+      }
+      report(diags, st, explain(begin, "a binding NAME = EXPR", end, last, st, begin));
+    } catch (const x3::expectation_failure<It>& e) {
+      report(diags, st, explain(e.where(), e.which(), end, last, st, begin));
+    } catch (const LimitExceeded& e) {
+      report(diags, st, {e.where, e.message, {}, {}});
       return module;
     }
-    report(diags, st, explain(first, "an expression", last, last, st, text.data()));
-  } catch (const x3::expectation_failure<It>& e) {
-    report(diags, st, explain(e.where(), e.which(), last, last, st, text.data()));
-  } catch (const LimitExceeded& e) {
-    report(diags, st, {e.where, e.message, {}, {}});
   }
+  st.depth = 0;
+  st.open_brackets.clear();
+  st.open_calls.clear();
+  st.open_shapes.clear();
+  module.root = parse_one_expression(st, lines.back().first, lines.back().second, last, diags);
   return module;
 }
 

@@ -297,7 +297,7 @@ const TExpr* Sema::elab_name(const ast::Expr& e, const Env& env) {
   auto it = bound_.find(e.name);
   if (it == bound_.end() && poisoned_.count(e.name)) return error_node(e.range);
   if (it == bound_.end() || (env.fn && it->second.kind != Binding::Kind::Const)) {
-    if (expression_mode_ && !find_builtin(e.name) && !is_keyword(e.name)) {
+    if (expression_mode_ && !find_builtin(e.name) && !is_keyword(e.name) && !declared_.count(e.name)) {
       auto [var, fresh] = vars_.emplace(e.name, static_cast<int>(var_names_.size()));
       if (fresh) var_names_.push_back(e.name);
       TExpr* t = node(K::Ref, {}, e.range);
@@ -1060,6 +1060,17 @@ CheckedModel Sema::check_model(const SemaOptions& options, std::vector<std::stri
 CheckedExpr Sema::check_expression() {
   CheckedExpr out;
   if (m_.root == ast::kNoExpr) return out;
+  // Bindings NAME = EXPR before the expression (as nabla prints them).
+  declare_names();
+  for (const ast::Stmt& s : m_.stmts) {
+    current_ = &s;
+    if (check_new_name(s)) {
+      const TExpr* v = elab(s.value, Env{});
+      model_.lets.push_back({s.name, v, s.name_range});
+      bind(s.name, Binding::Kind::Let, static_cast<int>(model_.lets.size() - 1), s.name_range);
+    }
+  }
+  current_ = nullptr;
   const TExpr* root = elab(m_.root, Env{});
   out.vars = var_names_;
   out.root = root;

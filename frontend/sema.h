@@ -30,7 +30,8 @@ CheckedModel check_model(const ast::Module& module, Diagnostics& diags,
                          const SemaOptions& options = {},
                          std::vector<std::string>* unused_overrides = nullptr);
 
-// Expression mode: every free name is a scalar variable.
+// Expression mode: every free name is a scalar variable; `NAME = EXPR`
+// bindings before the expression (as nabla prints them) are lets.
 CheckedExpr check_expression(const ast::Module& module, Diagnostics& diags);
 
 }  // namespace nabla

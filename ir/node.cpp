@@ -1,6 +1,7 @@
 #include "ir/node.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "ir/assert.h"
@@ -71,6 +72,7 @@ const Node* Context::intern(Node&& n) {
 
 const Node* Context::constant(double v) {
   if (v == 0) v = 0.0;  // one zero: -0.0 and 0.0 intern alike
+  if (std::isnan(v)) v = std::numeric_limits<double>::quiet_NaN();  // one NaN
   Node n;
   n.op_ = Op::Constant;
   n.value_ = v;

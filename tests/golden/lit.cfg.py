@@ -10,7 +10,8 @@ import os
 import lit.formats
 
 config.name = "nabla-golden"
-config.test_format = lit.formats.ShTest(execute_external=False)
+# RUN lines run in /bin/sh (so $(...) works, as a user would type it).
+config.test_format = lit.formats.ShTest(execute_external=True)
 config.suffixes = [".nn", ".test"]
 config.excludes = ["Inputs", "lit.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)

@@ -280,3 +280,48 @@ TEST(SymbolicProperty, HessianVectorProductMatchesFiniteDifferences) {
 
 }  // namespace
 }  // namespace nabla
+
+#include "frontend/lower.h"
+#include "test_util.h"
+
+namespace nabla {
+namespace {
+
+// Print -> parse -> the same node: a simplified random expression, printed
+// with its bindings, read back by the expression parser and lowered into the
+// same context, simplifies to the very node it was printed from.
+TEST(SymbolicProperty, PrintThenParseGivesTheSameNode) {
+  ir::Context c;
+  test::RandomIr gen(c, 41);
+  const auto vars = gen.scalar_vars();
+  std::map<std::string, const ir::Node*> by_name;
+  for (const ir::Node* v : vars) by_name[v->name()] = v;
+  int checked = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const ir::Node* f = gen.scalar(3);
+    if (!ir::reachable(std::span<const ir::Node* const>(&f, 1)).empty() &&
+        [&] {  // scalar vars only: tensors have no expression-mode spelling
+          for (const ir::Node* n : ir::reachable(std::span<const ir::Node* const>(&f, 1)))
+            if (!n->shape().is_scalar()) return true;
+          return false;
+        }())
+      continue;
+    const ir::Node* s = ir::simplify(c, f);
+    const std::string text = ir::print_text(s);
+    SourceFile file("<expr>", text);
+    Diagnostics diags(file);
+    ast::Module m = parse_expression(file, diags);
+    CheckedExpr e = check_expression(m, diags);
+    std::ostringstream errors;
+    diags.render(errors);
+    ASSERT_FALSE(diags.has_errors()) << text << "\n" << errors.str();
+    const LoweredExpr back = lower_expression(e, c, &by_name);
+    ++checked;
+    EXPECT_EQ(ir::simplify(c, back.root), s) << "printed:\n" << text << "\nread back as:\n"
+                                             << ir::print_text(ir::simplify(c, back.root));
+  }
+  EXPECT_GT(checked, 1000);
+}
+
+}  // namespace
+}  // namespace nabla
