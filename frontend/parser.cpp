@@ -346,28 +346,24 @@ const auto make_number = [](auto& ctx) {
   std::from_chars(t.text.data(), t.text.data() + t.text.size(), e.number);
   x3::_val(ctx) = st.add(std::move(e), x3::_where(ctx).begin());
 };
-const auto make_name = [](auto& ctx) {
-  ParseState& st = state(ctx);
-  const Tok& t = x3::_attr(ctx);
+// A node written as a name: a Name, or a Call whose callee it is.
+ExprId add_named(ParseState& st, ExprKind kind, const Tok& t, It where) {
   ast::Expr e;
-  e.kind = ExprKind::Name;
+  e.kind = kind;
   e.range = t.range();
   e.name = t.text;
   e.name_range = t.range();
-  x3::_val(ctx) = st.add(std::move(e), x3::_where(ctx).begin());
+  return st.add(std::move(e), where);
+}
+const auto make_name = [](auto& ctx) {
+  x3::_val(ctx) = add_named(state(ctx), ExprKind::Name, x3::_attr(ctx), x3::_where(ctx).begin());
 };
 
 // `name(` commits to a call. The call node is created when the callee is
 // seen; its arguments are appended as they parse, to the innermost open call.
 const auto start_call = [](auto& ctx) {
   ParseState& st = state(ctx);
-  const Tok& t = x3::_attr(ctx);
-  ast::Expr e;
-  e.kind = ExprKind::Call;
-  e.range = t.range();
-  e.name = t.text;
-  e.name_range = t.range();
-  x3::_val(ctx) = st.add(std::move(e), x3::_where(ctx).begin());
+  x3::_val(ctx) = add_named(st, ExprKind::Call, x3::_attr(ctx), x3::_where(ctx).begin());
   st.open_calls.push_back(x3::_val(ctx));
 };
 const auto end_call = [](auto& ctx) {

@@ -635,6 +635,9 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
     t->axis = *ax;
     return true;
   };
+  auto axis_error = [&] {
+    return fail("axis " + std::to_string(*t->axis) + " is out of range for shape " + s0.str());
+  };
   ShapeRule rule = info.rule;
   if (rule == ShapeRule::MaxMin) {
     if (t->args.size() == 2 && t->axis) return fail("axis= goes with one tensor, not two");
@@ -654,13 +657,12 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
       break;
     }
     case ShapeRule::AlongAxis:
-      if (!check_axis(s0))
-        return fail("axis " + std::to_string(*t->axis) + " is out of range for shape " + s0.str());
+    case ShapeRule::Mask:
+      if (!check_axis(s0)) return axis_error();
       t->shape = s0;
       break;
     case ShapeRule::Reduce:
-      if (!check_axis(s0))
-        return fail("axis " + std::to_string(*t->axis) + " is out of range for shape " + s0.str());
+      if (!check_axis(s0)) return axis_error();
       t->shape = t->axis ? remove_axis(s0, static_cast<int>(*t->axis)) : Shape{};
       break;
     case ShapeRule::MaxMin: break;  // resolved above
@@ -721,11 +723,6 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
       if (broadcast(t->target, s0) != s0)
         return fail(s0.str() + " cannot be summed down to " + t->target.str());
       t->shape = t->target;
-      break;
-    case ShapeRule::Mask:
-      if (!check_axis(s0))
-        return fail("axis " + std::to_string(*t->axis) + " is out of range for shape " + s0.str());
-      t->shape = s0;
       break;
     case ShapeRule::GroupMask:
     case ShapeRule::Repeat: {
