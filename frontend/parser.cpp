@@ -51,6 +51,14 @@ struct ParseState {
   std::vector<ExprId> open_shapes;  // shape literals whose sizes are being parsed
 
   uint32_t offset(It p) const { return static_cast<uint32_t>(p - base); }
+  // Forgets what the previous statement left (after an error, brackets stay open).
+  void begin_statement() {
+    stmt = ast::Stmt{};
+    depth = 0;
+    open_brackets.clear();
+    open_calls.clear();
+    open_shapes.clear();
+  }
   SourceRange range(It b, It e) const { return {offset(b), offset(e)}; }
   ast::Expr& expr(ExprId id) { return module->exprs[static_cast<size_t>(id)]; }
   ExprId add(ast::Expr e, It where) {
@@ -706,11 +714,7 @@ ast::Module parse_file(const SourceFile& file, Diagnostics& diags) {
   for (auto [begin, end] : split_statements(text.data(), file_end)) {
     if (errors == kMaxSyntaxErrors) break;
     It first = begin;
-    st.stmt = ast::Stmt{};
-    st.depth = 0;
-    st.open_brackets.clear();
-    st.open_calls.clear();
-    st.open_shapes.clear();
+    st.begin_statement();
     std::optional<SyntaxError> err;
     try {
       if (x3::phrase_parse(first, end, x3::with<state_tag>(std::ref(st))[statement], ws_nl)) {
@@ -783,11 +787,7 @@ ast::Module parse_expression(const SourceFile& file, Diagnostics& diags) {
   for (size_t i = 0; i + 1 < lines.size(); ++i) {
     auto [begin, end] = lines[i];
     It p = begin;
-    st.stmt = ast::Stmt{};
-    st.depth = 0;
-    st.open_brackets.clear();
-    st.open_calls.clear();
-    st.open_shapes.clear();
+    st.begin_statement();
     try {
       if (x3::phrase_parse(p, end, x3::with<state_tag>(std::ref(st))[let_stmt > end_of_statement], ws_nl)) {
         st.stmt.range = st.range(begin, end);
@@ -802,10 +802,7 @@ ast::Module parse_expression(const SourceFile& file, Diagnostics& diags) {
       return module;
     }
   }
-  st.depth = 0;
-  st.open_brackets.clear();
-  st.open_calls.clear();
-  st.open_shapes.clear();
+  st.begin_statement();
   module.root = parse_one_expression(st, lines.back().first, lines.back().second, last, diags);
   return module;
 }
