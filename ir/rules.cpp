@@ -325,10 +325,57 @@ N elementwise_unbroadcast(Context& c, N n, const RuleEnv&) {
   return changed ? c.make(n->op(), ops, n->attr(), n->shape()) : nullptr;
 }
 
+// (1 - y) softplus(z) + y softplus(-z) -> softplus(z) - y z: binary
+// cross-entropy of sigmoid(z), whose gradient is then sigmoid(z) - y.
+N bce_logits(Context& c, N n, const RuleEnv& env) {
+  auto split = [](N m, Op f) -> std::pair<N, N> {  // m = other * f(..)
+    if (!is(m, Op::Mul)) return {nullptr, nullptr};
+    if (is(m->operand(1), f)) return {m->operand(0), m->operand(1)};
+    if (is(m->operand(0), f)) return {m->operand(1), m->operand(0)};
+    return {nullptr, nullptr};
+  };
+  // The two terms with their coefficients (a - b is a + (-1) b); equal
+  // coefficients c give c (softplus(z) - y z).
+  auto [ca, ta] = split_coefficient(n->operand(0));
+  auto [cb, tb] = split_coefficient(n->operand(1));
+  if (is(n, Op::Sub)) cb = -cb;
+  if (!ta || !tb || ca != cb) return nullptr;
+  for (auto [p, q] : {std::pair{ta, tb}, std::pair{tb, ta}}) {
+    auto [one_minus_y, sp] = split(p, Op::Softplus);
+    auto [y, sn] = split(q, Op::Softplus);
+    if (!sp || !sn) continue;
+    // -z as the collect rule writes it (-(t + b) is -t - b).
+    N z = sp->operand(0), neg_z = c.neg(z);
+    if (N canonical = collect_terms(c, neg_z, env)) neg_z = canonical;
+    if (sn->operand(0) != neg_z && !(is(sn->operand(0), Op::Neg) && sn->operand(0)->operand(0) == z)) continue;
+    if (!is(one_minus_y, Op::Sub) || !one_minus_y->operand(0)->is_constant(1) || one_minus_y->operand(1) != y)
+      continue;
+    return keep_shape(c, scaled(c, ca, c.sub(sp, c.mul(y, sp->operand(0)))), n);
+  }
+  return nullptr;
+}
+
+// A @ x + A @ y -> A @ (x + y); x @ A + y @ A -> (x + y) @ A;
+// outer(u, x) + outer(v, x) -> outer(u + v, x) (and the other side).
+N shared_factor(Context& c, N n, const RuleEnv&) {
+  N a = n->operand(0), b = n->operand(1);
+  if (a->op() != b->op() || (!is(a, Op::MatMul) && !is(a, Op::Outer))) return nullptr;
+  N a0 = a->operand(0), a1 = a->operand(1), b0 = b->operand(0), b1 = b->operand(1);
+  const bool sub = is(n, Op::Sub);
+  auto combine = [&](N x, N y) { return sub ? c.sub(x, y) : c.add(x, y); };
+  if (a0 == b0 && a1->shape() == b1->shape()) return keep_shape(c, c.make(a->op(), {a0, combine(a1, b1)}), n);
+  if (a1 == b1 && a0->shape() == b0->shape()) return keep_shape(c, c.make(a->op(), {combine(a0, b0), a1}), n);
+  return nullptr;
+}
+
 std::vector<Rule> make_rules() {
   std::vector<Rule> r;
   for (Op op : {Op::Add, Op::Sub, Op::Neg}) r.push_back({"collect-terms", op, collect_terms});
   for (Op op : {Op::Mul, Op::Div, Op::Neg, Op::Pow}) r.push_back({"collect-factors", op, collect_factors});
+  r.push_back({"stable-bce-logits", Op::Add, bce_logits});
+  r.push_back({"stable-bce-logits", Op::Sub, bce_logits});
+  r.push_back({"matmul-shared-factor", Op::Add, shared_factor});
+  r.push_back({"matmul-shared-factor", Op::Sub, shared_factor});
   r.push_back({"pow-identities", Op::Pow, pow_simple});
   r.push_back({"recognize-sigmoid", Op::Div, div_sigmoid});
   r.push_back({"recognize-sigmoid-exp", Op::Div, div_sigmoid_exp});

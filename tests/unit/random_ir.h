@@ -55,12 +55,17 @@ public:
       case 5: return c_.pow(s(), c_.constant(static_cast<double>(pick(4))));
       case 6: {  // known-function patterns
         const ir::Node* e = s();
-        switch (pick(6)) {
+        switch (pick(7)) {
           case 0: return c_.div(one, c_.add(one, c_.unary(Op::Exp, c_.neg(e))));
           case 1: return c_.unary(Op::Log, c_.add(one, c_.unary(Op::Exp, e)));
           case 2: return c_.unary(Op::Log, c_.unary(Op::Sigmoid, e));
           case 3: return c_.unary(Op::Log, c_.sub(one, c_.unary(Op::Sigmoid, e)));
           case 4: return c_.mul(e, c_.unary(Op::Sigmoid, e));
+          case 5: {  // binary cross-entropy of sigmoid(e) with target y
+            const ir::Node* p = c_.unary(Op::Sigmoid, e);
+            return c_.neg(c_.add(c_.mul(y_, c_.unary(Op::Log, p)),
+                                 c_.mul(c_.sub(one, y_), c_.unary(Op::Log, c_.sub(one, p)))));
+          }
           default: return c_.div(c_.unary(Op::Exp, e), c_.add(c_.unary(Op::Exp, e), one));
         }
       }
@@ -108,7 +113,12 @@ public:
         const ir::Node* at = c_.make(Op::Transpose, {a_});
         return c_.make(Op::MatMul, {at, c_.make(Op::MatMul, {c_.make(Op::Transpose, {at}), t()})});
       }
-      case 5: return c_.make(Op::MatMul, {c_.make(Op::Transpose, {a_}), c_.make(Op::MatMul, {a_, t()})});
+      case 5: {  // A.T @ (A @ t) + or - A.T @ (A @ t'): a shared factor
+        const ir::Node* at = c_.make(Op::Transpose, {a_});
+        const ir::Node* l = c_.make(Op::MatMul, {at, c_.make(Op::MatMul, {a_, t()})});
+        const ir::Node* r = c_.make(Op::MatMul, {at, c_.make(Op::MatMul, {a_, t()})});
+        return pick(2) ? c_.add(l, r) : c_.sub(l, r);
+      }
       case 6: return c_.make(Op::Maxout, {c_.add(w6_, c_.make(Op::Repeat, {t()}, 2))}, 2);
       case 7: {  // an outer product summed over its second axis
         const ir::Node* o = c_.make(Op::Outer, {t(), c_.make(Op::MatMul, {a_, t()})});
