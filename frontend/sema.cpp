@@ -120,7 +120,7 @@ private:
   void bind(const std::string& name, Binding::Kind kind, int index, SourceRange where);
   std::optional<Shape> check_shape(const ast::Stmt& s);
   std::optional<int64_t> positive_size(const ast::Dim& d);
-  std::optional<InitSpecDecl> check_init(const ast::Stmt& s, const Shape& shape);
+  std::optional<InitSpecDecl> check_init(const ast::Stmt& s);
   void check_fn(const ast::Stmt& s);
   void check_fn_body(ExprId id, const ast::Stmt& fn, const std::unordered_set<std::string>& params);
   std::optional<double> const_value(ExprId id, const char* what);
@@ -546,7 +546,6 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
   TExpr* t = node(K::Call, {}, e.range);
   t->fn = info.id;
   bool failed = false;
-  std::optional<int64_t> int_value;
   for (size_t i = 0; i < n; ++i) {
     const BuiltinParam& p = info.params[i];
     if (p.is_shape) {
@@ -598,7 +597,6 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
       if (v) {
         if (p.name == "k") t->group = static_cast<int64_t>(*v);
         else t->axis = static_cast<int64_t>(*v);
-        int_value = static_cast<int64_t>(*v);
       }
       continue;
     }
@@ -744,7 +742,6 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
       break;
     }
   }
-  (void)int_value;
   return t;
 }
 
@@ -816,7 +813,7 @@ std::optional<double> Sema::const_value(ExprId id, const char* what) {
   return eval_scalar(*t, [](const TExpr& r) { return r.number; });
 }
 
-std::optional<InitSpecDecl> Sema::check_init(const ast::Stmt& s, const Shape& shape) {
+std::optional<InitSpecDecl> Sema::check_init(const ast::Stmt& s) {
   InitSpecDecl init;
   if (!s.init) return init;
   const ast::InitSpec& spec = *s.init;
@@ -858,7 +855,6 @@ std::optional<InitSpecDecl> Sema::check_init(const ast::Stmt& s, const Shape& sh
     diags_.error(spec.range, "normal(MEAN, STD) needs STD > 0");
     return std::nullopt;
   }
-  (void)shape;
   return init;
 }
 
@@ -950,7 +946,7 @@ CheckedModel Sema::check_model(const SemaOptions& options, std::vector<std::stri
         const bool name_ok = check_new_name(s);
         auto shape = check_shape(s);
         std::optional<InitSpecDecl> init;
-        if (shape && s.kind == ast::StmtKind::Param) init = check_init(s, *shape);
+        if (shape && s.kind == ast::StmtKind::Param) init = check_init(s);
         if (!name_ok) break;
         // A declaration with a bad shape still binds its name (with an empty
         // shape) so its uses raise no second error.
