@@ -27,5 +27,7 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
 void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 // graph
 void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& action);
+// run, grad (reference interpreter until the JIT lands)
+void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace nabla::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add_check_command(app, global, action);
   add_expression_commands(app, global, action);
   add_graph_command(app, global, action);
+  add_run_grad_commands(app, global, action);
 
   try {
     app.parse(argc, argv);

@@ -27,6 +27,8 @@ shared = lit_config.params.get(
     "shared", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 
 config.substitutions.append(("%nabla", os.path.abspath(nabla)))
+# The system Python, which has numpy (python3-numpy).
+config.substitutions.append(("%python", "/usr/bin/python3"))
 # Sanitizer builds stop nesting at 2,000 levels (frontend/parser.h).
 if lit_config.params.get("sanitize") in ("1", "ON", "on", "TRUE", "true"):
     config.available_features.add("sanitize")
