@@ -5,7 +5,11 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "cli/model_diff.h"
+#include "cli/render.h"
 #include "frontend/ast_printer.h"
+#include "frontend/lower.h"
+#include "ir/simplify.h"
 
 namespace nabla::cli {
 namespace {
@@ -48,18 +52,72 @@ std::string model_summary(const CheckedModel& m) {
   return s;
 }
 
+// Prints the stage `emit` names ("" for the summary), timing the passes it runs.
+int emit_model(const LoadedModel& loaded, const std::string& emit, PassTimes& times) {
+  if (emit == "ast") {
+    std::cout << print_ast(loaded.ast);
+    return kExitOk;
+  }
+  if (emit.empty()) {
+    std::cout << model_summary(loaded.model) << "\n";
+    return kExitOk;
+  }
+  ir::Context ctx;
+  const LoweredModel m = times.time("lower", [&] { return lower_model(loaded.model, ctx); });
+  ir::PrintOptions po;
+  for (const auto& [name, node] : m.lets) po.names[node] = name;
+  po.bind_named = true;
+  std::vector<const ir::Node*> roots;
+  std::vector<std::string> labels;
+  if (emit == "grad") {
+    if (!m.loss) {
+      print_error(std::cerr, "the model has no loss: there is no gradient program");
+      return kExitUserError;
+    }
+    GradientProgram p = times.time("differentiate", [&] { return gradient_program(ctx, m, m.params, true); });
+    po.names = p.names;
+    roots = p.gradients;
+    for (const ir::Node* w : m.params) labels.push_back("d/d" + w->name());
+  } else {
+    for (const auto& [name, node] : m.outputs) {
+      roots.push_back(node);
+      labels.push_back("output " + name);
+    }
+    if (m.loss) {
+      roots.push_back(m.loss);
+      labels.push_back("loss");
+    }
+    if (emit == "simplified") {
+      ir::SimplifyOptions so;
+      for (size_t i = 0; i < m.labels.size(); ++i)
+        if (m.label_distribution[i]) so.distributions.insert(m.labels[i]);
+      roots = times.time("simplify", [&] { return ir::simplify(ctx, roots, so); });
+      po.names.clear();
+      po.bind_named = false;
+    }
+  }
+  times.time("print", [&] {
+    render(std::cout, roots, labels, po, "text");
+    return 0;
+  });
+  return kExitOk;
+}
+
 void add_check_command(CLI::App& app, const GlobalOptions& global, Action& action) {
   auto* cmd = app.add_subcommand("check", "Parse and type/shape-check a model (or an expression "
                                           "with -e); print a one-line summary");
   struct Args {
     std::string path, expr, emit;
+    bool time_passes = false;
   };
   auto args = std::make_shared<Args>();
   auto* model_opt = cmd->add_option("MODEL", args->path, "the .nn file");
   auto* expr_opt = cmd->add_option("-e,--expr", args->expr, "check an expression instead of a file");
   model_opt->excludes(expr_opt);
-  cmd->add_option("--emit", args->emit, "print a stage instead of the summary: ast")
-      ->check(CLI::IsMember({"ast"}));
+  cmd->add_option("--emit", args->emit,
+                  "stop after a stage and print it: ast, ir (lowered), simplified, grad (the gradient program)")
+      ->check(CLI::IsMember({"ast", "ir", "simplified", "grad"}));
+  cmd->add_flag("--time-passes", args->time_passes, "print the time of each pass (stderr)");
   cmd->callback([&global, &action, args, model_opt, expr_opt] {
     if (model_opt->count() + expr_opt->count() == 0)
       throw CLI::RequiredError("MODEL or -e EXPR");
@@ -80,13 +138,12 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
       auto options = sema_options(global, std::cerr);
       if (!options) return kExitUserError;
       const Stage last = args->emit == "ast" ? Stage::Parse : Stage::Check;
-      auto loaded = load_model(args->path, *options, std::cerr, last);
+      PassTimes times;
+      auto loaded = load_model(args->path, *options, std::cerr, last, &times);
       if (!loaded) return kExitUserError;
-      if (args->emit == "ast")
-        std::cout << print_ast(loaded->ast);
-      else
-        std::cout << model_summary(loaded->model) << "\n";
-      return kExitOk;
+      const int rc = emit_model(*loaded, args->emit, times);
+      if (args->time_passes) times.print(std::cerr);
+      return rc;
     };
   });
 }

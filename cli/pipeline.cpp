@@ -1,6 +1,7 @@
 #include "cli/pipeline.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <ostream>
@@ -40,21 +41,36 @@ std::optional<std::string> read_file(const std::string& path, std::ostream& err)
   return std::move(text).str();
 }
 
+void PassTimes::print(std::ostream& out) const {
+  double total = 0;
+  for (const auto& [name, seconds] : entries_) total += seconds;
+  char line[128];
+  for (const auto& [name, seconds] : entries_) {
+    std::snprintf(line, sizeof line, "  %-14s %10.3f ms  %5.1f %%\n", name.c_str(), seconds * 1e3,
+                  total > 0 ? 100 * seconds / total : 0.0);
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "  %-14s %10.3f ms\n", "total", total * 1e3);
+  out << line;
+}
+
 std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
-                                      std::ostream& err, Stage last) {
-  auto text = read_file(path, err);
+                                      std::ostream& err, Stage last, PassTimes* times) {
+  PassTimes ignored;
+  PassTimes& t = times ? *times : ignored;
+  auto text = t.time("read", [&] { return read_file(path, err); });
   if (!text) return std::nullopt;
   LoadedModel out;
   out.file = std::make_unique<SourceFile>(path, std::move(*text));
   Diagnostics diags(*out.file);
-  out.ast = parse_file(*out.file, diags);
+  out.ast = t.time("parse", [&] { return parse_file(*out.file, diags); });
   if (last == Stage::Parse) {
     diags.render(err);
     if (diags.has_errors()) return std::nullopt;
     return out;
   }
   std::vector<std::string> unused;
-  out.model = check_model(out.ast, diags, options, &unused);
+  out.model = t.time("check", [&] { return check_model(out.ast, diags, options, &unused); });
   diags.render(err);
   for (const std::string& name : unused) {
     std::string consts;

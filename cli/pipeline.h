@@ -3,7 +3,10 @@
 // each run by one function here.
 #pragma once
 
+#include <chrono>
 #include <iosfwd>
+#include <utility>
+#include <vector>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,13 +35,38 @@ struct LoadedModel {
   CheckedModel model;
 };
 
+// Wall time of each pass, for --time-passes.
+class PassTimes {
+public:
+  // Runs `f` and records its time under `name`; returns what `f` returns.
+  template <typename F>
+  auto time(const std::string& name, F&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Record {
+      PassTimes* self;
+      std::string name;
+      std::chrono::steady_clock::time_point t0;
+      ~Record() {
+        self->entries_.emplace_back(
+            name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+    } record{this, name, t0};
+    return f();
+  }
+  void print(std::ostream& out) const;
+
+private:
+  std::vector<std::pair<std::string, double>> entries_;
+};
+
 // The stages load_model and load_expression can stop after (--emit).
 enum class Stage { Parse, Check };
 
 // Reads, parses and (unless `last` is Parse) checks a .nn file. Prints
 // diagnostics to `err` and returns nullopt when there is any error.
 std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
-                                      std::ostream& err, Stage last = Stage::Check);
+                                      std::ostream& err, Stage last = Stage::Check,
+                                      PassTimes* times = nullptr);
 
 struct LoadedExpr {
   std::unique_ptr<SourceFile> file;  // named "<expr>"
