@@ -182,9 +182,8 @@ const auto number_end_def = !(ident_char | (x3::lit('.') >> digit));
 
 const x3::rule<class number_r, Tok> number = "a number";
 const auto number_def =
-    x3::raw[x3::lexeme[((+digit >> -(x3::lit('.') >> *digit)) |
-                        (x3::lit('.') >> +digit)) >>
-                       -(x3::char_("eE") > -x3::char_("+-") > exponent_digits) > number_end]]
+    x3::raw[x3::lexeme[(((+digit >> -(x3::lit('.') >> *digit)) | (x3::lit('.') >> +digit)) >>
+                        -(x3::char_("eE") > -x3::char_("+-") > exponent_digits)) > number_end]]
     [([](auto& ctx) { x3::_val(ctx) = make_tok(ctx, x3::_attr(ctx)); })];
 
 template <Op op>

@@ -498,11 +498,9 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
   const size_t n = info.params.size();
   std::vector<const ast::Arg*> given(n, nullptr);
   size_t positional = 0;
-  int positional_count = 0;
   if (!check_argument_order(e, env)) return error_node(e.range);
   for (const ast::Arg& a : e.args) {
     if (a.keyword.empty()) {
-      ++positional_count;
       if (positional < n) given[positional] = &a;
       ++positional;
       continue;
