@@ -6,10 +6,12 @@
 
 #include <map>
 
+#include "frontend/lower.h"
 #include "ir/differentiate.h"
 #include "ir/print.h"
 #include "ir/simplify.h"
 #include "random_ir.h"
+#include "test_util.h"
 
 namespace nabla {
 namespace {
@@ -190,11 +192,31 @@ TEST(Simplify, DerivativeSizeIsLinearInDepth) {
   EXPECT_LT(static_cast<double>(sizes[100]) / static_cast<double>(sizes[10]), 12.0);
 }
 
-}  // namespace
-}  // namespace nabla
 
-namespace nabla {
-namespace {
+// Vars `prefix`NAME, one per var of `vars` with its shape: directions.
+std::vector<const ir::Node*> direction_vars(ir::Context& c, const std::vector<const ir::Node*>& vars,
+                                            const std::string& prefix, int first_index) {
+  std::vector<const ir::Node*> dirs;
+  for (const ir::Node* v : vars)
+    dirs.push_back(c.var(ir::VarKind::Input, first_index + v->var_index(), prefix + v->name(), v->shape()));
+  return dirs;
+}
+
+// Random values in [-1, 1] for each of `dirs`, added to the point `p`.
+void randomize(test::RandomIr& gen, const std::vector<const ir::Node*>& dirs,
+               std::unordered_map<const ir::Node*, ir::Tensor>& p) {
+  for (const ir::Node* d : dirs) {
+    ir::Tensor t = ir::Tensor::zeros(d->shape());
+    for (double& x : t.data) x = gen.uniform(-1, 1);
+    p[d] = t;
+  }
+}
+
+bool all_scalar(const ir::Node* f) {
+  for (const ir::Node* n : ir::reachable(std::span<const ir::Node* const>(&f, 1)))
+    if (!n->shape().is_scalar()) return false;
+  return true;
+}
 
 // Forward mode agrees with reverse mode: jvp(f; v) = sum_i <grad_i f, v_i>.
 TEST(SymbolicProperty, ForwardModeAgreesWithReverseMode) {
@@ -202,21 +224,14 @@ TEST(SymbolicProperty, ForwardModeAgreesWithReverseMode) {
   test::RandomIr gen(c, 23);
   const auto vars = gen.all_vars();
   // The directions are extra vars (v_x, v_A, ...) given random values.
-  std::vector<const ir::Node*> dirs;
+  const std::vector<const ir::Node*> dirs = direction_vars(c, vars, "v_", 100);
   std::unordered_map<const ir::Node*, const ir::Node*> tangents;
-  for (const ir::Node* v : vars) {
-    dirs.push_back(c.var(ir::VarKind::Input, 100 + v->var_index(), "v_" + v->name(), v->shape()));
-    tangents[v] = dirs.back();
-  }
+  for (size_t k = 0; k < vars.size(); ++k) tangents[vars[k]] = dirs[k];
   int compared = 0;
   for (int i = 0; i < 1000; ++i) {
     const ir::Node* f = gen.scalar(3);
     auto p = gen.point();
-    for (const ir::Node* d : dirs) {
-      ir::Tensor t = ir::Tensor::zeros(d->shape());
-      for (double& x : t.data) x = gen.uniform(-1, 1);
-      p[d] = t;
-    }
+    randomize(gen, dirs, p);
     if (!in_domain(f, p)) continue;
     const ir::Node* forward = ir::jvp(c, f, tangents);
     const auto grads = ir::gradient(c, f, vars);
@@ -240,18 +255,12 @@ TEST(SymbolicProperty, HessianVectorProductMatchesFiniteDifferences) {
   ir::Context c;
   test::RandomIr gen(c, 31);
   const auto vars = gen.all_vars();
-  std::vector<const ir::Node*> dirs;
-  for (const ir::Node* v : vars)
-    dirs.push_back(c.var(ir::VarKind::Input, 200 + v->var_index(), "d_" + v->name(), v->shape()));
+  const std::vector<const ir::Node*> dirs = direction_vars(c, vars, "d_", 200);
   int compared = 0;
   for (int i = 0; i < 400; ++i) {
     const ir::Node* f = gen.scalar(2);
     auto p = gen.point();
-    for (const ir::Node* d : dirs) {
-      ir::Tensor t = ir::Tensor::zeros(d->shape());
-      for (double& x : t.data) x = gen.uniform(-1, 1);
-      p[d] = t;
-    }
+    randomize(gen, dirs, p);
     const auto grads = ir::gradient(c, f, vars);
     const auto hv = ir::hvp(c, f, vars, dirs);
     bool ok = in_domain(f, p);
@@ -281,8 +290,6 @@ TEST(SymbolicProperty, HessianVectorProductMatchesFiniteDifferences) {
 }  // namespace
 }  // namespace nabla
 
-#include "frontend/lower.h"
-#include "test_util.h"
 
 namespace nabla {
 namespace {
@@ -299,13 +306,7 @@ TEST(SymbolicProperty, PrintThenParseGivesTheSameNode) {
   int checked = 0;
   for (int i = 0; i < 2000; ++i) {
     const ir::Node* f = gen.scalar(3);
-    if (!ir::reachable(std::span<const ir::Node* const>(&f, 1)).empty() &&
-        [&] {  // scalar vars only: tensors have no expression-mode spelling
-          for (const ir::Node* n : ir::reachable(std::span<const ir::Node* const>(&f, 1)))
-            if (!n->shape().is_scalar()) return true;
-          return false;
-        }())
-      continue;
+    if (!all_scalar(f)) continue;  // tensors have no expression-mode spelling
     const ir::Node* s = ir::simplify(c, f);
     const std::string text = ir::print_text(s);
     SourceFile file("<expr>", text);
