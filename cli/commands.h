@@ -27,6 +27,8 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
 void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 // graph
 void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& action);
+// gradcheck
+void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // init
 void add_init_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // run, grad (reference interpreter until the JIT lands)

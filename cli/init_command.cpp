@@ -10,23 +10,6 @@
 namespace nabla::cli {
 namespace {
 
-runtime::InitKind kind_of(InitSpecDecl::Kind k) {
-  using K = InitSpecDecl::Kind;
-  using R = runtime::InitKind;
-  switch (k) {
-    case K::Zeros: return R::Zeros;
-    case K::Ones: return R::Ones;
-    case K::Const: return R::Const;
-    case K::Uniform: return R::Uniform;
-    case K::Normal: return R::Normal;
-    case K::XavierUniform: return R::XavierUniform;
-    case K::XavierNormal: return R::XavierNormal;
-    case K::HeUniform: return R::HeUniform;
-    case K::HeNormal: return R::HeNormal;
-  }
-  return R::Zeros;
-}
-
 int run_init(const std::string& path, const std::string& out, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   add_graph_command(app, global, action);
   add_run_grad_commands(app, global, action);
   add_init_command(app, global, action);
+  add_gradcheck_command(app, global, action);
 
   try {
     app.parse(argc, argv);

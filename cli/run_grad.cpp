@@ -6,7 +6,10 @@
 // the mean gradient R = (1/n) sum_i loss_i (a regularizer inside the loss is
 // thus added once). With --dtype f32 the inputs are read as float32, the
 // arithmetic is f64, and the results are written as float32.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <random>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -15,6 +18,7 @@
 #include "cli/pipeline.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
+#include "runtime/init.h"
 #include "runtime/npz.h"
 
 namespace nabla::cli {
@@ -167,7 +171,159 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
   return kExitOk;
 }
 
+struct GradcheckArgs {
+  std::string model, params, data;
+  double tolerance = 1e-6;
+  int samples = 4;
+  int elements = 16;
+};
+
+// nabla gradcheck: the symbolic gradient (as `grad` computes it) against
+// central finite differences of the mean loss, in f64 (step 1e-5 max(1, |x|);
+// error |g - fd| / max(|g|, |fd|, 1e-3)). Params and data come
+// from files, or are made: params by their init, inputs uniform in [-1, 1],
+// labels uniform in [0, 1] (normalized to sum to 1 for a distribution).
+int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
+  auto options = sema_options(global, std::cerr);
+  if (!options) return kExitUserError;
+  auto loaded = load_model(args.model, *options, std::cerr);
+  if (!loaded) return kExitUserError;
+  if (!loaded->model.loss) {
+    print_error(std::cerr, "'" + args.model + "' has no loss: there is no gradient to check");
+    return kExitUserError;
+  }
+  ir::Context ctx;
+  LoweredModel m = lower_model(loaded->model, ctx);
+  const uint64_t seed = global.seed.value_or(0);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  try {
+    // Params.
+    std::unordered_map<const ir::Node*, ir::Tensor> values;
+    ArrayMap params;
+    if (!args.params.empty()) {
+      params = runtime::read_npz(args.params);
+    } else {
+      std::vector<runtime::ParamInit> inits;
+      for (const ParamDecl& p : loaded->model.params)
+        inits.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
+      params = runtime::initialize(inits, seed, DType::F64);
+    }
+    int64_t none = -1;
+    for (const ir::Node* p : m.params)
+      values[p] = whole(require(params, args.params.empty() ? "(initialized)" : args.params, p->name(),
+                              p->shape().dims(), false, &none), p->shape());
+    // Data: one map per sample.
+    std::vector<std::unordered_map<const ir::Node*, ir::Tensor>> samples;
+    std::vector<const ir::Node*> per_sample(m.inputs);
+    per_sample.insert(per_sample.end(), m.labels.begin(), m.labels.end());
+    if (!args.data.empty()) {
+      const ArrayMap data = runtime::read_npz(args.data);
+      int64_t n = -1;
+      std::vector<const Array*> arrays;
+      for (const ir::Node* v : per_sample) arrays.push_back(&require(data, args.data, v->name(), v->shape().dims(), true, &n));
+      for (int64_t i = 0; i < n; ++i) {
+        samples.emplace_back();
+        for (size_t k = 0; k < per_sample.size(); ++k) samples.back()[per_sample[k]] = sample(*arrays[k], i, per_sample[k]->shape());
+      }
+    } else {
+      for (int i = 0; i < args.samples; ++i) {
+        samples.emplace_back();
+        for (const ir::Node* v : per_sample) {
+          ir::Tensor t = ir::Tensor::zeros(v->shape());
+          const bool label = v->var_kind() == ir::VarKind::Label;
+          double total = 0;
+          for (double& d : t.data) total += (d = label ? unit(rng) : 2 * unit(rng) - 1);
+          const size_t index = static_cast<size_t>(v->var_index());
+          if (label && index < m.label_distribution.size() && m.label_distribution[index])
+            for (double& d : t.data) d /= total;
+          samples.back()[v] = t;
+        }
+      }
+    }
+    if (samples.empty()) {
+      print_error(std::cerr, "no samples to check the gradient on");
+      return kExitUserError;
+    }
+    auto value_of = [&](const std::unordered_map<const ir::Node*, ir::Tensor>& s) {
+      return [&](const ir::Node* v) {
+        if (v->var_kind() == ir::VarKind::Const) return ir::Tensor::scalar(v->value());
+        auto it = s.find(v);
+        return it != s.end() ? it->second : values.at(v);
+      };
+    };
+    // The symbolic gradient, averaged over the samples.
+    GradientProgram program = gradient_program(ctx, m, m.params, true);
+    std::vector<std::vector<double>> grad(m.params.size());
+    for (size_t k = 0; k < m.params.size(); ++k) grad[k].assign(static_cast<size_t>(m.params[k]->shape().numel()), 0.0);
+    for (const auto& s : samples) {
+      const auto g = ir::interpret(program.gradients, value_of(s));
+      for (size_t k = 0; k < g.size(); ++k)
+        for (size_t e = 0; e < g[k].data.size(); ++e) grad[k][e] += g[k].data[e] / static_cast<double>(samples.size());
+    }
+    // The mean loss, from the lowered (unsimplified) loss: an oracle
+    // independent of the simplifier and the differentiator.
+    const ir::Node* loss = m.loss;
+    auto mean_loss = [&] {
+      double total = 0;
+      for (const auto& s : samples) total += ir::interpret(std::span<const ir::Node* const>(&loss, 1), value_of(s))[0].item();
+      return total / static_cast<double>(samples.size());
+    };
+    double worst = 0;
+    for (size_t k = 0; k < m.params.size(); ++k) {
+      ir::Tensor& theta = values[m.params[k]];
+      const size_t size = theta.data.size();
+      std::vector<size_t> picks;
+      if (size <= static_cast<size_t>(args.elements)) {
+        for (size_t e = 0; e < size; ++e) picks.push_back(e);
+      } else {
+        std::uniform_int_distribution<size_t> any(0, size - 1);
+        for (int e = 0; e < args.elements; ++e) picks.push_back(any(rng));
+      }
+      double param_worst = 0;
+      for (size_t e : picks) {
+        const double x0 = theta.data[e], h = 1e-5 * std::max(1.0, std::fabs(x0));
+        theta.data[e] = x0 + h;
+        const double up = mean_loss();
+        theta.data[e] = x0 - h;
+        const double down = mean_loss();
+        theta.data[e] = x0;
+        const double fd = (up - down) / (2 * h), g = grad[k][e];
+        // Relative to the larger of the two, and to at least 1e-3: below that
+        // the differences' own rounding (~1e-11) would dominate.
+        const double rel = std::fabs(g - fd) / std::max({std::fabs(g), std::fabs(fd), 1e-3});
+        param_worst = std::max(param_worst, std::isnan(rel) ? INFINITY : rel);
+      }
+      worst = std::max(worst, param_worst);
+      char line[160];
+      std::snprintf(line, sizeof line, "%-12s worst relative error %.3g (%zu of %zu elements)\n",
+                    m.params[k]->name().c_str(), param_worst, picks.size(), size);
+      std::cout << line;
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "gradcheck: %s, worst relative error %.3g (tolerance %.3g, %zu samples)\n",
+                  worst <= args.tolerance ? "passed" : "FAILED", worst, args.tolerance, samples.size());
+    std::cout << line;
+    return worst <= args.tolerance ? kExitOk : kExitUserError;
+  } catch (const runtime::NpzError& e) {
+    print_error(std::cerr, e.what());
+    return kExitUserError;
+  }
+}
+
 }  // namespace
+
+void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& action) {
+  auto args = std::make_shared<GradcheckArgs>();
+  auto* cmd = app.add_subcommand("gradcheck",
+                                 "Compare the symbolic gradient with central finite differences (f64)");
+  cmd->add_option("MODEL", args->model, "the .nn file")->required();
+  cmd->add_option("--params", args->params, "parameters (.npz); default: made by each param's init (--seed)");
+  cmd->add_option("--data", args->data, "inputs and labels (.npz, batch first); default: random samples");
+  cmd->add_option("--tolerance", args->tolerance, "the largest relative error that passes (default 1e-6)");
+  cmd->add_option("--elements", args->elements, "elements checked per param (default 16; all if fewer)");
+  cmd->callback([args, &action, &global] { action = [args, &global] { return run_gradcheck(*args, global); }; });
+}
 
 void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& action) {
   for (bool grad : {false, true}) {
