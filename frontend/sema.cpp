@@ -120,6 +120,7 @@ private:
   void bind(const std::string& name, Binding::Kind kind, int index, SourceRange where);
   std::optional<Shape> check_shape(const ast::Stmt& s);
   std::optional<int64_t> positive_size(const ast::Dim& d);
+  std::optional<std::vector<int64_t>> sizes(const std::vector<ast::Dim>& written);
   std::optional<InitSpecDecl> check_init(const ast::Stmt& s);
   void check_fn(const ast::Stmt& s);
   void check_fn_body(ExprId id, const ast::Stmt& fn, const std::unordered_set<std::string>& params);
@@ -553,16 +554,12 @@ const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, con
         failed = true;
         continue;
       }
-      std::vector<int64_t> dims;
-      for (const ast::Dim& d : lit.dims) {
-        auto size = positive_size(d);
-        if (!size) {
-          failed = true;
-          break;
-        }
-        dims.push_back(*size);
+      auto dims = sizes(lit.dims);
+      if (!dims) {
+        failed = true;
+        continue;
       }
-      t->target = Shape(std::move(dims));
+      t->target = Shape(std::move(*dims));
       continue;
     }
     if (p.is_int) {
@@ -772,18 +769,23 @@ std::optional<int64_t> Sema::positive_size(const ast::Dim& d) {
   return std::stoll(std::string(digits));
 }
 
-std::optional<Shape> Sema::check_shape(const ast::Stmt& s) {
+// Every size of a shape as written, each bad one reported.
+std::optional<std::vector<int64_t>> Sema::sizes(const std::vector<ast::Dim>& written) {
   std::vector<int64_t> dims;
   bool ok = true;
-  for (const ast::Dim& d : s.shape) {
+  for (const ast::Dim& d : written) {
     auto size = positive_size(d);
-    if (!size) {
-      ok = false;
-      continue;
-    }
-    dims.push_back(*size);
+    if (size) dims.push_back(*size);
+    ok = ok && size.has_value();
   }
   if (!ok) return std::nullopt;
+  return dims;
+}
+
+std::optional<Shape> Sema::check_shape(const ast::Stmt& s) {
+  auto sizes_written = sizes(s.shape);
+  if (!sizes_written) return std::nullopt;
+  std::vector<int64_t> dims = std::move(*sizes_written);
   if (dims.size() > static_cast<size_t>(kMaxRank)) {
     diags_.error(s.shape_range, "a tensor has at most " + std::to_string(kMaxRank) + " axes");
     return std::nullopt;

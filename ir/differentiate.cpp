@@ -81,6 +81,13 @@ std::vector<const Node*> elementwise_partials(Context& c, const Node* n) {
   return {};
 }
 
+// `g`, reduced along `axis` (kAllAxes: everything), put back to the shape of
+// `like`: the adjoint of a reduction, and the tangent's broadcast in forward mode.
+const Node* expand_along(Context& c, const Node* g, const Node* like, int64_t axis) {
+  if (axis == kAllAxes) return c.broadcast_to(g, like->shape());
+  return c.make(Op::Broadcast, {g}, axis, like->shape());
+}
+
 class Reverse {
 public:
   explicit Reverse(Context& ctx) : c_(ctx) {}
@@ -116,12 +123,7 @@ private:
 
   const Node* k(double v) { return c_.constant(v); }
   const Node* mul(const Node* a, const Node* b) { return c_.mul(a, b); }
-  const Node* cmp(Op op, const Node* a, double v) { return c_.binary(op, a, k(v)); }
-  // `g` along `axis` put back to the shape of `like` (the adjoint of a reduction).
-  const Node* expand(const Node* g, const Node* like, int64_t axis) {
-    if (axis == kAllAxes) return c_.broadcast_to(g, like->shape());
-    return c_.make(Op::Broadcast, {g}, axis, like->shape());
-  }
+  const Node* expand(const Node* g, const Node* like, int64_t axis) { return expand_along(c_, g, like, axis); }
 
   void push(const Node* n, const Node* g) {
     const Node* a = n->operand(0);
@@ -251,10 +253,7 @@ private:
     return it == tangent_.end() ? nullptr : it->second;
   }
   const Node* sum(const Node* a, const Node* b) { return !a ? b : !b ? a : c_.add(a, b); }
-  const Node* expand(const Node* x, const Node* like, int64_t axis) {
-    if (axis == kAllAxes) return c_.broadcast_to(x, like->shape());
-    return c_.make(Op::Broadcast, {x}, axis, like->shape());
-  }
+  const Node* expand(const Node* x, const Node* like, int64_t axis) { return expand_along(c_, x, like, axis); }
 
   // The tangent of `n` from its operands' tangents (nullptr: zero).
   const Node* push(const Node* n) {

@@ -33,14 +33,14 @@ public:
     Printed out;
     for (const Node* n : nodes_) {
       if (!should_bind(n)) continue;
-      const Text t = expr(n, /*top=*/true);
+      const Text t = expr(n);
       const std::string name = name_for(n);
       out.bindings.emplace_back(latex() ? latex_name(name) : name, t.s);
       bound_[n] = latex() ? latex_name(name) : name;
     }
     for (const Node* r : roots) {
       auto it = bound_.find(r);
-      out.roots.push_back(it != bound_.end() ? it->second : expr(r, true).s);
+      out.roots.push_back(it != bound_.end() ? it->second : expr(r).s);
     }
     return out;
   }
@@ -73,7 +73,7 @@ private:
   }
   Text ref(const Node* n) {
     if (auto it = bound_.find(n); it != bound_.end()) return {it->second, kPrimary};
-    return expr(n, false);
+    return expr(n);
   }
   std::string arg(const Node* n) { return ref(n).s; }
   std::string call(const char* f, std::initializer_list<std::string> args) {
@@ -147,8 +147,7 @@ private:
     return op_name(op);
   }
 
-  Text expr(const Node* n, bool top) {
-    (void)top;
+  Text expr(const Node* n) {
     if (latex()) return latex_expr(n);
     return expr_text(n);
   }

@@ -34,6 +34,11 @@ bool keep_whole(N m, N root, const RuleEnv& env) {
 // `n` with the shape `like` has (an identity rewrite must keep the shape).
 N keep_shape(Context& c, N n, N like) { return c.broadcast_to(n, like->shape()); }
 
+// Adds `weight` to the entry of `n` in a term or factor table keyed by id.
+void accumulate(std::map<uint32_t, std::pair<N, double>>& table, N n, double weight) {
+  table.emplace(n->id(), std::make_pair(n, 0.0)).first->second.second += weight;
+}
+
 // ---------------------------------------------------------------------------
 // Sums: a + b, a - b, -a flattened into coefficient * term, like terms
 // merged, then rebuilt in a canonical order: terms by id, positive ones
@@ -67,8 +72,7 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
     ++visited;
     const bool atomic = keep_whole(m, n, env);
     if (atomic) {
-      auto [it, fresh] = terms.emplace(m->id(), std::make_pair(m, 0.0));
-      it->second.second += sign;
+      accumulate(terms, m, sign);
     } else if (is(m, Op::Add)) {
       stack.push_back({m->operand(1), sign});
       stack.push_back({m->operand(0), sign});
@@ -84,8 +88,7 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
         constant += sign * coef;
         continue;
       }
-      auto [it, fresh] = terms.emplace(t->id(), std::make_pair(t, 0.0));
-      it->second.second += sign * coef;
+      accumulate(terms, t, sign * coef);
     }
   }
   if (visited == 1) return nullptr;  // not a sum
@@ -103,8 +106,7 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
       constant += coef;
       other = coef = 0;
     } else if (is(t, Op::Softplus) && other == -coef) {  // c softplus(u) - c softplus(-u) = c u
-      auto [it, fresh] = terms.emplace(u->id(), std::make_pair(u, 0.0));
-      it->second.second += other;
+      accumulate(terms, u, other);
       other = coef = 0;
     }
   }
@@ -153,8 +155,7 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
     // (a b)^e = a^e b^e only for integral e (a, b may be negative).
     const bool integral = e == std::floor(e);
     if (keep_whole(m, n, env) || (!integral && (is(m, Op::Mul) || is(m, Op::Div)))) {
-      auto [it, fresh] = factors.emplace(m->id(), std::make_pair(m, 0.0));
-      it->second.second += e;
+      accumulate(factors, m, e);
     } else if (is(m, Op::Mul)) {
       stack.push_back({m->operand(1), e});
       stack.push_back({m->operand(0), e});
@@ -171,8 +172,7 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
     } else if (m->is_constant()) {
       coef *= std::pow(m->value(), e);
     } else {
-      auto [it, fresh] = factors.emplace(m->id(), std::make_pair(m, 0.0));
-      it->second.second += e;
+      accumulate(factors, m, e);
     }
   }
   if (visited == 1) return nullptr;  // not a product
