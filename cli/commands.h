@@ -17,6 +17,8 @@ struct GlobalOptions {
   std::optional<int> threads;
   std::vector<std::string> set;  // NAME=VALUE
   std::optional<uint64_t> seed;
+  bool no_cache = false;
+  bool time_passes = false;
 };
 
 // What main() runs once CLI11 has parsed the command line; returns the exit status.

@@ -34,6 +34,10 @@ int main(int argc, char** argv) {
   app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--seed", global.seed, "Seed for initialization and shuffling");
+  app.add_flag("--no-cache", global.no_cache,
+               "Compile kernels afresh, without reading or writing the kernel cache "
+               "($NABLA_CACHE_DIR, else $XDG_CACHE_HOME/nabla or ~/.cache/nabla)");
+  app.add_flag("--time-passes", global.time_passes, "Print the time of each compilation pass to stderr");
 
   Action action;
   add_check_command(app, global, action);

@@ -53,6 +53,7 @@ public:
     } record{this, name, t0};
     return f();
   }
+  void add(const std::string& name, double seconds) { entries_.emplace_back(name, seconds); }
   void print(std::ostream& out) const;
 
 private:

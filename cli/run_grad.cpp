@@ -1,11 +1,11 @@
-// nabla run / nabla grad (spec/cli.md), on the reference interpreter.
+// nabla run / nabla grad / nabla gradcheck (spec/cli.md).
 //
-// Until the JIT kernels land (codegen/), both commands evaluate the model's
-// per-sample IR with the f64 reference interpreter, one sample at a time:
-// outputs are stacked along the batch, and `grad` reports the mean loss and
-// the mean gradient R = (1/n) sum_i loss_i (a regularizer inside the loss is
-// thus added once). With --dtype f32 the inputs are read as float32, the
-// arithmetic is f64, and the results are written as float32.
+// run and grad compile the model's kernels (codegen/, through the on-disk
+// cache) and call them on the whole batch in the requested element type; the
+// gradient kernel returns the mean loss and the mean gradient
+// R = (1/n) sum_i loss_i (a regularizer inside the loss is thus added once).
+// `--reference` evaluates the per-sample IR with the f64 reference interpreter
+// instead, one sample at a time (the oracle the kernels are tested against).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "cli/model_diff.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "cli/model_kernels.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
 #include "runtime/init.h"
@@ -30,6 +31,7 @@ using runtime::DType;
 
 struct RunArgs {
   std::string model, params, data, out;
+  bool reference = false;
 };
 
 // The array `name` of `file`, with the shape `expected` (after a batch axis
@@ -73,6 +75,52 @@ Array to_array(const std::vector<double>& values, std::vector<int64_t> shape, DT
   Array a = Array::zeros(std::move(shape), DType::F64);
   a.f64 = values;
   return a.as(dtype);
+}
+
+// The reference path: each sample through the f64 interpreter.
+ArrayMap interpret_batch(ir::Context& ctx, const LoweredModel& m,
+                         const std::vector<std::pair<const ir::Node*, const Array*>>& per_sample,
+                         const std::unordered_map<const ir::Node*, ir::Tensor>& fixed, int64_t n, bool grad,
+                         DType dtype) {
+  std::vector<const ir::Node*> roots;
+  if (grad) {
+    GradientProgram p = gradient_program(ctx, m, m.params, true);
+    roots.push_back(m.loss);
+    roots.insert(roots.end(), p.gradients.begin(), p.gradients.end());
+  } else {
+    for (const auto& [name, node] : m.outputs) roots.push_back(node);
+  }
+  std::vector<std::vector<double>> sums(roots.size());
+  for (size_t r = 0; r < roots.size(); ++r)
+    sums[r].assign(static_cast<size_t>(roots[r]->shape().numel() * (grad ? 1 : n)), 0.0);
+  for (int64_t s = 0; s < n; ++s) {
+    std::unordered_map<const ir::Node*, ir::Tensor> values = fixed;
+    for (const auto& [v, a] : per_sample) values[v] = sample(*a, s, v->shape());
+    const auto out = ir::interpret(roots, [&](const ir::Node* v) {
+      if (v->var_kind() == ir::VarKind::Const) return ir::Tensor::scalar(v->value());
+      return values.at(v);
+    });
+    for (size_t r = 0; r < roots.size(); ++r) {
+      const size_t k = out[r].data.size();
+      for (size_t e = 0; e < k; ++e) {
+        if (grad) sums[r][e] += out[r].data[e] / static_cast<double>(n);
+        else sums[r][static_cast<size_t>(s) * k + e] = out[r].data[e];
+      }
+    }
+  }
+  ArrayMap result;
+  if (grad) {
+    result["loss"] = to_array(sums[0], {}, dtype);
+    for (size_t i = 0; i < m.params.size(); ++i)
+      result[m.params[i]->name()] = to_array(sums[i + 1], m.params[i]->shape().dims(), dtype);
+  } else {
+    for (size_t i = 0; i < m.outputs.size(); ++i) {
+      std::vector<int64_t> shape = roots[i]->shape().dims();
+      shape.insert(shape.begin(), n);
+      result[m.outputs[i].first] = to_array(sums[i], shape, dtype);
+    }
+  }
+  return result;
 }
 
 int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
@@ -125,43 +173,13 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
       return kExitUserError;
     }
 
-    std::vector<const ir::Node*> roots;
-    if (grad) {
-      GradientProgram p = gradient_program(ctx, m, m.params, true);
-      roots.push_back(m.loss);
-      roots.insert(roots.end(), p.gradients.begin(), p.gradients.end());
-    } else {
-      for (const auto& [name, node] : m.outputs) roots.push_back(node);
-    }
-    std::vector<std::vector<double>> sums(roots.size());
-    for (size_t r = 0; r < roots.size(); ++r)
-      sums[r].assign(static_cast<size_t>(roots[r]->shape().numel() * (grad ? 1 : n)), 0.0);
-    for (int64_t s = 0; s < n; ++s) {
-      std::unordered_map<const ir::Node*, ir::Tensor> values = fixed;
-      for (const auto& [v, a] : per_sample) values[v] = sample(*a, s, v->shape());
-      const auto out = ir::interpret(roots, [&](const ir::Node* v) {
-        if (v->var_kind() == ir::VarKind::Const) return ir::Tensor::scalar(v->value());
-        return values.at(v);
-      });
-      for (size_t r = 0; r < roots.size(); ++r) {
-        const size_t k = out[r].data.size();
-        for (size_t e = 0; e < k; ++e) {
-          if (grad) sums[r][e] += out[r].data[e] / static_cast<double>(n);
-          else sums[r][static_cast<size_t>(s) * k + e] = out[r].data[e];
-        }
-      }
-    }
     ArrayMap result;
-    if (grad) {
-      result["loss"] = to_array(sums[0], {}, dtype);
-      for (size_t i = 0; i < m.params.size(); ++i)
-        result[m.params[i]->name()] = to_array(sums[i + 1], m.params[i]->shape().dims(), dtype);
+    if (args.reference) {
+      result = interpret_batch(ctx, m, per_sample, fixed, n, grad, dtype);
     } else {
-      for (size_t i = 0; i < m.outputs.size(); ++i) {
-        std::vector<int64_t> shape = roots[i]->shape().dims();
-        shape.insert(shape.begin(), n);
-        result[m.outputs[i].first] = to_array(sums[i], shape, dtype);
-      }
+      ModelKernels k = compile_model_kernels(ctx, m, !grad, grad, dtype, global, std::cerr);
+      if (!k.kernels) return kExitUserError;
+      result = grad ? k.grad(params, data, n) : k.forward(params, data, n);
     }
     runtime::write_npz(args.out, result);
   } catch (const runtime::NpzError& e) {
@@ -338,6 +356,8 @@ void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& a
                     grad ? "inputs and labels (.npz, batch first)" : "inputs (.npz, batch first)")
         ->required();
     cmd->add_option("-o,--output", args->out, "the .npz file to write")->required();
+    cmd->add_flag("--reference", args->reference,
+                  "evaluate with the f64 reference interpreter instead of compiled kernels");
     cmd->callback([args, grad, &action, &global] {
       action = [args, grad, &global] { return run_or_grad(*args, grad, global); };
     });

@@ -4,12 +4,18 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+
+namespace nabla::detail {
+inline const char* assert_text(const char* s) { return s; }
+inline const char* assert_text(const std::string& s) { return s.c_str(); }
+}  // namespace nabla::detail
 
 #define NABLA_ASSERT(cond, msg)                                                          \
   do {                                                                                   \
     if (!(cond)) {                                                                       \
       std::fprintf(stderr, "nabla: internal error: %s:%d: %s (%s)\n", __FILE__, __LINE__, \
-                   msg, #cond);                                                          \
+                   ::nabla::detail::assert_text(msg), #cond);                                                       \
       std::abort();                                                                      \
     }                                                                                    \
   } while (0)

@@ -1,0 +1,134 @@
+#include "cli/model_kernels.h"
+
+#include <iostream>
+#include <thread>
+
+#include "cli/model_diff.h"
+#include "ir/simplify.h"
+
+namespace nabla::cli {
+
+codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
+                                PassTimes* times) {
+  codegen::KernelSpec spec;
+  spec.inputs = m.inputs;
+  spec.labels = m.labels;
+  spec.params = m.params;
+  if (forward && !m.outputs.empty()) {
+    std::vector<const ir::Node*> roots;
+    for (const auto& o : m.outputs) roots.push_back(o.second);
+    auto simplify = [&] { return ir::simplify(ctx, roots); };
+    roots = times ? times->time("simplify", simplify) : simplify();
+    for (size_t i = 0; i < roots.size(); ++i) spec.outputs.emplace_back(m.outputs[i].first, roots[i]);
+  }
+  if (grad && m.loss) {
+    auto differentiate = [&] { return gradient_program(ctx, m, m.params, true); };
+    GradientProgram p = times ? times->time("differentiate + simplify", differentiate) : differentiate();
+    spec.loss = p.loss;
+    spec.gradients = p.gradients;
+  }
+  return spec;
+}
+
+int thread_count(const GlobalOptions& global) {
+  if (global.threads) return *global.threads;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
+                                   runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
+                                   PassTimes* times) {
+  ModelKernels k;
+  k.dtype = dtype;
+  k.spec = kernel_spec(ctx, m, forward, grad, times);
+  codegen::KernelOptions options;
+  options.forward = forward;
+  options.grad = grad;
+  options.use_cache = !global.no_cache;
+  std::string error;
+  k.kernels = codegen::compile_kernels(
+      k.spec, dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64, options, &error);
+  if (!k.kernels) {
+    print_error(err, "cannot load the compiled kernels: " + error);
+    return k;
+  }
+  if (times) {
+    const auto& t = k.kernels->times;
+    times->add("lower to loops (batching, fusion, buffers)", k.kernels->program_seconds);
+    times->add(k.kernels->cache_hit ? "kernel cache (hit)" : "kernel cache (miss)",
+               k.kernels->hash_seconds + k.kernels->cache_seconds);
+    times->add("LLVM IR emission", t.emit);
+    times->add("LLVM optimize", t.optimize);
+    times->add("LLVM codegen", t.codegen);
+    times->add("JIT link", t.link);
+  }
+  runtime::ArgSizes sizes;
+  sizes.elem_bytes = dtype == runtime::DType::F32 ? 4 : 8;
+  for (const ir::Node* v : k.spec.inputs) sizes.inputs.push_back(v->shape().numel());
+  for (const ir::Node* v : k.spec.labels) sizes.labels.push_back(v->shape().numel());
+  for (const ir::Node* v : k.spec.params) sizes.params.push_back(v->shape().numel());
+  for (const auto& o : k.spec.outputs) sizes.outputs.push_back(o.second->shape().numel());
+  k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
+                                                   k.kernels->grad, k.kernels->grad_workspace,
+                                                   std::move(sizes), thread_count(global));
+  return k;
+}
+
+namespace {
+
+const void* data_of(const runtime::Array& a) {
+  return a.dtype == runtime::DType::F32 ? static_cast<const void*>(a.f32.data())
+                                        : static_cast<const void*>(a.f64.data());
+}
+void* data_of(runtime::Array& a) {
+  return a.dtype == runtime::DType::F32 ? static_cast<void*>(a.f32.data()) : static_cast<void*>(a.f64.data());
+}
+
+// The arrays named like `vars`, in the kernel's element type.
+std::vector<runtime::Array> gather(const runtime::ArrayMap& arrays, const std::vector<const ir::Node*>& vars,
+                                   runtime::DType dtype) {
+  std::vector<runtime::Array> r;
+  for (const ir::Node* v : vars) r.push_back(arrays.at(v->name()).as(dtype));
+  return r;
+}
+
+std::vector<const void*> pointers(const std::vector<runtime::Array>& arrays) {
+  std::vector<const void*> r;
+  for (const auto& a : arrays) r.push_back(data_of(a));
+  return r;
+}
+
+}  // namespace
+
+runtime::ArrayMap ModelKernels::forward(const runtime::ArrayMap& params, const runtime::ArrayMap& data,
+                                        int64_t n) {
+  const auto in = gather(data, spec.inputs, dtype);
+  const auto par = gather(params, spec.params, dtype);
+  runtime::ArrayMap result;
+  std::vector<void*> outs;
+  std::vector<std::string> names;
+  for (const auto& [name, node] : spec.outputs) {
+    std::vector<int64_t> shape = node->shape().dims();
+    shape.insert(shape.begin(), n);
+    names.push_back(name);
+    result[name] = runtime::Array::zeros(shape, dtype);
+  }
+  for (const std::string& name : names) outs.push_back(data_of(result[name]));
+  executor->forward(pointers(in), pointers(par), outs, n);
+  return result;
+}
+
+runtime::ArrayMap ModelKernels::grad(const runtime::ArrayMap& params, const runtime::ArrayMap& data, int64_t n) {
+  const auto in = gather(data, spec.inputs, dtype);
+  const auto lab = gather(data, spec.labels, dtype);
+  const auto par = gather(params, spec.params, dtype);
+  runtime::ArrayMap result;
+  result["loss"] = runtime::Array::zeros({}, dtype);
+  for (const ir::Node* p : spec.params) result[p->name()] = runtime::Array::zeros(p->shape().dims(), dtype);
+  std::vector<void*> grads;
+  for (const ir::Node* p : spec.params) grads.push_back(data_of(result[p->name()]));
+  executor->grad(pointers(in), pointers(lab), pointers(par), data_of(result["loss"]), grads, n);
+  return result;
+}
+
+}  // namespace nabla::cli

@@ -1,0 +1,44 @@
+// A model's compiled kernels as the commands use them: the kernel spec from
+// the lowered model and its gradient program, compilation through the cache,
+// and calls on .npz arrays through the runtime's executor.
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <optional>
+
+#include "cli/commands.h"
+#include "cli/pipeline.h"
+#include "codegen/kernels.h"
+#include "frontend/lower.h"
+#include "runtime/executor.h"
+#include "runtime/npz.h"
+
+namespace nabla::cli {
+
+// The forward outputs (simplified) and, when `grad`, the simplified loss and
+// gradient of every param.
+codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
+                                PassTimes* times = nullptr);
+
+struct ModelKernels {
+  std::optional<codegen::CompiledKernels> kernels;
+  std::unique_ptr<runtime::Executor> executor;
+  codegen::KernelSpec spec;
+  runtime::DType dtype = runtime::DType::F32;
+
+  // Arrays already checked against the model (names and shapes); n samples.
+  runtime::ArrayMap forward(const runtime::ArrayMap& params, const runtime::ArrayMap& data, int64_t n);
+  runtime::ArrayMap grad(const runtime::ArrayMap& params, const runtime::ArrayMap& data, int64_t n);
+};
+
+// Compiles (or loads from the cache) the kernels; on failure prints an error
+// to `err` and returns an empty `kernels`.
+ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
+                                   runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
+                                   PassTimes* times = nullptr);
+
+// --threads, else every core.
+int thread_count(const GlobalOptions& global);
+
+}  // namespace nabla::cli

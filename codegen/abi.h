@@ -1,0 +1,48 @@
+// The kernel ABI (architecture decision 7): the C signatures every model's
+// kernels have, in process (JIT) and in object files (AOT). T is float (f32)
+// or double (f64); arrays of pointers list the model's declarations in order.
+//
+//   void PREFIX_forward(const T* const* inputs, const T* const* params,
+//                       T* const* outputs, int64_t n, void* workspace);
+//   void PREFIX_grad(const T* const* inputs, const T* const* labels,
+//                    const T* const* params, T* loss, T* const* grads,
+//                    int64_t n, void* workspace);
+//   int64_t PREFIX_forward_workspace(int64_t n);   // bytes
+//   int64_t PREFIX_grad_workspace(int64_t n);
+//
+// Inputs, labels and outputs hold n samples, C order, the batch first; params
+// and grads have exactly the declared shapes. `loss` receives the mean loss
+// over the batch and `grads` its gradient (the mean of the per-sample
+// gradients). The workspace is 64-byte aligned, at least as large as the
+// workspace function says; no two arrays overlap. Kernels are reentrant: calls
+// with different workspaces may run at the same time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nabla::codegen {
+
+using ForwardFn = void (*)(const void* const* inputs, const void* const* params, void* const* outputs,
+                           int64_t n, void* workspace);
+using GradFn = void (*)(const void* const* inputs, const void* const* labels, const void* const* params,
+                        void* loss, void* const* grads, int64_t n, void* workspace);
+using WorkspaceFn = int64_t (*)(int64_t n);
+
+// One array argument of a kernel, for the header's documentation.
+struct ArgDoc {
+  std::string name;
+  std::vector<int64_t> shape;  // per sample for inputs, labels and outputs
+};
+
+struct HeaderInfo {
+  std::string prefix, model_name, dtype;  // dtype: "float" or "double"
+  std::vector<ArgDoc> inputs, labels, params, outputs;
+  bool forward = true, grad = true;
+};
+
+// The C header declaring an object's kernels (nabla compile --emit header).
+std::string c_header(const HeaderInfo& info);
+
+}  // namespace nabla::codegen

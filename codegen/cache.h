@@ -1,0 +1,28 @@
+// The on-disk cache of compiled kernel objects.
+//
+// An entry is keyed by a hash of everything the object depends on: the
+// canonical kernel programs (which hold the simplified IR, shapes and element
+// type), the function prefix, the target triple, CPU and features, and the
+// versions of nabla and LLVM. Location: $NABLA_CACHE_DIR, else
+// $XDG_CACHE_HOME/nabla, else $HOME/.cache/nabla. Writers create a unique
+// temporary file and rename it into place, so concurrent processes never see
+// a partial entry; readers check a header (magic, key, size, checksum) and
+// treat anything else as a miss.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace nabla::codegen {
+
+// The default cache directory ("" when no location can be found).
+std::string default_cache_dir();
+
+// A 128-bit hash of `material`, as 32 hex digits.
+std::string cache_key(const std::string& material);
+
+std::optional<std::string> cache_read(const std::string& dir, const std::string& key);
+// Best effort: returns false (and leaves no partial file) when it cannot write.
+bool cache_write(const std::string& dir, const std::string& key, const std::string& bytes);
+
+}  // namespace nabla::codegen

@@ -1,0 +1,718 @@
+#include "codegen/emit.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/Support/raw_ostream.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <numbers>
+
+#include "ir/assert.h"
+
+namespace nabla::codegen {
+namespace {
+
+using ir::Op;
+using llvm::Value;
+
+std::vector<int64_t> row_major(const Shape& s) {
+  std::vector<int64_t> strides(static_cast<size_t>(s.rank()));
+  int64_t step = 1;
+  for (int d = s.rank() - 1; d >= 0; --d) {
+    strides[static_cast<size_t>(d)] = step;
+    step *= s[d];
+  }
+  return strides;
+}
+
+class FunctionEmitter {
+public:
+  FunctionEmitter(llvm::Module& module, const Program& program, const EmitTarget& target)
+      : m_(module), c_(module.getContext()), b_(c_), p_(program), target_(target) {
+    t_ = program.dtype == ir::DType::F32 ? llvm::Type::getFloatTy(c_) : llvm::Type::getDoubleTy(c_);
+    i64_ = llvm::Type::getInt64Ty(c_);
+    ptr_ = llvm::PointerType::get(c_, 0);
+  }
+
+  // The kernel: (inputs, params, outputs, n, ws) or
+  // (inputs, labels, params, loss, grads, n, ws).
+  void emit_kernel(const std::string& name, bool gradient) {
+    std::vector<llvm::Type*> args = gradient
+        ? std::vector<llvm::Type*>{ptr_, ptr_, ptr_, ptr_, ptr_, i64_, ptr_}
+        : std::vector<llvm::Type*>{ptr_, ptr_, ptr_, i64_, ptr_};
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
+    f_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    set_attributes(f_);
+    for (auto& a : f_->args())
+      if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
+    auto* body = llvm::BasicBlock::Create(c_, "body", f_);
+    auto* done = llvm::BasicBlock::Create(c_, "done", f_);
+    b_.SetInsertPoint(entry);
+    entry_ = entry;
+    llvm::Argument* a = f_->getArg(0);
+    llvm::Value *inputs = a, *labels = nullptr, *params, *outputs = nullptr, *loss = nullptr,
+                *grads = nullptr, *ws;
+    if (gradient) {
+      labels = f_->getArg(1);
+      params = f_->getArg(2);
+      loss = f_->getArg(3);
+      grads = f_->getArg(4);
+      n_ = f_->getArg(5);
+      ws = f_->getArg(6);
+    } else {
+      params = f_->getArg(1);
+      outputs = f_->getArg(2);
+      n_ = f_->getArg(3);
+      ws = f_->getArg(4);
+    }
+    b_.CreateCondBr(b_.CreateICmpSLT(n_, i64(1)), done, body);
+    b_.SetInsertPoint(body);
+    make_alias_scopes();
+    const int64_t esize = elem_bytes();
+    for (const Buffer& buf : p_.buffers) {
+      auto arg = [&](Value* array) {
+        return b_.CreateLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, array, static_cast<uint64_t>(buf.index)));
+      };
+      Value* base = nullptr;
+      switch (buf.kind) {
+        case BufKind::Input: base = arg(inputs); break;
+        case BufKind::Label: base = arg(labels); break;
+        case BufKind::Param: base = arg(params); break;
+        case BufKind::Output: base = arg(outputs); break;
+        case BufKind::Grad: base = arg(grads); break;
+        case BufKind::Loss: base = loss; break;
+        case BufKind::Temp: {
+          Value* off = buf.batched
+              ? b_.CreateAdd(i64(p_.workspace_fixed * esize), b_.CreateMul(n_, i64(buf.offset * esize)))
+              : i64(buf.offset * esize);
+          base = b_.CreateInBoundsGEP(b_.getInt8Ty(), ws, off);
+          break;
+        }
+      }
+      base_.push_back(base);
+    }
+    for (size_t i = 0; i < p_.steps.size(); ++i) emit_step(p_.steps[i]);
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    b_.CreateRetVoid();
+  }
+
+  void emit_workspace_function(const std::string& name) {
+    auto* fty = llvm::FunctionType::get(i64_, {i64_}, false);
+    auto* f = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    set_attributes(f);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", f));
+    const int64_t esize = elem_bytes();
+    b_.CreateRet(b_.CreateAdd(i64((p_.workspace_fixed + 16) * esize),
+                              b_.CreateMul(f->getArg(0), i64(p_.workspace_batched * esize))));
+  }
+
+private:
+  int64_t elem_bytes() const { return p_.dtype == ir::DType::F32 ? 4 : 8; }
+  Value* i64(int64_t v) { return llvm::ConstantInt::get(i64_, static_cast<uint64_t>(v), true); }
+  Value* fp(double v) { return llvm::ConstantFP::get(t_, v); }
+
+  void set_attributes(llvm::Function* f) {
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    if (!target_.cpu.empty()) f->addFnAttr("target-cpu", target_.cpu);
+    if (!target_.features.empty()) f->addFnAttr("target-features", target_.features);
+    if (target_.avx512) f->addFnAttr("prefer-vector-width", "512");
+  }
+
+  // --- alias scopes: one per region of memory --------------------------------
+
+  void make_alias_scopes() {
+    // Temps that share workspace memory (at different times) share a scope;
+    // every other buffer is distinct memory by the ABI's contract.
+    const size_t nb = p_.buffers.size();
+    std::vector<size_t> cls(nb);
+    for (size_t i = 0; i < nb; ++i) cls[i] = i;
+    std::function<size_t(size_t)> find = [&](size_t x) { return cls[x] == x ? x : cls[x] = find(cls[x]); };
+    for (size_t i = 0; i < nb; ++i)
+      for (size_t j = i + 1; j < nb; ++j) {
+        const Buffer &a = p_.buffers[i], &b = p_.buffers[j];
+        if (a.kind != BufKind::Temp || b.kind != BufKind::Temp || a.batched != b.batched) continue;
+        const int64_t sa = std::max<int64_t>(a.shape.numel(), 1), sb = std::max<int64_t>(b.shape.numel(), 1);
+        if (a.offset < b.offset + sb && b.offset < a.offset + sa) cls[find(i)] = find(j);
+      }
+    llvm::MDBuilder mdb(c_);
+    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("nabla");
+    std::map<size_t, llvm::MDNode*> scope;
+    for (size_t i = 0; i < nb; ++i)
+      if (!scope.count(find(i))) scope[find(i)] = mdb.createAnonymousAliasScope(domain);
+    for (size_t i = 0; i < nb; ++i) {
+      std::vector<llvm::Metadata*> others;
+      for (const auto& [k, s] : scope)
+        if (k != find(i)) others.push_back(s);
+      scope_of_.push_back(llvm::MDNode::get(c_, {scope[find(i)]}));
+      noalias_of_.push_back(llvm::MDNode::get(c_, others));
+    }
+  }
+
+  Value* address(int buf, Value* offset) {
+    return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(buf)], offset);
+  }
+  template <typename I>
+  I* tag(I* inst, int buf) {
+    inst->setMetadata(llvm::LLVMContext::MD_alias_scope, scope_of_[static_cast<size_t>(buf)]);
+    inst->setMetadata(llvm::LLVMContext::MD_noalias, noalias_of_[static_cast<size_t>(buf)]);
+    return inst;
+  }
+  Value* load(int buf, Value* offset) { return tag(b_.CreateLoad(t_, address(buf, offset)), buf); }
+  void store(Value* v, int buf, Value* offset) { tag(b_.CreateStore(v, address(buf, offset)), buf); }
+
+  // --- loops -------------------------------------------------------------------
+
+  // for (i = 0; i < count; ++i) body(i); count >= 1 (sizes are positive and n >= 1).
+  void loop(Value* count, const std::function<void(Value*)>& body) {
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* head = llvm::BasicBlock::Create(c_, "loop", f_);
+    auto* exit = llvm::BasicBlock::Create(c_, "loop.end", f_);
+    b_.CreateBr(head);
+    b_.SetInsertPoint(head);
+    llvm::PHINode* i = b_.CreatePHI(i64_, 2);
+    i->addIncoming(i64(0), pre);
+    body(i);
+    Value* next = b_.CreateAdd(i, i64(1), "", true, true);
+    i->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, count), head, exit);
+    b_.SetInsertPoint(exit);
+  }
+  void loop(int64_t count, const std::function<void(Value*)>& body) { loop(i64(count), body); }
+
+  // Nested loops over `dims` (outermost first); body gets one index per dim.
+  void loops(const std::vector<int64_t>& dims, const std::function<void(const std::vector<Value*>&)>& body,
+             std::vector<Value*> idx = {}) {
+    if (idx.size() == dims.size()) {
+      body(idx);
+      return;
+    }
+    loop(dims[idx.size()], [&](Value* i) {
+      std::vector<Value*> next = idx;
+      next.push_back(i);
+      loops(dims, body, next);
+    });
+  }
+
+  Value* batch_loop_or_none(bool batched, const std::function<void(Value*)>& body) {
+    if (batched) loop(n_, body);
+    else body(nullptr);
+    return nullptr;
+  }
+
+  llvm::AllocaInst* slot(llvm::Type* type) {
+    llvm::IRBuilder<> at(entry_, entry_->begin());
+    return at.CreateAlloca(type);
+  }
+
+  Value* offset(const Access& a, Value* batch, const std::vector<Value*>& idx) {
+    Value* off = i64(0);
+    if (batch && a.batch_stride) off = b_.CreateMul(batch, i64(a.batch_stride));
+    for (size_t d = 0; d < idx.size(); ++d)
+      if (a.strides[d]) off = b_.CreateAdd(off, b_.CreateMul(idx[d], i64(a.strides[d])));
+    return off;
+  }
+
+  // --- scalar math ---------------------------------------------------------------
+
+  std::string libm(const char* name) const {
+    return p_.dtype == ir::DType::F32 ? std::string(name) + "f" : std::string(name);
+  }
+
+  // A call to libm's `name` (no side effects), naming its libmvec variants so
+  // the loop vectorizer can call those instead.
+  Value* call(const char* name, std::vector<Value*> args) {
+    const std::string fname = libm(name);
+    std::vector<llvm::Type*> types(args.size(), t_);
+    auto* fty = llvm::FunctionType::get(t_, types, false);
+    llvm::Function* fn = m_.getFunction(fname);
+    if (!fn) {
+      fn = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, fname, m_);
+      fn->setDoesNotThrow();
+      fn->setDoesNotAccessMemory();
+      fn->addFnAttr(llvm::Attribute::WillReturn);
+    }
+    llvm::CallInst* ci = b_.CreateCall(fn, args);
+    const std::string params(args.size(), 'v');
+    std::string variants;
+    const bool f32 = p_.dtype == ir::DType::F32;
+    struct Isa { char letter; int f32_lanes, f64_lanes; };
+    std::vector<Isa> isas = {{'b', 4, 2}, {'d', 8, 4}};
+    if (target_.avx512) isas.push_back({'e', 16, 8});
+    for (const Isa& isa : isas) {
+      const int lanes = f32 ? isa.f32_lanes : isa.f64_lanes;
+      const std::string vname = std::string("_ZGV") + isa.letter + "N" + std::to_string(lanes) + params + "_" + fname;
+      if (!m_.getFunction(vname)) {
+        auto* vt = llvm::FixedVectorType::get(t_, static_cast<unsigned>(lanes));
+        std::vector<llvm::Type*> vtypes(args.size(), vt);
+        auto* vf = llvm::Function::Create(llvm::FunctionType::get(vt, vtypes, false),
+                                          llvm::Function::ExternalLinkage, vname, m_);
+        vf->setDoesNotThrow();
+        vf->setDoesNotAccessMemory();
+      }
+      if (!variants.empty()) variants += ",";
+      variants += "_ZGV_LLVM_N" + std::to_string(lanes) + params + "_" + fname + "(" + vname + ")";
+    }
+    ci->addFnAttr(llvm::Attribute::get(c_, "vector-function-abi-variant", variants));
+    return ci;
+  }
+
+  Value* maximum(Value* a, Value* b) { return b_.CreateBinaryIntrinsic(llvm::Intrinsic::maximum, a, b); }
+  Value* minimum(Value* a, Value* b) { return b_.CreateBinaryIntrinsic(llvm::Intrinsic::minimum, a, b); }
+  Value* select(Value* c, Value* a, Value* b) { return b_.CreateSelect(c, a, b); }
+  Value* bool_value(Value* c) { return select(c, fp(1), fp(0)); }
+
+  // sigmoid without overflow: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e).
+  Value* sigmoid(Value* x) {
+    Value* e = call("exp", {b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x))});
+    Value* r = b_.CreateFDiv(fp(1), b_.CreateFAdd(fp(1), e));
+    return select(b_.CreateFCmpOGE(x, fp(0)), r, b_.CreateFMul(e, r));
+  }
+
+  Value* scalar(Op op, Value* a, Value* b, Value* c) {
+    auto& B = b_;
+    switch (op) {
+      case Op::Neg: return B.CreateFNeg(a);
+      case Op::Exp: return call("exp", {a});
+      case Op::Log: return call("log", {a});
+      case Op::Sqrt: return B.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a);
+      case Op::Abs: return B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
+      case Op::Sign:
+        return select(B.CreateFCmpOGT(a, fp(0)), fp(1), select(B.CreateFCmpOLT(a, fp(0)), fp(-1), a));
+      case Op::Sin: return call("sin", {a});
+      case Op::Cos: return call("cos", {a});
+      case Op::Erf: return call("erf", {a});
+      case Op::Tanh: return call("tanh", {a});
+      case Op::Sigmoid: return sigmoid(a);
+      case Op::Softplus:
+        return B.CreateFAdd(maximum(a, fp(0)),
+                            call("log1p", {call("exp", {B.CreateFNeg(B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a))})}));
+      case Op::Relu: return maximum(a, fp(0));
+      case Op::HardSigmoid: return maximum(minimum(B.CreateFAdd(B.CreateFMul(fp(0.25), a), fp(0.5)), fp(1)), fp(0));
+      case Op::HardTanh: return maximum(minimum(a, fp(1)), fp(-1));
+      case Op::Gelu:
+        return B.CreateFMul(B.CreateFMul(fp(0.5), a),
+                            B.CreateFAdd(fp(1), call("erf", {B.CreateFMul(a, fp(1 / std::numbers::sqrt2))})));
+      case Op::GeluTanh: {
+        const double k = std::sqrt(2.0 / std::numbers::pi);
+        Value* cube = B.CreateFMul(B.CreateFMul(B.CreateFMul(fp(0.044715), a), a), a);
+        Value* t = call("tanh", {B.CreateFMul(fp(k), B.CreateFAdd(a, cube))});
+        return B.CreateFMul(B.CreateFMul(fp(0.5), a), B.CreateFAdd(fp(1), t));
+      }
+      case Op::GeluSigmoid: return B.CreateFMul(a, sigmoid(B.CreateFMul(fp(1.702), a)));
+      case Op::Add: return B.CreateFAdd(a, b);
+      case Op::Sub: return B.CreateFSub(a, b);
+      case Op::Mul: return B.CreateFMul(a, b);
+      case Op::Div: return B.CreateFDiv(a, b);
+      case Op::Pow:
+        if (auto* k = llvm::dyn_cast<llvm::ConstantFP>(b)) {
+          const double e = k->getValueAPF().convertToDouble();
+          if (e == 1) return a;
+          if (e == 2) return B.CreateFMul(a, a);
+        }
+        return call("pow", {a, b});
+      case Op::Max: return maximum(a, b);
+      case Op::Min: return minimum(a, b);
+      case Op::LeakyRelu: return select(B.CreateFCmpOGT(a, fp(0)), a, B.CreateFMul(b, a));
+      case Op::Elu: return select(B.CreateFCmpOGT(a, fp(0)), a, B.CreateFMul(b, call("expm1", {a})));
+      case Op::Swish: return B.CreateFMul(a, sigmoid(B.CreateFMul(b, a)));
+      case Op::Lt: return bool_value(B.CreateFCmpOLT(a, b));
+      case Op::Le: return bool_value(B.CreateFCmpOLE(a, b));
+      case Op::Gt: return bool_value(B.CreateFCmpOGT(a, b));
+      case Op::Ge: return bool_value(B.CreateFCmpOGE(a, b));
+      case Op::Eq: return bool_value(B.CreateFCmpOEQ(a, b));
+      case Op::Ne: return bool_value(B.CreateFCmpUNE(a, b));
+      case Op::Where: return select(B.CreateFCmpUNE(a, fp(0)), b, c);
+      default: NABLA_ASSERT(false, std::string("not elementwise: ") + ir::op_name(op));
+    }
+    return nullptr;
+  }
+
+  Value* eval(const Step& s, int e, Value* batch, const std::vector<Value*>& idx) {
+    const Expr& x = s.exprs[static_cast<size_t>(e)];
+    switch (x.kind) {
+      case Expr::Kind::Const: return fp(x.value);
+      case Expr::Kind::Load: return load(x.access.buf, offset(x.access, batch, idx));
+      case Expr::Kind::Apply: {
+        Value* v[3] = {nullptr, nullptr, nullptr};
+        for (size_t i = 0; i < x.args.size(); ++i) v[i] = eval(s, x.args[i], batch, idx);
+        return scalar(x.op, v[0], v[1], v[2]);
+      }
+    }
+    return nullptr;
+  }
+
+  // --- steps ----------------------------------------------------------------------
+
+  // A copy of `s` over one flat axis when every load walks the per-sample
+  // index space in row-major order or not at all (a broadcast scalar).
+  static bool flatten(Step& s) {
+    if (s.shape.rank() <= 1) return s.shape.rank() == 1;
+    const auto rm = row_major(s.shape);
+    for (Expr& e : s.exprs) {
+      if (e.kind != Expr::Kind::Load) continue;
+      bool zero = true, dense = true;
+      for (int d = 0; d < s.shape.rank(); ++d) {
+        const int64_t st = e.access.strides[static_cast<size_t>(d)];
+        zero = zero && st == 0;
+        dense = dense && (s.shape[d] == 1 || st == rm[static_cast<size_t>(d)]);
+      }
+      if (!zero && !dense) return false;
+    }
+    for (Expr& e : s.exprs)
+      if (e.kind == Expr::Kind::Load) {
+        bool zero = true;
+        for (int64_t st : e.access.strides) zero = zero && st == 0;
+        e.access.strides = {zero ? 0 : 1};
+      }
+    s.shape = Shape{s.shape.numel()};
+    return true;
+  }
+
+  void emit_step(const Step& step) {
+    switch (step.kind) {
+      case StepKind::Elementwise: return elementwise(step);
+      case StepKind::Reduce: return reduce(step);
+      case StepKind::BatchMean: return batch_mean(step);
+      case StepKind::Softmax: return softmax(step);
+      case StepKind::Special: return special(step);
+      case StepKind::Gemm: return gemm(step);
+    }
+  }
+
+  void elementwise(const Step& original) {
+    Step s = original;
+    flatten(s);
+    const int64_t numel = s.shape.numel();
+    const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+    // Fully flat over the batch too: one loop over n * numel.
+    bool whole = s.batched && s.shape.rank() == 1;
+    for (const Expr& e : s.exprs)
+      if (e.kind == Expr::Kind::Load && whole)
+        whole = (e.access.strides[0] == 1 && e.access.batch_stride == numel) ||
+                (e.access.strides[0] == 0 && e.access.batch_stride == 0);
+    const Access out_access{s.out, out.batched ? numel : 0, row_major(s.shape)};
+    if (whole) {
+      for (Expr& e : s.exprs)
+        if (e.kind == Expr::Kind::Load) e.access.batch_stride = 0;
+      loop(b_.CreateMul(n_, i64(numel)), [&](Value* i) {
+        store(eval(s, s.root, nullptr, {i}), s.out, i);
+      });
+      return;
+    }
+    batch_loop_or_none(s.batched, [&](Value* batch) {
+      loops(s.shape.dims(), [&](const std::vector<Value*>& idx) {
+        store(eval(s, s.root, batch, idx), s.out, offset(out_access, batch, idx));
+      });
+    });
+  }
+
+  // acc = op(acc, v) for a reduction; reassociable so loops vectorize.
+  Value* combine(Op op, Value* acc, Value* v) {
+    if (op == Op::MaxReduce) return maximum(acc, v);
+    if (op == Op::MinReduce) return minimum(acc, v);
+    auto* add = llvm::cast<llvm::Instruction>(b_.CreateFAdd(acc, v));
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    add->setFastMathFlags(fmf);
+    return add;
+  }
+
+  void reduce(const Step& original) {
+    Step s = original;
+    const bool all = std::all_of(s.reduced.begin(), s.reduced.end(), [](bool r) { return r; });
+    if (all && flatten(s)) s.reduced = {true};
+    const int rank = s.shape.rank();
+    std::vector<int64_t> kept, red;
+    int64_t count = 1;
+    for (int d = 0; d < rank; ++d) {
+      if (s.reduced[static_cast<size_t>(d)]) {
+        red.push_back(s.shape[d]);
+        count *= s.shape[d];
+      } else {
+        kept.push_back(s.shape[d]);
+      }
+    }
+    int64_t out_numel = 1;
+    for (int64_t k : kept) out_numel *= k;
+    const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+    const Access out_access{s.out, out.batched ? out_numel : 0, row_major(Shape(kept))};
+    llvm::AllocaInst* acc = slot(t_);
+    auto full_index = [&](const std::vector<Value*>& k, const std::vector<Value*>& r) {
+      std::vector<Value*> idx;
+      size_t ki = 0, ri = 0;
+      for (int d = 0; d < rank; ++d) idx.push_back(s.reduced[static_cast<size_t>(d)] ? r[ri++] : k[ki++]);
+      return idx;
+    };
+    batch_loop_or_none(s.batched, [&](Value* batch) {
+      loops(kept, [&](const std::vector<Value*>& k) {
+        auto pass = [&](Op op, Value* init, const std::function<Value*(Value*)>& f) {
+          b_.CreateStore(init, acc);
+          loops(red, [&](const std::vector<Value*>& r) {
+            Value* v = f(eval(s, s.root, batch, full_index(k, r)));
+            b_.CreateStore(combine(op, b_.CreateLoad(t_, acc), v), acc);
+          });
+          return b_.CreateLoad(t_, acc);
+        };
+        Value* result = nullptr;
+        const auto id = [](Value* v) { return v; };
+        switch (s.op) {
+          case Op::Sum: result = pass(Op::Sum, fp(0), id); break;
+          case Op::Mean: result = b_.CreateFDiv(pass(Op::Sum, fp(0), id), fp(static_cast<double>(count))); break;
+          case Op::MaxReduce: result = pass(Op::MaxReduce, fp(-INFINITY), id); break;
+          case Op::MinReduce: result = pass(Op::MinReduce, fp(INFINITY), id); break;
+          case Op::LogSumExp: {
+            Value* mx = pass(Op::MaxReduce, fp(-INFINITY), id);
+            Value* sum = pass(Op::Sum, fp(0), [&](Value* v) { return call("exp", {b_.CreateFSub(v, mx)}); });
+            Value* inf = b_.CreateFCmpOEQ(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, mx), fp(INFINITY));
+            result = select(inf, mx, b_.CreateFAdd(mx, call("log", {sum})));
+            break;
+          }
+          default: NABLA_ASSERT(false, "not a reduction");
+        }
+        store(result, s.out, offset(out_access, batch, k));
+      });
+    });
+  }
+
+  void batch_mean(const Step& original) {
+    Step s = original;
+    flatten(s);
+    const Access out_access{s.out, 0, row_major(s.shape)};
+    loops(s.shape.dims(), [&](const std::vector<Value*>& idx) { store(fp(0), s.out, offset(out_access, nullptr, idx)); });
+    loop(n_, [&](Value* batch) {
+      loops(s.shape.dims(), [&](const std::vector<Value*>& idx) {
+        Value* at = offset(out_access, nullptr, idx);
+        store(b_.CreateFAdd(load(s.out, at), eval(s, s.root, batch, idx)), s.out, at);
+      });
+    });
+    Value* inv = b_.CreateFDiv(fp(1), b_.CreateSIToFP(n_, t_));
+    loops(s.shape.dims(), [&](const std::vector<Value*>& idx) {
+      Value* at = offset(out_access, nullptr, idx);
+      store(b_.CreateFMul(load(s.out, at), inv), s.out, at);
+    });
+  }
+
+  // The groups of a softmax-like op: outer x len x inner, the op along len.
+  struct Groups {
+    int64_t outer = 1, len = 1, inner = 1;
+  };
+  static Groups groups(const Shape& shape, int axis) {
+    Groups g;
+    if (axis < 0) {
+      g.len = shape.numel();
+      return g;
+    }
+    for (int d = 0; d < shape.rank(); ++d) {
+      if (d < axis) g.outer *= shape[d];
+      else if (d > axis) g.inner *= shape[d];
+      else g.len = shape[d];
+    }
+    return g;
+  }
+
+  // Runs body(at(j)) for the groups of the input (batch, outer, inner).
+  void for_groups(const Step& s, const Groups& g,
+                  const std::function<void(const std::function<Value*(Value*)>&)>& body) {
+    const int64_t numel = s.shape.numel();
+    batch_loop_or_none(s.batched, [&](Value* batch) {
+      Value* base = batch ? b_.CreateMul(batch, i64(numel)) : i64(0);
+      loop(g.outer, [&](Value* o) {
+        loop(g.inner, [&](Value* c) {
+          Value* start = b_.CreateAdd(base, b_.CreateAdd(b_.CreateMul(o, i64(g.len * g.inner)), c));
+          body([&, start](Value* j) { return b_.CreateAdd(start, b_.CreateMul(j, i64(g.inner))); });
+        });
+      });
+    });
+  }
+
+  void softmax(const Step& s) {
+    const Groups g = groups(s.shape, s.axis);
+    llvm::AllocaInst* acc = slot(t_);
+    const int in = s.in.buf;
+    for_groups(s, g, [&](const std::function<Value*(Value*)>& at) {
+      b_.CreateStore(fp(-INFINITY), acc);
+      loop(g.len, [&](Value* j) { b_.CreateStore(maximum(b_.CreateLoad(t_, acc), load(in, at(j))), acc); });
+      Value* mx = b_.CreateLoad(t_, acc);
+      b_.CreateStore(fp(0), acc);
+      loop(g.len, [&](Value* j) {
+        b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), call("exp", {b_.CreateFSub(load(in, at(j)), mx)})), acc);
+      });
+      Value* sum = b_.CreateLoad(t_, acc);
+      if (s.op == Op::Softmax) {
+        Value* inv = b_.CreateFDiv(fp(1), sum);
+        loop(g.len, [&](Value* j) {
+          store(b_.CreateFMul(call("exp", {b_.CreateFSub(load(in, at(j)), mx)}), inv), s.out, at(j));
+        });
+      } else {
+        Value* shift = b_.CreateFAdd(mx, call("log", {sum}));
+        loop(g.len, [&](Value* j) { store(b_.CreateFSub(load(in, at(j)), shift), s.out, at(j)); });
+      }
+    });
+  }
+
+  void special(const Step& s) {
+    const int in = s.in.buf;
+    const int64_t numel = s.shape.numel();
+    switch (s.op) {
+      case Op::ArgmaxMask: case Op::ArgminMask: case Op::MaxoutMask: case Op::Maxout: {
+        const Groups g = s.op == Op::MaxoutMask || s.op == Op::Maxout ? Groups{numel / s.k, s.k, 1}
+                                                                      : groups(s.shape, s.axis);
+        const bool max = s.op != Op::ArgminMask;
+        llvm::AllocaInst* best = slot(i64_);
+        const int64_t out_numel = s.op == Op::Maxout ? numel / s.k : numel;
+        for_groups(s, g, [&](const std::function<Value*(Value*)>& at) {
+          b_.CreateStore(i64(0), best);
+          if (g.len > 1)
+            loop(g.len - 1, [&](Value* j0) {
+              Value* j = b_.CreateAdd(j0, i64(1));
+              Value* x = load(in, at(j));
+              Value* cur = load(in, at(b_.CreateLoad(i64_, best)));
+              Value* better = max ? b_.CreateFCmpOGT(x, cur) : b_.CreateFCmpOLT(x, cur);
+              b_.CreateStore(b_.CreateSelect(better, j, b_.CreateLoad(i64_, best)), best);
+            });
+          Value* k = b_.CreateLoad(i64_, best);
+          if (s.op == Op::Maxout) {
+            // Group g of a batch starts at at(0) = (batch * numel) + g * k.
+            Value* start = at(i64(0));
+            Value* batch_part = s.batched ? b_.CreateSDiv(start, i64(numel)) : i64(0);
+            Value* group = b_.CreateSDiv(b_.CreateSRem(start, i64(numel)), i64(s.k));
+            Value* o = b_.CreateAdd(b_.CreateMul(batch_part, i64(out_numel)), group);
+            store(load(in, at(k)), s.out, o);
+          } else {
+            loop(g.len, [&](Value* j) { store(bool_value(b_.CreateICmpEQ(j, k)), s.out, at(j)); });
+          }
+        });
+        return;
+      }
+      case Op::Repeat: {
+        const int64_t out_numel = numel * s.k;
+        batch_loop_or_none(s.batched, [&](Value* batch) {
+          loop(out_numel, [&](Value* e) {
+            Value* o = e;
+            Value* i = b_.CreateSDiv(e, i64(s.k));
+            if (batch) {
+              o = b_.CreateAdd(o, b_.CreateMul(batch, i64(out_numel)));
+              i = b_.CreateAdd(i, b_.CreateMul(batch, i64(numel)));
+            }
+            store(load(in, i), s.out, o);
+          });
+        });
+        return;
+      }
+      case Op::GroupSum: {
+        const int64_t out_numel = numel / s.k;
+        llvm::AllocaInst* acc = slot(t_);
+        batch_loop_or_none(s.batched, [&](Value* batch) {
+          loop(out_numel, [&](Value* g) {
+            b_.CreateStore(fp(0), acc);
+            loop(s.k, [&](Value* r) {
+              Value* i = b_.CreateAdd(b_.CreateMul(g, i64(s.k)), r);
+              if (batch) i = b_.CreateAdd(i, b_.CreateMul(batch, i64(numel)));
+              b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), load(in, i)), acc);
+            });
+            Value* o = batch ? b_.CreateAdd(g, b_.CreateMul(batch, i64(out_numel))) : g;
+            store(b_.CreateLoad(t_, acc), s.out, o);
+          });
+        });
+        return;
+      }
+      default: NABLA_ASSERT(false, "not a special op");
+    }
+  }
+
+  Value* dim(const Dim& d) { return d.times_n ? b_.CreateMul(n_, i64(d.value)) : i64(d.value); }
+
+  llvm::Instruction* contract(Value* v) {
+    auto* inst = llvm::cast<llvm::Instruction>(v);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract();
+    inst->setFastMathFlags(fmf);
+    return inst;
+  }
+
+  void gemm(const Step& s) {
+    Value* M = dim(s.m);
+    Value* N = dim(s.n);
+    Value* K = dim(s.kdim);
+    Value* alpha = fp(s.alpha);
+    if (s.alpha_over_n) alpha = b_.CreateFDiv(alpha, b_.CreateSIToFP(n_, t_));
+    const Matrix &A = s.a, &B = s.b, &C = s.c;
+    auto at = [&](const Matrix& x, Value* batch, Value* r, Value* c) {
+      Value* off = b_.CreateAdd(b_.CreateMul(r, i64(x.row_stride)), b_.CreateMul(c, i64(x.col_stride)));
+      if (batch && x.batch_stride) off = b_.CreateAdd(off, b_.CreateMul(batch, i64(x.batch_stride)));
+      return off;
+    };
+    const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
+    llvm::AllocaInst* acc = slot(t_);
+    batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
+      loop(M, [&](Value* i) {
+        if (dot) {
+          loop(N, [&](Value* j) {
+            b_.CreateStore(fp(0), acc);
+            loop(K, [&](Value* k) {
+              Value* prod = contract(b_.CreateFMul(load(A.buf, at(A, batch, i, k)), load(B.buf, at(B, batch, k, j))));
+              Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
+              contract(sum)->setHasAllowReassoc(true);
+              b_.CreateStore(sum, acc);
+            });
+            store(b_.CreateFMul(alpha, b_.CreateLoad(t_, acc)), C.buf, at(C, batch, i, j));
+          });
+          return;
+        }
+        loop(N, [&](Value* j) { store(fp(0), C.buf, at(C, batch, i, j)); });
+        loop(K, [&](Value* k) {
+          Value* a = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k)));
+          loop(N, [&](Value* j) {
+            Value* c_at = at(C, batch, i, j);
+            Value* prod = contract(b_.CreateFMul(a, load(B.buf, at(B, batch, k, j))));
+            store(contract(b_.CreateFAdd(load(C.buf, c_at), prod)), C.buf, c_at);
+          });
+        });
+      });
+    });
+  }
+
+  llvm::Module& m_;
+  llvm::LLVMContext& c_;
+  llvm::IRBuilder<> b_;
+  const Program& p_;
+  const EmitTarget& target_;
+  llvm::Type* t_;
+  llvm::IntegerType* i64_;
+  llvm::PointerType* ptr_;
+  llvm::Function* f_ = nullptr;
+  llvm::BasicBlock* entry_ = nullptr;
+  Value* n_ = nullptr;
+  std::vector<Value*> base_;
+  std::vector<llvm::MDNode*> scope_of_, noalias_of_;
+};
+
+}  // namespace
+
+std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
+                                          const Program* forward, const Program* grad,
+                                          const EmitTarget& target) {
+  auto module = std::make_unique<llvm::Module>(prefix, context);
+  if (!target.triple.empty()) module->setTargetTriple(target.triple);
+  if (forward) {
+    FunctionEmitter(*module, *forward, target).emit_kernel(prefix + "_forward", false);
+    FunctionEmitter(*module, *forward, target).emit_workspace_function(prefix + "_forward_workspace");
+  }
+  if (grad) {
+    FunctionEmitter(*module, *grad, target).emit_kernel(prefix + "_grad", true);
+    FunctionEmitter(*module, *grad, target).emit_workspace_function(prefix + "_grad_workspace");
+  }
+  std::string problems;
+  llvm::raw_string_ostream os(problems);
+  NABLA_ASSERT(!llvm::verifyModule(*module, &os), "invalid LLVM IR: " + problems);
+  return module;
+}
+
+}  // namespace nabla::codegen

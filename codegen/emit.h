@@ -1,0 +1,31 @@
+// LLVM IR emission: kernel programs (program.h) to the functions of the
+// kernel ABI (abi.h). Loops are emitted plainly, with the facts LLVM needs to
+// vectorize them: distinct buffers carry distinct alias scopes, reductions
+// may be reassociated, transcendental calls name their vector variants in
+// glibc's libmvec (vectorized exp, log, tanh, erf, ... for the host ISA).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "codegen/program.h"
+
+namespace llvm {
+class LLVMContext;
+class Module;
+}  // namespace llvm
+
+namespace nabla::codegen {
+
+struct EmitTarget {
+  std::string triple, cpu, features;
+  bool avx512 = false;  // use 512-bit vectors and libmvec's AVX-512 variants
+};
+
+// A module defining PREFIX_forward (when `forward`), PREFIX_grad (when
+// `grad`) and their PREFIX_*_workspace functions.
+std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
+                                          const Program* forward, const Program* grad,
+                                          const EmitTarget& target);
+
+}  // namespace nabla::codegen

@@ -1,0 +1,180 @@
+#include "codegen/jit.h"
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/DynamicLibrary.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/TargetParser/Host.h>
+
+#include <algorithm>
+#include <chrono>
+#include <mutex>
+
+#include "ir/assert.h"
+
+namespace nabla::codegen {
+namespace {
+
+// LLVM's target registry is process-wide; registering the native target is
+// the one piece of global set-up, done once.
+void initialize_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+}
+
+class Timer {
+public:
+  explicit Timer(double* into) : into_(into), t0_(std::chrono::steady_clock::now()) {}
+  ~Timer() {
+    if (into_) *into_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+private:
+  double* into_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+std::unique_ptr<llvm::TargetMachine> target_machine(const EmitTarget& t) {
+  initialize_llvm();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, error);
+  NABLA_ASSERT(target, "no LLVM target for " + t.triple + ": " + error);
+  llvm::TargetOptions options;
+  return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+      t.triple, t.cpu, t.features, options, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+}
+
+void optimize(llvm::Module& module, llvm::TargetMachine& tm) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  tuning.LoopInterleaving = true;
+  llvm::PassBuilder pb(&tm, tuning);
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(module, mam);
+}
+
+}  // namespace
+
+EmitTarget host_target() {
+  EmitTarget t;
+  t.triple = llvm::sys::getProcessTriple();
+  t.cpu = llvm::sys::getHostCPUName().str();
+  std::vector<std::string> features;
+  for (const auto& f : llvm::sys::getHostCPUFeatures()) {
+    features.push_back((f.second ? "+" : "-") + f.first().str());
+    if (f.second && f.first() == "avx512f") t.avx512 = true;
+  }
+  std::sort(features.begin(), features.end());
+  for (const std::string& f : features) t.features += (t.features.empty() ? "" : ",") + f;
+  return t;
+}
+
+std::string compile(Artifact what, const std::string& prefix, const Program* forward,
+                    const Program* grad, CompileTimes* times) {
+  const EmitTarget target = host_target();
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module;
+  {
+    Timer t(times ? &times->emit : nullptr);
+    module = emit_module(context, prefix, forward, grad, target);
+  }
+  std::unique_ptr<llvm::TargetMachine> tm = target_machine(target);
+  module->setDataLayout(tm->createDataLayout());
+  {
+    Timer t(times ? &times->optimize : nullptr);
+    optimize(*module, *tm);
+  }
+  std::string out;
+  if (what == Artifact::LLVM) {
+    llvm::raw_string_ostream os(out);
+    module->print(os, nullptr);
+    return out;
+  }
+  Timer t(times ? &times->codegen : nullptr);
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager pm;
+  const bool failed = tm->addPassesToEmitFile(
+      pm, os, nullptr, what == Artifact::Asm ? llvm::CodeGenFileType::AssemblyFile : llvm::CodeGenFileType::ObjectFile);
+  NABLA_ASSERT(!failed, "the host target cannot emit this file type");
+  pm.run(*module);
+  return std::string(buffer.begin(), buffer.end());
+}
+
+struct Jit::Impl {
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+};
+
+Jit::Jit(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Jit::~Jit() = default;
+
+std::unique_ptr<Jit> Jit::create(std::string* error) {
+  initialize_llvm();
+  // The kernels call libm and glibc's vector math library (libmvec).
+  std::string ignored;
+  llvm::sys::DynamicLibrary::LoadLibraryPermanently("libmvec.so.1", &ignored);
+  llvm::sys::DynamicLibrary::LoadLibraryPermanently("libm.so.6", &ignored);
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) {
+    *error = llvm::toString(jtmb.takeError());
+    return nullptr;
+  }
+  auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+  if (!jit) {
+    *error = llvm::toString(jit.takeError());
+    return nullptr;
+  }
+  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      (*jit)->getDataLayout().getGlobalPrefix());
+  if (!generator) {
+    *error = llvm::toString(generator.takeError());
+    return nullptr;
+  }
+  (*jit)->getMainJITDylib().addGenerator(std::move(*generator));
+  auto impl = std::make_unique<Impl>();
+  impl->jit = std::move(*jit);
+  return std::unique_ptr<Jit>(new Jit(std::move(impl)));
+}
+
+bool Jit::add_object(const std::string& bytes, std::string* error) {
+  auto buffer = llvm::MemoryBuffer::getMemBufferCopy(bytes, "nabla-kernels");
+  if (auto err = impl_->jit->addObjectFile(std::move(buffer))) {
+    *error = llvm::toString(std::move(err));
+    return false;
+  }
+  return true;
+}
+
+void* Jit::lookup(const std::string& name, std::string* error) {
+  auto address = impl_->jit->lookup(name);
+  if (!address) {
+    *error = llvm::toString(address.takeError());
+    return nullptr;
+  }
+  return address->toPtr<void*>();
+}
+
+}  // namespace nabla::codegen

@@ -1,0 +1,52 @@
+// From kernel programs to machine code: LLVM's optimization pipeline and code
+// generator for the host CPU, and an ORC JIT that loads the object in process.
+//
+// Every path goes through one object file: the JIT loads the same object that
+// `nabla compile --emit obj` writes and that the cache (cache.h) stores, so a
+// cache hit skips emission, optimization and code generation and only links.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "codegen/emit.h"
+#include "codegen/program.h"
+
+namespace nabla::codegen {
+
+// Wall time of each compilation pass, in seconds.
+struct CompileTimes {
+  double emit = 0, optimize = 0, codegen = 0, link = 0;
+};
+
+// The host: triple, CPU name, and its features ("+avx2,+avx512f,...", sorted).
+EmitTarget host_target();
+
+enum class Artifact { LLVM, Asm, Object };
+
+// The optimized module as LLVM IR text, assembly, or an ELF object. `prefix`
+// names the functions (prefix_forward, prefix_grad, ...).
+std::string compile(Artifact what, const std::string& prefix, const Program* forward,
+                    const Program* grad, CompileTimes* times = nullptr);
+
+// An ORC LLJIT holding loaded objects. Each instance is independent (no
+// global state beyond LLVM's own one-time target registration).
+class Jit {
+public:
+  // nullptr and `error` set when the host target is unavailable.
+  static std::unique_ptr<Jit> create(std::string* error);
+  ~Jit();
+  Jit(const Jit&) = delete;
+  Jit& operator=(const Jit&) = delete;
+
+  bool add_object(const std::string& bytes, std::string* error);
+  // The address of a defined function, or nullptr and `error`.
+  void* lookup(const std::string& name, std::string* error);
+
+private:
+  struct Impl;
+  explicit Jit(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nabla::codegen

@@ -1,0 +1,79 @@
+#include "codegen/kernels.h"
+
+#include <chrono>
+
+#include "codegen/cache.h"
+#include "codegen/llvm_info.h"
+
+#ifndef NABLA_VERSION
+#define NABLA_VERSION "dev"
+#endif
+
+namespace nabla::codegen {
+namespace {
+
+constexpr const char* kJitPrefix = "nabla_model";
+
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+ProgramPair build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad) {
+  ProgramPair p;
+  if (forward && !spec.outputs.empty()) p.forward = build_program(spec, false, dtype);
+  if (grad && spec.loss) p.grad = build_program(spec, true, dtype);
+  return p;
+}
+
+std::string key_material(const ProgramPair& programs, const std::string& prefix) {
+  const EmitTarget t = host_target();
+  std::string s = std::string("nabla ") + NABLA_VERSION + " llvm " + llvm_version() + "\n" + t.triple +
+                  "\n" + t.cpu + "\n" + t.features + "\nprefix " + prefix + "\n";
+  if (programs.forward) s += "forward\n" + programs.forward->str();
+  if (programs.grad) s += "grad\n" + programs.grad->str();
+  return s;
+}
+
+std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,
+                                               const KernelOptions& options, std::string* error) {
+  CompiledKernels k;
+  auto t0 = std::chrono::steady_clock::now();
+  const ProgramPair programs = build_programs(spec, dtype, options.forward, options.grad);
+  k.program_seconds = since(t0);
+  t0 = std::chrono::steady_clock::now();
+  k.key = cache_key(key_material(programs, kJitPrefix));
+  k.hash_seconds = since(t0);
+  const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+  std::optional<std::string> object;
+  if (options.use_cache) {
+    t0 = std::chrono::steady_clock::now();
+    object = cache_read(dir, k.key);
+    k.cache_seconds = since(t0);
+  }
+  k.cache_hit = object.has_value();
+  if (!object) {
+    object = compile(Artifact::Object, kJitPrefix, programs.forward ? &*programs.forward : nullptr,
+                     programs.grad ? &*programs.grad : nullptr, &k.times);
+    if (options.use_cache) cache_write(dir, k.key, *object);
+  }
+  t0 = std::chrono::steady_clock::now();
+  k.jit = Jit::create(error);
+  if (!k.jit || !k.jit->add_object(*object, error)) return std::nullopt;
+  const std::string p = kJitPrefix;
+  if (programs.forward) {
+    k.forward = reinterpret_cast<ForwardFn>(k.jit->lookup(p + "_forward", error));
+    k.forward_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_forward_workspace", error));
+    if (!k.forward || !k.forward_workspace) return std::nullopt;
+  }
+  if (programs.grad) {
+    k.grad = reinterpret_cast<GradFn>(k.jit->lookup(p + "_grad", error));
+    k.grad_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_grad_workspace", error));
+    if (!k.grad || !k.grad_workspace) return std::nullopt;
+  }
+  k.times.link = since(t0);
+  return k;
+}
+
+}  // namespace nabla::codegen

@@ -1,0 +1,47 @@
+// A model's kernels, compiled and loaded in process: the programs
+// (program.h), the cache (cache.h), the object (jit.h), the JIT, and the
+// ABI's function pointers (abi.h).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "codegen/abi.h"
+#include "codegen/jit.h"
+#include "codegen/program.h"
+
+namespace nabla::codegen {
+
+struct KernelOptions {
+  bool forward = true, grad = true;
+  bool use_cache = true;
+  std::string cache_dir = "";  // "" = default_cache_dir()
+};
+
+struct CompiledKernels {
+  std::unique_ptr<Jit> jit;  // owns the code the pointers point into
+  ForwardFn forward = nullptr;
+  GradFn grad = nullptr;
+  WorkspaceFn forward_workspace = nullptr, grad_workspace = nullptr;
+  double program_seconds = 0;  // batching, fusion, buffer planning
+  double hash_seconds = 0, cache_seconds = 0;
+  CompileTimes times;          // LLVM; zero on a cache hit except link
+  bool cache_hit = false;
+  std::string key;
+};
+
+// The key material and programs of a spec (also what `compile` prints).
+struct ProgramPair {
+  std::optional<Program> forward, grad;
+};
+ProgramPair build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad);
+
+// The text the cache key hashes for these programs and function prefix.
+std::string key_material(const ProgramPair& programs, const std::string& prefix);
+
+// nullopt and `error` when LLVM cannot load the result (never on user input).
+std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,
+                                               const KernelOptions& options, std::string* error);
+
+}  // namespace nabla::codegen

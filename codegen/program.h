@@ -1,0 +1,127 @@
+// The kernel program: what a model's forward or gradient kernel does, as
+// loops over buffers, before any LLVM.
+//
+// build_program() is the batching transformation (architecture decision 5).
+// The IR is per sample; a kernel runs on a batch of n samples (n a runtime
+// argument). A node that depends on an input or label is *batched*: its
+// buffer has a leading axis of n. Parameter-only nodes are computed once per
+// call. A per-sample `W @ x` becomes one matrix product over the batch (the
+// batch folds into the rows of the GEMM), and the mean over the batch that a
+// gradient needs is pushed down through the linear operations around it until
+// it meets an outer product, where it becomes a GEMM whose reduction runs over
+// the batch: mean_i outer(delta_i, x_i) = Delta^T X / n. Only what no pattern
+// covers is computed per sample and averaged by a BatchMean loop.
+//
+// Elementwise chains are fused: a single-use elementwise node is not stored
+// but evaluated inside its user's loop (an expression tree per step), and
+// transposes and broadcasts of stored values are strided views (Access), not
+// copies. Temporaries live in one workspace, placed by liveness
+// (plan_buffers): a value's memory is reused once its last reader has run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/node.h"
+
+namespace nabla::codegen {
+
+enum class BufKind : uint8_t { Input, Label, Param, Output, Loss, Grad, Temp };
+
+struct Buffer {
+  BufKind kind = BufKind::Temp;
+  int index = 0;         // position among the kernel's arguments of its kind
+  bool batched = false;  // a leading axis of n
+  Shape shape;           // per sample
+  std::string name;      // the model's name for arguments; t<k> for temps
+  // Temps: where in the workspace (elements, see Program::workspace_elements).
+  int64_t offset = 0;
+};
+
+// A strided view of a buffer over an index space: the element at batch b and
+// index (i0, i1, ...) is at batch_stride * b + sum(strides[d] * i_d).
+struct Access {
+  int buf = -1;
+  int64_t batch_stride = 0;
+  std::vector<int64_t> strides;
+};
+
+// A node of an elementwise expression tree, evaluated at one index of its
+// step's index space. Trees live in their step (Step::exprs; args index it).
+struct Expr {
+  enum class Kind : uint8_t { Load, Const, Apply } kind = Kind::Const;
+  ir::Op op = ir::Op::Constant;  // Apply: an elementwise op (ops.def)
+  double value = 0;              // Const
+  Access access;                 // Load
+  std::vector<int> args;         // Apply
+};
+
+// A size that may scale with the batch: value * (times_n ? n : 1).
+struct Dim {
+  int64_t value = 1;
+  bool times_n = false;
+};
+
+// One operand of a GEMM as a (batched) matrix view.
+struct Matrix {
+  int buf = -1;
+  int64_t batch_stride = 0, row_stride = 0, col_stride = 0;
+};
+
+enum class StepKind : uint8_t {
+  Elementwise,  // out[b, idx] = expr(b, idx) over `shape`
+  Reduce,       // out = reduction of expr over the axes in `reduced` of `shape`
+  Softmax,      // Softmax / LogSoftmax of `in` along `axis`
+  Gemm,         // C = alpha * A B (per batch when `gemm_batched`)
+  BatchMean,    // out[idx] = mean over b of expr(b, idx)
+  Special,      // ArgmaxMask, ArgminMask, MaxoutMask, Maxout, Repeat, GroupSum of `in`
+};
+
+struct Step {
+  StepKind kind = StepKind::Elementwise;
+  ir::Op op = ir::Op::Constant;  // Reduce: Sum/Mean/MaxReduce/MinReduce/LogSumExp; Softmax,
+                                 // Special: the op
+  int out = -1;
+  bool batched = false;  // loops over the batch
+  Shape shape;           // the per-sample index space (the input's, for reductions)
+  std::vector<Expr> exprs;
+  int root = -1;               // the expression's root in `exprs`
+  std::vector<bool> reduced;   // Reduce: per axis of `shape`
+  int axis = -1;               // Softmax; Special mask ops (-1: all axes)
+  int64_t k = 1;               // Special: group size
+  Access in;                   // Softmax, Special: a contiguous input
+  // Gemm
+  Matrix a, b, c;
+  Dim m, n, kdim;
+  bool gemm_batched = false;  // one product per sample (batch strides apply)
+  double alpha = 1;
+  bool alpha_over_n = false;  // alpha / n (a mean over the batch)
+};
+
+struct Program {
+  ir::DType dtype = ir::DType::F64;
+  std::vector<Buffer> buffers;
+  std::vector<Step> steps;
+  // The workspace holds fixed + batched * n elements.
+  int64_t workspace_fixed = 0, workspace_batched = 0;
+
+  // Canonical text of the whole program: the cache key hashes it, and
+  // `nabla compile --emit program` prints it.
+  std::string str() const;
+};
+
+// What one kernel computes. Forward: `outputs` (each per sample, written with
+// the batch first). Gradient: the mean of `loss` over the batch, and the mean
+// of each of `gradients` (per sample, one per param, in the params' order).
+struct KernelSpec {
+  std::vector<const ir::Node*> inputs, labels, params;  // Var nodes
+  std::vector<std::pair<std::string, const ir::Node*>> outputs;
+  const ir::Node* loss = nullptr;
+  std::vector<const ir::Node*> gradients;
+};
+
+// The forward program when `gradient` is false, else the gradient program.
+Program build_program(const KernelSpec& spec, bool gradient, ir::DType dtype);
+
+}  // namespace nabla::codegen

@@ -1,0 +1,119 @@
+#include "runtime/executor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+namespace nabla::runtime {
+
+void* Workspace::get(int64_t bytes) {
+  if (bytes > size_) {
+    std::free(data_);
+    const size_t rounded = (static_cast<size_t>(bytes) + 63) / 64 * 64;
+    data_ = std::aligned_alloc(64, rounded);
+    if (!data_) throw std::bad_alloc();
+    size_ = static_cast<int64_t>(rounded);
+  }
+  return data_;
+}
+
+Workspace::~Workspace() { std::free(data_); }
+
+Executor::Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
+                   codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
+    : forward_(forward), forward_ws_(forward_ws), grad_(grad), grad_ws_(grad_ws),
+      sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)) {}
+
+int Executor::split(int64_t n) const {
+  return static_cast<int>(std::clamp<int64_t>(n / 32, 1, threads_));
+}
+
+namespace {
+
+// The pointers of `base` advanced by `first` samples.
+template <typename P>
+std::vector<P> offset(const std::vector<P>& base, const std::vector<int64_t>& per_sample, int64_t first,
+                      int elem_bytes) {
+  std::vector<P> r(base.size());
+  for (size_t i = 0; i < base.size(); ++i) {
+    using Byte = std::conditional_t<std::is_const_v<std::remove_pointer_t<P>>, const char, char>;
+    r[i] = reinterpret_cast<P>(reinterpret_cast<Byte*>(base[i]) + first * per_sample[i] * elem_bytes);
+  }
+  return r;
+}
+
+template <typename F>
+void parallel(int parts, F&& body) {
+  std::vector<std::thread> pool;
+  for (int t = 1; t < parts; ++t) pool.emplace_back([&body, t] { body(t); });
+  body(0);
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+void Executor::forward(const std::vector<const void*>& inputs, const std::vector<const void*>& params,
+                       const std::vector<void*>& outputs, int64_t n) {
+  const int parts = split(n);
+  parallel(parts, [&](int t) {
+    const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
+    const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
+    const auto out = offset(outputs, sizes_.outputs, first, sizes_.elem_bytes);
+    void* ws = workspaces_[static_cast<size_t>(t)].get(forward_ws_(count));
+    forward_(in.data(), params.data(), out.data(), count, ws);
+  });
+}
+
+void Executor::grad(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
+                    const std::vector<const void*>& params, void* loss, const std::vector<void*>& grads,
+                    int64_t n) {
+  const int parts = split(n);
+  const int eb = sizes_.elem_bytes;
+  int64_t total = 1;
+  for (int64_t s : sizes_.params) total += s;
+  partial_.resize(static_cast<size_t>(parts));
+  parallel(parts, [&](int t) {
+    const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
+    const auto in = offset(inputs, sizes_.inputs, first, eb);
+    const auto lab = offset(labels, sizes_.labels, first, eb);
+    void* ws = workspaces_[static_cast<size_t>(t)].get(grad_ws_(count));
+    if (t == 0) {
+      grad_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws);
+      return;
+    }
+    std::vector<char>& mine = partial_[static_cast<size_t>(t)];
+    mine.resize(static_cast<size_t>(total * eb));
+    std::vector<void*> g;
+    int64_t at = eb;
+    for (int64_t s : sizes_.params) {
+      g.push_back(mine.data() + at);
+      at += s * eb;
+    }
+    grad_(in.data(), lab.data(), params.data(), mine.data(), g.data(), count, ws);
+  });
+  if (parts == 1) return;
+  // Weighted sum of the shares' means.
+  auto combine = [&](auto* zero) {
+    using T = std::remove_pointer_t<decltype(zero)>;
+    const T w0 = static_cast<T>(static_cast<double>(n / parts) / static_cast<double>(n));
+    std::vector<T*> dst{static_cast<T*>(loss)};
+    for (void* g : grads) dst.push_back(static_cast<T*>(g));
+    std::vector<int64_t> sizes{1};
+    sizes.insert(sizes.end(), sizes_.params.begin(), sizes_.params.end());
+    for (size_t a = 0; a < dst.size(); ++a)
+      for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] *= w0;
+    for (int t = 1; t < parts; ++t) {
+      const int64_t count = n * (t + 1) / parts - n * t / parts;
+      const T w = static_cast<T>(static_cast<double>(count) / static_cast<double>(n));
+      const T* src = reinterpret_cast<const T*>(partial_[static_cast<size_t>(t)].data());
+      for (size_t a = 0; a < dst.size(); ++a, src += sizes[a - 1])
+        for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] += w * src[e];
+    }
+  };
+  if (eb == 4) combine(static_cast<float*>(nullptr));
+  else combine(static_cast<double*>(nullptr));
+}
+
+}  // namespace nabla::runtime
