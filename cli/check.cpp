@@ -108,7 +108,6 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
                                           "with -e); print a one-line summary");
   struct Args {
     std::string path, expr, emit;
-    bool time_passes = false;
   };
   auto args = std::make_shared<Args>();
   auto* model_opt = cmd->add_option("MODEL", args->path, "the .nn file");
@@ -117,7 +116,6 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
   cmd->add_option("--emit", args->emit,
                   "stop after a stage and print it: ast, ir (lowered), simplified, grad (the gradient program)")
       ->check(CLI::IsMember({"ast", "ir", "simplified", "grad"}));
-  cmd->add_flag("--time-passes", args->time_passes, "print the time of each pass (stderr)");
   cmd->callback([&global, &action, args, model_opt, expr_opt] {
     if (model_opt->count() + expr_opt->count() == 0)
       throw CLI::RequiredError("MODEL or -e EXPR");
@@ -142,7 +140,7 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
       auto loaded = load_model(args->path, *options, std::cerr, last, &times);
       if (!loaded) return kExitUserError;
       const int rc = emit_model(*loaded, args->emit, times);
-      if (args->time_passes) times.print(std::cerr);
+      if (global.time_passes) times.print(std::cerr);
       return rc;
     };
   });

@@ -177,9 +177,12 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
     if (args.reference) {
       result = interpret_batch(ctx, m, per_sample, fixed, n, grad, dtype);
     } else {
-      ModelKernels k = compile_model_kernels(ctx, m, !grad, grad, dtype, global, std::cerr);
+      PassTimes times;
+      ModelKernels k = compile_model_kernels(ctx, m, !grad, grad, dtype, global, std::cerr, &times);
       if (!k.kernels) return kExitUserError;
-      result = grad ? k.grad(params, data, n) : k.forward(params, data, n);
+      result = times.time(grad ? "gradient kernel" : "forward kernel",
+                          [&] { return grad ? k.grad(params, data, n) : k.forward(params, data, n); });
+      if (global.time_passes) times.print(std::cerr);
     }
     runtime::write_npz(args.out, result);
   } catch (const runtime::NpzError& e) {

@@ -6,6 +6,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
 #include <llvm/Support/raw_ostream.h>
+#include <llvm/Transforms/Utils/ModuleUtils.h>
 
 #include <cmath>
 #include <functional>
@@ -239,6 +240,9 @@ private:
       fn->addFnAttr(llvm::Attribute::WillReturn);
     }
     llvm::CallInst* ci = b_.CreateCall(fn, args);
+    // Not rewritten to LLVM intrinsics (whose vector forms the backend would
+    // scalarize): the vectorizer maps the call to its libmvec variants.
+    ci->addFnAttr(llvm::Attribute::NoBuiltin);
     const std::string params(args.size(), 'v');
     std::string variants;
     const bool f32 = p_.dtype == ir::DType::F32;
@@ -255,6 +259,8 @@ private:
                                           llvm::Function::ExternalLinkage, vname, m_);
         vf->setDoesNotThrow();
         vf->setDoesNotAccessMemory();
+        // Kept alive until the vectorizer has looked (as InjectTLIMappings does).
+        llvm::appendToCompilerUsed(m_, {vf});
       }
       if (!variants.empty()) variants += ",";
       variants += "_ZGV_LLVM_N" + std::to_string(lanes) + params + "_" + fname + "(" + vname + ")";

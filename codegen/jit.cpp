@@ -66,6 +66,10 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm) {
   tuning.LoopVectorization = true;
   tuning.SLPVectorization = true;
   tuning.LoopInterleaving = true;
+  // Full unrolling of the many constant-trip loops multiplies code size and
+  // compile time by ~4 (the MLP: 280 -> 75 ms) for no measured gain: the hot
+  // loops are vectorized and interleaved, and GEMMs are blocked explicitly.
+  tuning.LoopUnrolling = false;
   llvm::PassBuilder pb(&tm, tuning);
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);

@@ -292,6 +292,19 @@ private:
 
   // --- stored values --------------------------------------------------------
 
+  // The stored value of `o`; a constant (never stored by the walk) is
+  // written to a small buffer the first time a consumer needs it in memory.
+  Access access_of(const Node* o) {
+    if (auto it = stored_.find(o); it != stored_.end()) return it->second;
+    NABLA_ASSERT(is_constant(o), "a value used before it is stored");
+    Step s;
+    s.kind = StepKind::Elementwise;
+    s.shape = o->shape();
+    s.root = expr_at(s, o, o->shape());
+    s.out = temp(false, o->shape());
+    return stored_[o] = push(std::move(s));
+  }
+
   void stored(const Node* n) {
     if (stored_.count(n)) return;  // arguments
     const Op op = n->op();
@@ -309,14 +322,14 @@ private:
     }
     switch (op) {
       case Op::Transpose: {
-        Access a = stored_.at(n->operand(0));
+        Access a = access_of(n->operand(0));
         std::reverse(a.strides.begin(), a.strides.end());
         stored_[n] = a;
         return;
       }
       case Op::Broadcast: {
         const Node* o = n->operand(0);
-        Access a = stored_.at(o);
+        Access a = access_of(o);
         if (n->attr() == ir::kAllAxes) {
           stored_[n] = broadcast_access(a, o->shape(), n->shape());
         } else {
@@ -352,7 +365,7 @@ private:
         const Node* o = n->operand(0);
         s.kind = op == Op::Softmax || op == Op::LogSoftmax ? StepKind::Softmax : StepKind::Special;
         s.shape = o->shape();
-        s.in = contiguous_copy(stored_.at(o), o->shape(), batched_.at(o));
+        s.in = contiguous_copy(access_of(o), o->shape(), batched_.at(o));
         if (op == Op::Softmax || op == Op::LogSoftmax)  // as the interpreter: all axes = the last
           s.axis = n->attr() == ir::kAllAxes ? s.shape.rank() - 1 : *normalize_axis(n->attr(), s.shape.rank());
         else if (op == Op::ArgmaxMask || op == Op::ArgminMask)
@@ -367,7 +380,7 @@ private:
       case Op::Outer: {
         s.kind = StepKind::Elementwise;
         s.shape = n->shape();
-        Access u = stored_.at(n->operand(0)), v = stored_.at(n->operand(1));
+        Access u = access_of(n->operand(0)), v = access_of(n->operand(1));
         u.strides = {u.strides[0], 0};
         v.strides = {0, v.strides[0]};
         Expr e;
@@ -422,8 +435,8 @@ private:
     s.op = Op::MatMul;
     s.batched = batched_.at(n);
     int64_t m = 0, k = 0, k2 = 0, cols = 0;
-    s.a = as_matrix(stored_.at(x), x->shape(), true, &m, &k);
-    s.b = as_matrix(stored_.at(y), y->shape(), false, &k2, &cols);
+    s.a = as_matrix(access_of(x), x->shape(), true, &m, &k);
+    s.b = as_matrix(access_of(y), y->shape(), false, &k2, &cols);
     s.out = temp(s.batched, n->shape());
     Access out = contiguous(s.out);
     // C as a matrix [m, cols] over the contiguous result.
@@ -468,7 +481,7 @@ private:
   // --- batch means ----------------------------------------------------------
 
   Access mean_value(const Node* n) {
-    if (!batched_.at(n)) return stored_.at(n);
+    if (!batched_.at(n)) return access_of(n);
     return means_.at(n);
   }
 
@@ -536,7 +549,7 @@ private:
     }
   }
 
-  Access operand_mean(const Node* o) { return batched_.at(o) ? means_.at(o) : stored_.at(o); }
+  Access operand_mean(const Node* o) { return batched_.at(o) ? means_.at(o) : access_of(o); }
 
   // --- results --------------------------------------------------------------
 

@@ -1,0 +1,440 @@
+// Code generation against the reference interpreter: random expressions and
+// their gradients compiled as forward kernels, gradient kernels (batch means),
+// every example model, f32 and f64, transcendental accuracy, threads, and the
+// kernel cache.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <thread>
+
+#include "cli/model_diff.h"
+#include "cli/model_kernels.h"
+#include "cli/pipeline.h"
+#include "codegen/cache.h"
+#include "codegen/kernels.h"
+#include "frontend/lower.h"
+#include "ir/differentiate.h"
+#include "ir/print.h"
+#include "ir/simplify.h"
+#include "random_ir.h"
+#include "runtime/init.h"
+
+namespace nabla {
+namespace {
+
+using codegen::KernelSpec;
+using ir::Node;
+
+struct Batch {
+  std::vector<std::vector<double>> inputs, labels, params;  // per var: flat values (inputs: n samples)
+  int64_t n = 0;
+};
+
+// Values of `vars` in sample `s`.
+ir::Tensor slice(const std::vector<double>& flat, const Node* v, int64_t s) {
+  ir::Tensor t = ir::Tensor::zeros(v->shape());
+  const size_t k = t.data.size();
+  for (size_t e = 0; e < k; ++e) t.data[e] = flat[static_cast<size_t>(s) * k + e];
+  return t;
+}
+
+// Pointers to the values converted to T.
+template <typename T>
+struct Converted {
+  std::vector<std::vector<T>> data;
+  std::vector<const void*> ptrs;
+  explicit Converted(const std::vector<std::vector<double>>& v) {
+    for (const auto& a : v) data.emplace_back(a.begin(), a.end());
+    for (const auto& a : data) ptrs.push_back(a.data());
+  }
+};
+
+ir::VarValues sample_values(const KernelSpec& spec, const Batch& b, int64_t s) {
+  return [&spec, &b, s](const Node* v) {
+    if (v->var_kind() == ir::VarKind::Const) return ir::Tensor::scalar(v->value());
+    for (size_t i = 0; i < spec.inputs.size(); ++i)
+      if (spec.inputs[i] == v) return slice(b.inputs[i], v, s);
+    for (size_t i = 0; i < spec.labels.size(); ++i)
+      if (spec.labels[i] == v) return slice(b.labels[i], v, s);
+    for (size_t i = 0; i < spec.params.size(); ++i)
+      if (spec.params[i] == v) return slice(b.params[i], v, 0);
+    ADD_FAILURE() << "no value for " << v->name();
+    return ir::Tensor::zeros(v->shape());
+  };
+}
+
+bool finite_close(double kernel, double reference, double tol) {
+  if (!std::isfinite(reference)) return true;  // only where the reference is finite
+  return test::close(kernel, reference, tol, tol);
+}
+
+// Runs the forward kernel of `spec` on `b` and compares every output with
+// the interpreter, sample by sample. Returns the number of elements compared.
+template <typename T>
+int compare_forward(const KernelSpec& spec, const Batch& b, double tol, const std::string& what) {
+  std::string error;
+  codegen::KernelOptions options;
+  options.grad = false;
+  options.use_cache = false;
+  const ir::DType dt = sizeof(T) == 4 ? ir::DType::F32 : ir::DType::F64;
+  auto k = codegen::compile_kernels(spec, dt, options, &error);
+  EXPECT_TRUE(k) << error;
+  if (!k) return 0;
+  Converted<T> in(b.inputs), par(b.params);
+  std::vector<std::vector<T>> out;
+  std::vector<void*> outs;
+  for (const auto& o : spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * b.n));
+  for (auto& o : out) outs.push_back(o.data());
+  std::vector<char> ws(static_cast<size_t>(k->forward_workspace(b.n)) + 64);
+  void* aligned = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+  k->forward(in.ptrs.data(), par.ptrs.data(), outs.data(), b.n, aligned);
+  std::vector<const Node*> roots;
+  for (const auto& o : spec.outputs) roots.push_back(o.second);
+  int compared = 0, failures = 0;
+  for (int64_t s = 0; s < b.n; ++s) {
+    const auto ref = ir::interpret(roots, sample_values(spec, b, s));
+    for (size_t r = 0; r < roots.size(); ++r) {
+      const size_t size = ref[r].data.size();
+      for (size_t e = 0; e < size; ++e) {
+        const double got = out[r][static_cast<size_t>(s) * size + e], want = ref[r].data[e];
+        ++compared;
+        if (!finite_close(got, want, tol) && ++failures <= 10)
+          ADD_FAILURE() << what << " output " << r << " sample " << s << " [" << e << "]: kernel " << got
+                        << ", interpreter " << want << "\n  " << ir::print_text(roots[r]);
+      }
+    }
+  }
+  return compared;
+}
+
+// Random values: inputs and params uniform in [-2, 2], labels in [0, 1].
+Batch random_batch(const KernelSpec& spec, int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-2, 2), pos(0, 1);
+  Batch b;
+  b.n = n;
+  for (const Node* v : spec.inputs) {
+    b.inputs.emplace_back(static_cast<size_t>(v->shape().numel() * n));
+    for (double& d : b.inputs.back()) d = u(rng);
+  }
+  for (const Node* v : spec.labels) {
+    b.labels.emplace_back(static_cast<size_t>(v->shape().numel() * n));
+    for (double& d : b.labels.back()) d = pos(rng);
+  }
+  for (const Node* v : spec.params) {
+    b.params.emplace_back(static_cast<size_t>(v->shape().numel()));
+    for (double& d : b.params.back()) d = u(rng);
+  }
+  return b;
+}
+
+KernelSpec random_spec(test::RandomIr& gen) {
+  KernelSpec spec;
+  const auto vars = gen.all_vars();
+  for (const Node* v : vars) (v->var_kind() == ir::VarKind::Input ? spec.inputs : spec.params).push_back(v);
+  return spec;
+}
+
+// Thousands of random expressions and their simplified gradients, compiled
+// as forward kernels (40 outputs a kernel) over a batch of 4 samples.
+TEST(Codegen, RandomExpressionsMatchTheInterpreter) {
+  ir::Context c;
+  test::RandomIr gen(c, 101);
+  const auto vars = gen.all_vars();
+  int compared = 0, expressions = 0;
+  for (int chunk = 0; expressions < 2000; ++chunk) {
+    KernelSpec spec = random_spec(gen);
+    while (spec.outputs.size() < 40) {
+      const Node* f = chunk % 3 == 0 ? gen.scalar(3) : chunk % 3 == 1 ? gen.tensor_to_scalar(2) : gen.vector3(2);
+      f = ir::simplify(c, f);
+      ++expressions;
+      spec.outputs.emplace_back("f", f);
+      if (f->shape().rank() == 0)
+        for (const Node* g : ir::simplify(c, ir::gradient(c, f, vars))) spec.outputs.emplace_back("g", g);
+    }
+    const Batch b = random_batch(spec, 4, static_cast<unsigned>(chunk));
+    compared += compare_forward<double>(spec, b, 1e-8, "f64 chunk " + std::to_string(chunk));
+    if (chunk < 3) compare_forward<float>(spec, b, 2e-3, "f32 chunk " + std::to_string(chunk));
+  }
+  EXPECT_GT(compared, 50000);
+}
+
+// The gradient kernel: batch means of random losses' gradients, through the
+// GEMM-over-the-batch and linear patterns and the BatchMean fallback.
+TEST(Codegen, GradientKernelsAreBatchMeans) {
+  ir::Context c;
+  test::RandomIr gen(c, 202);
+  for (int i = 0; i < 40; ++i) {
+    KernelSpec spec = random_spec(gen);
+    const Node* f = i % 2 ? gen.tensor_to_scalar(2) : gen.scalar(3);
+    spec.loss = ir::simplify(c, f);
+    spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    const Batch b = random_batch(spec, 5, 1000u + static_cast<unsigned>(i));
+    std::string error;
+    codegen::KernelOptions options;
+    options.forward = false;
+    options.use_cache = false;
+    auto k = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+    ASSERT_TRUE(k) << error;
+    Converted<double> in(b.inputs), par(b.params);
+    double loss = 0;
+    std::vector<std::vector<double>> g;
+    std::vector<void*> gp;
+    for (const Node* p : spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
+    for (auto& v : g) gp.push_back(v.data());
+    std::vector<double> ws(static_cast<size_t>(k->grad_workspace(b.n)) / 8 + 8);
+    k->grad(in.ptrs.data(), nullptr, par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
+    std::vector<const Node*> roots{spec.loss};
+    roots.insert(roots.end(), spec.gradients.begin(), spec.gradients.end());
+    std::vector<std::vector<double>> mean(roots.size());
+    for (int64_t s = 0; s < b.n; ++s) {
+      const auto ref = ir::interpret(roots, sample_values(spec, b, s));
+      for (size_t r = 0; r < roots.size(); ++r) {
+        mean[r].resize(ref[r].data.size());
+        for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / static_cast<double>(b.n);
+      }
+    }
+    EXPECT_TRUE(finite_close(loss, mean[0][0], 1e-8)) << ir::print_text(f) << ": " << loss << " vs " << mean[0][0];
+    for (size_t p = 0; p < g.size(); ++p)
+      for (size_t e = 0; e < g[p].size(); ++e)
+        EXPECT_TRUE(finite_close(g[p][e], mean[p + 1][e], 1e-8))
+            << ir::print_text(f) << ": d/d" << spec.params[p]->name() << "[" << e << "] " << g[p][e] << " vs "
+            << mean[p + 1][e];
+  }
+}
+
+std::vector<std::string> example_models() {
+  std::vector<std::string> paths;
+  for (const auto& dir : {std::string(NABLA_SOURCE_DIR) + "/examples",
+                          std::string(NABLA_SOURCE_DIR) + "/../shared/acceptance/models"}) {
+    if (!std::filesystem::exists(dir)) continue;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+      if (e.path().extension() == ".nn") paths.push_back(e.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// Every example model: forward and gradient kernels equal the interpreter's
+// per-sample results (gradients: their mean), f64, 7 samples on 2 threads.
+TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
+  const auto paths = example_models();
+  ASSERT_GE(paths.size(), 8u);
+  for (const std::string& path : paths) {
+    std::ostringstream err;
+    auto loaded = cli::load_model(path, SemaOptions{}, err);
+    ASSERT_TRUE(loaded) << path << ": " << err.str();
+    ir::Context ctx;
+    LoweredModel m = lower_model(loaded->model, ctx);
+    cli::GlobalOptions global;
+    global.no_cache = true;
+    global.threads = 2;
+    cli::ModelKernels k =
+        cli::compile_model_kernels(ctx, m, true, true, runtime::DType::F64, global, err);
+    ASSERT_TRUE(k.kernels) << path << ": " << err.str();
+    Batch b = random_batch(k.spec, 70, 5);
+    for (size_t i = 0; i < m.labels.size(); ++i) {  // distributions sum to 1
+      if (!m.label_distribution[i]) continue;
+      const size_t per = static_cast<size_t>(m.labels[i]->shape().numel());
+      for (size_t s = 0; s < 70; ++s) {
+        double total = 0;
+        for (size_t e = 0; e < per; ++e) total += b.labels[i][s * per + e];
+        for (size_t e = 0; e < per; ++e) b.labels[i][s * per + e] /= total;
+      }
+    }
+    runtime::ArrayMap params, data;
+    auto to_array = [](const std::vector<double>& v, std::vector<int64_t> shape) {
+      runtime::Array a = runtime::Array::zeros(std::move(shape), runtime::DType::F64);
+      a.f64 = v;
+      return a;
+    };
+    for (size_t i = 0; i < m.params.size(); ++i) params[m.params[i]->name()] = to_array(b.params[i], m.params[i]->shape().dims());
+    auto batched = [](const Node* v) {
+      auto s = v->shape().dims();
+      s.insert(s.begin(), 70);
+      return s;
+    };
+    for (size_t i = 0; i < m.inputs.size(); ++i) data[m.inputs[i]->name()] = to_array(b.inputs[i], batched(m.inputs[i]));
+    for (size_t i = 0; i < m.labels.size(); ++i) data[m.labels[i]->name()] = to_array(b.labels[i], batched(m.labels[i]));
+    if (!k.spec.outputs.empty()) {
+      runtime::ArrayMap out = k.forward(params, data, 70);
+      std::vector<const Node*> roots;
+      for (const auto& o : m.outputs) roots.push_back(o.second);
+      for (int64_t s = 0; s < 70; ++s) {
+        const auto ref = ir::interpret(roots, sample_values(k.spec, b, s));
+        for (size_t r = 0; r < roots.size(); ++r)
+          for (size_t e = 0; e < ref[r].data.size(); ++e)
+            ASSERT_TRUE(finite_close(out[m.outputs[r].first].f64[static_cast<size_t>(s) * ref[r].data.size() + e],
+                                     ref[r].data[e], 1e-9))
+                << path << " output " << m.outputs[r].first << " sample " << s;
+      }
+    }
+    if (k.spec.loss) {
+      runtime::ArrayMap g = k.grad(params, data, 70);
+      // Against the simplified program the kernel compiles (tight), and
+      // against the raw lowered loss and its unsimplified gradient (an
+      // independent oracle, looser: the raw forms are less accurate, e.g.
+      // log(1 - sigmoid(z)) against -softplus(z)).
+      cli::GradientProgram raw = cli::gradient_program(ctx, m, m.params, false);
+      struct Oracle {
+        const Node* loss;
+        std::vector<const Node*> gradients;
+        double tol;
+      };
+      for (const Oracle& o : {Oracle{k.spec.loss, k.spec.gradients, 1e-9}, Oracle{m.loss, raw.gradients, 1e-6}}) {
+        std::vector<const Node*> roots{o.loss};
+        roots.insert(roots.end(), o.gradients.begin(), o.gradients.end());
+        std::vector<std::vector<double>> mean(roots.size());
+        for (int64_t s = 0; s < 70; ++s) {
+          const auto ref = ir::interpret(roots, sample_values(k.spec, b, s));
+          for (size_t r = 0; r < roots.size(); ++r) {
+            mean[r].resize(ref[r].data.size());
+            for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / 70.0;
+          }
+        }
+        EXPECT_TRUE(finite_close(g["loss"].f64[0], mean[0][0], o.tol))
+            << path << " loss " << g["loss"].f64[0] << " vs " << mean[0][0];
+        for (size_t i = 0; i < m.params.size(); ++i)
+          for (size_t e = 0; e < mean[i + 1].size(); ++e)
+            ASSERT_TRUE(finite_close(g[m.params[i]->name()].f64[e], mean[i + 1][e], o.tol))
+                << path << " d/d" << m.params[i]->name() << "[" << e << "]: " << g[m.params[i]->name()].f64[e]
+                << " vs " << mean[i + 1][e];
+      }
+    }
+  }
+}
+
+// Accuracy of the vectorized transcendental functions (libmvec through the
+// kernels' vector variants) against the f64 (long double for f64) reference,
+// over a dense grid: f32 within 4 ulp, f64 within 1e-14 relative.
+TEST(Codegen, TranscendentalAccuracy) {
+  struct Fn {
+    ir::Op op;
+    double lo, hi;
+    long double (*ref)(long double);
+  };
+  const Fn fns[] = {
+      {ir::Op::Exp, -80, 80, [](long double x) { return expl(x); }},
+      {ir::Op::Log, 1e-6, 1e6, [](long double x) { return logl(x); }},
+      {ir::Op::Tanh, -20, 20, [](long double x) { return tanhl(x); }},
+      {ir::Op::Erf, -6, 6, [](long double x) { return erfl(x); }},
+      {ir::Op::Sin, -10, 10, [](long double x) { return sinl(x); }},
+      {ir::Op::Cos, -10, 10, [](long double x) { return cosl(x); }},
+      {ir::Op::Sigmoid, -80, 80, [](long double x) { return 1 / (1 + expl(-x)); }},
+      {ir::Op::Softplus, -80, 80, [](long double x) { return x > 0 ? x + log1pl(expl(-x)) : log1pl(expl(x)); }},
+  };
+  for (const Fn& fn : fns) {
+    for (ir::DType dt : {ir::DType::F32, ir::DType::F64}) {
+      ir::Context c(dt);
+      const Node* x = c.var(ir::VarKind::Input, 0, "x", {});
+      KernelSpec spec;
+      spec.inputs = {x};
+      spec.outputs = {{"y", c.unary(fn.op, x)}};
+      std::string error;
+      codegen::KernelOptions options;
+      options.grad = false;
+      options.use_cache = false;
+      auto k = codegen::compile_kernels(spec, dt, options, &error);
+      ASSERT_TRUE(k) << error;
+      const int64_t n = 100003;
+      std::vector<double> xs(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) xs[static_cast<size_t>(i)] = fn.lo + (fn.hi - fn.lo) * static_cast<double>(i) / static_cast<double>(n - 1);
+      double worst = 0;
+      std::vector<char> ws(static_cast<size_t>(k->forward_workspace(n)) + 64);
+      void* w = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+      if (dt == ir::DType::F32) {
+        std::vector<float> in(xs.begin(), xs.end()), out(static_cast<size_t>(n));
+        const void* ip[] = {in.data()};
+        void* op[] = {out.data()};
+        k->forward(ip, nullptr, op, n, w);
+        for (int64_t i = 0; i < n; ++i) {
+          const long double ref = fn.ref(in[static_cast<size_t>(i)]);
+          const float want = static_cast<float>(ref);
+          if (!std::isfinite(want) || want == 0) continue;
+          const float ulp = std::nextafter(std::fabs(want), INFINITY) - std::fabs(want);
+          worst = std::max(worst, static_cast<double>(std::fabs(static_cast<long double>(out[static_cast<size_t>(i)]) - ref) / ulp));
+        }
+        EXPECT_LE(worst, 4.0) << ir::op_name(fn.op) << " f32: worst error in ulp";
+      } else {
+        std::vector<double> out(static_cast<size_t>(n));
+        const void* ip[] = {xs.data()};
+        void* op[] = {out.data()};
+        k->forward(ip, nullptr, op, n, w);
+        for (int64_t i = 0; i < n; ++i) {
+          const long double ref = fn.ref(xs[static_cast<size_t>(i)]);
+          if (!std::isfinite(static_cast<double>(ref)) || ref == 0) continue;
+          worst = std::max(worst, static_cast<double>(std::fabs((out[static_cast<size_t>(i)] - ref) / ref)));
+        }
+        EXPECT_LE(worst, 1e-14) << ir::op_name(fn.op) << " f64: worst relative error";
+      }
+    }
+  }
+}
+
+// The cache: a second compilation is a hit and loads working code; a
+// corrupted entry is a miss; concurrent writers leave a valid entry.
+TEST(Codegen, KernelCache) {
+  const std::string dir = std::filesystem::temp_directory_path() / ("nabla-cache-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  ir::Context c;
+  const Node* x = c.var(ir::VarKind::Input, 0, "x", {3});
+  const Node* w = c.var(ir::VarKind::Param, 0, "w", {3});
+  KernelSpec spec;
+  spec.inputs = {x};
+  spec.params = {w};
+  spec.outputs = {{"y", c.unary(ir::Op::Tanh, c.mul(w, x))}};
+  codegen::KernelOptions options;
+  options.grad = false;
+  options.cache_dir = dir;
+  std::string error;
+  auto run = [&](const codegen::CompiledKernels& k) {
+    const double xs[] = {1, 2, 3, -1, -2, -3}, ws[] = {0.5, 0.25, 0.125};
+    double out[6];
+    const void* in[] = {xs};
+    const void* par[] = {ws};
+    void* outs[] = {out};
+    std::vector<double> space(static_cast<size_t>(k.forward_workspace(2)) / 8 + 8);
+    k.forward(in, par, outs, 2, space.data());
+    return out[5];
+  };
+  auto first = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+  ASSERT_TRUE(first) << error;
+  EXPECT_FALSE(first->cache_hit);
+  auto second = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+  ASSERT_TRUE(second) << error;
+  EXPECT_TRUE(second->cache_hit);
+  EXPECT_EQ(first->key, second->key);
+  EXPECT_DOUBLE_EQ(run(*second), std::tanh(-3 * 0.125));
+  // A different element type is a different entry.
+  auto f32 = codegen::compile_kernels(spec, ir::DType::F32, options, &error);
+  ASSERT_TRUE(f32);
+  EXPECT_FALSE(f32->cache_hit);
+  EXPECT_NE(f32->key, first->key);
+  // Corrupt the entry: a miss, then a valid entry again.
+  const std::string entry = dir + "/" + first->key + ".o";
+  {
+    std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-10, std::ios::end);
+    f.write("XXXX", 4);
+  }
+  EXPECT_FALSE(codegen::cache_read(dir, first->key));
+  auto third = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+  ASSERT_TRUE(third);
+  EXPECT_FALSE(third->cache_hit);
+  EXPECT_TRUE(codegen::cache_read(dir, first->key));
+  // Concurrent writers of one key.
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t)
+    writers.emplace_back([&, t] { codegen::cache_write(dir, "k", std::string(100000 + t, static_cast<char>('a' + t))); });
+  for (auto& t : writers) t.join();
+  auto got = codegen::cache_read(dir, "k");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), 100000u + static_cast<size_t>((*got)[0] - 'a'));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nabla
