@@ -33,7 +33,9 @@ void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& actio
 void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // init
 void add_init_command(CLI::App& app, const GlobalOptions& global, Action& action);
-// run, grad (reference interpreter until the JIT lands)
+// compile, bench
+void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Action& action);
+// run, grad
 void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace nabla::cli

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   add_run_grad_commands(app, global, action);
   add_init_command(app, global, action);
   add_gradcheck_command(app, global, action);
+  add_compile_bench_commands(app, global, action);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,349 @@
+// nabla compile (LLVM IR, assembly, object file, C header, kernel program)
+// and nabla bench (compile times, kernel times).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/model_kernels.h"
+#include "cli/options.h"
+#include "cli/pipeline.h"
+#include "codegen/abi.h"
+#include "codegen/jit.h"
+#include "frontend/lower.h"
+#include "runtime/init.h"
+#include "runtime/optimizer.h"
+
+namespace nabla::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// A C identifier from a model or file name.
+std::string c_identifier(const std::string& name) {
+  std::string s;
+  for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "m_" + s;
+  return s;
+}
+
+// Writes `bytes` to `path` through a temporary file and a rename.
+bool write_file(const std::string& path, const std::string& bytes, std::ostream& err) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) {
+      print_error(err, "cannot write '" + path + "'");
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return false;
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    print_error(err, "cannot write '" + path + "': " + ec.message());
+    std::filesystem::remove(tmp, ec);
+    return false;
+  }
+  return true;
+}
+
+std::vector<codegen::ArgDoc> docs(const std::vector<const ir::Node*>& vars) {
+  std::vector<codegen::ArgDoc> r;
+  for (const ir::Node* v : vars) r.push_back({v->name(), v->shape().dims()});
+  return r;
+}
+
+struct CompileArgs {
+  std::string model, emit, out, prefix;
+};
+
+int run_compile(const CompileArgs& args, const GlobalOptions& global) {
+  auto options = sema_options(global, std::cerr);
+  if (!options) return kExitUserError;
+  PassTimes times;
+  auto loaded = load_model(args.model, *options, std::cerr, Stage::Check, &times);
+  if (!loaded) return kExitUserError;
+  const bool binary = args.emit == "obj";
+  if (args.out.empty() && (binary || args.emit == "header")) {
+    print_error(std::cerr, "--emit " + args.emit + " needs -o FILE");
+    return kExitUsage;
+  }
+  ir::Context ctx;
+  const LoweredModel m = times.time("lower", [&] { return lower_model(loaded->model, ctx); });
+  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
+  if (!forward && !grad) {
+    print_error(std::cerr, "'" + args.model + "' has no output and no loss: there is no kernel to compile");
+    return kExitUserError;
+  }
+  const codegen::KernelSpec spec = kernel_spec(ctx, m, forward, grad, &times);
+  const ir::DType dt = global.dtype == "f64" ? ir::DType::F64 : ir::DType::F32;
+  const std::string prefix = args.prefix.empty()
+      ? c_identifier(loaded->model.name.empty() ? std::filesystem::path(args.model).stem().string() : loaded->model.name)
+      : args.prefix;
+  if (prefix != c_identifier(prefix)) {
+    print_error(std::cerr, "--prefix '" + prefix + "' is not a C identifier");
+    return kExitUsage;
+  }
+  std::string text;
+  if (args.emit == "header") {
+    codegen::HeaderInfo info;
+    info.prefix = prefix;
+    info.model_name = loaded->model.name.empty() ? args.model : loaded->model.name;
+    info.dtype = dt == ir::DType::F32 ? "float" : "double";
+    info.inputs = docs(spec.inputs);
+    info.labels = docs(spec.labels);
+    info.params = docs(spec.params);
+    for (const auto& [name, node] : spec.outputs) info.outputs.push_back({name, node->shape().dims()});
+    info.forward = forward;
+    info.grad = grad;
+    text = codegen::c_header(info);
+  } else {
+    const codegen::ProgramPair programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
+      return codegen::build_programs(spec, dt, forward, grad);
+    });
+    if (args.emit == "program") {
+      if (programs.forward) text += "forward\n" + programs.forward->str();
+      if (programs.grad) text += "grad\n" + programs.grad->str();
+    } else {
+      const auto what = args.emit == "llvm" ? codegen::Artifact::LLVM
+                      : args.emit == "asm"  ? codegen::Artifact::Asm
+                                            : codegen::Artifact::Object;
+      codegen::CompileTimes ct;
+      text = codegen::compile(what, prefix, programs.forward ? &*programs.forward : nullptr,
+                              programs.grad ? &*programs.grad : nullptr, &ct);
+      times.add("LLVM IR emission", ct.emit);
+      times.add("LLVM optimize", ct.optimize);
+      if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
+    }
+  }
+  if (global.time_passes) times.print(std::cerr);
+  if (args.out.empty() || args.out == "-") {
+    std::cout << text;
+    return kExitOk;
+  }
+  return write_file(args.out, text, std::cerr) ? kExitOk : kExitUserError;
+}
+
+// --- bench -------------------------------------------------------------------
+
+struct BenchArgs {
+  std::string model;
+  std::vector<int64_t> batches;
+  double min_time = 0.3;  // seconds of timed calls per figure
+};
+
+struct Timing {
+  double median = 0, min = 0;  // seconds per call
+  int reps = 0;
+};
+
+// Repeats `f` after a warm-up until `min_time` has passed (at least 7 times).
+template <typename F>
+Timing time_calls(F&& f, double min_time) {
+  for (int i = 0; i < 3; ++i) f();
+  std::vector<double> t;
+  const auto start = Clock::now();
+  while (t.size() < 7 || (seconds_since(start) < min_time && t.size() < 100000)) {
+    const auto t0 = Clock::now();
+    f();
+    t.push_back(seconds_since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  return {t[t.size() / 2], t.front(), static_cast<int>(t.size())};
+}
+
+std::string us(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, s < 1e-3 ? "%.2f us" : "%.3f ms", s < 1e-3 ? s * 1e6 : s * 1e3);
+  return buf;
+}
+
+int run_bench(const BenchArgs& args, const GlobalOptions& global) {
+  auto options = sema_options(global, std::cerr);
+  if (!options) return kExitUserError;
+  const runtime::DType dtype = global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32;
+  // Compilation: the front end, then kernels cold (no cache) and from the cache.
+  auto t0 = Clock::now();
+  auto loaded = load_model(args.model, *options, std::cerr);
+  if (!loaded) return kExitUserError;
+  ir::Context ctx;
+  const LoweredModel m = lower_model(loaded->model, ctx);
+  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
+  codegen::KernelSpec spec = kernel_spec(ctx, m, forward, grad);
+  const double front = seconds_since(t0);
+  codegen::KernelOptions ko;
+  ko.forward = forward;
+  ko.grad = grad;
+  ko.use_cache = false;
+  std::string error;
+  const ir::DType dt = dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64;
+  t0 = Clock::now();
+  auto cold = codegen::compile_kernels(spec, dt, ko, &error);
+  const double cold_time = seconds_since(t0);
+  if (!cold) {
+    print_error(std::cerr, "cannot load the compiled kernels: " + error);
+    return kExitUserError;
+  }
+  ko.use_cache = !global.no_cache;
+  double cached_time = NAN;
+  bool hit = false;
+  if (ko.use_cache) {
+    codegen::compile_kernels(spec, dt, ko, &error);  // fills the cache if needed
+    t0 = Clock::now();
+    auto cached = codegen::compile_kernels(spec, dt, ko, &error);
+    cached_time = seconds_since(t0);
+    hit = cached && cached->cache_hit;
+  }
+  GlobalOptions g = global;
+  g.no_cache = true;
+  ModelKernels k = compile_model_kernels(ctx, m, forward, grad, dtype, g, std::cerr);
+  if (!k.kernels) return kExitUserError;
+
+  const int threads = thread_count(global);
+  std::printf("%s: %s, %d thread%s\n", args.model.c_str(), global.dtype.c_str(), threads, threads == 1 ? "" : "s");
+  std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (LLVM optimize %s, codegen %s); "
+              "from the cache %s%s\n",
+              us(front).c_str(), us(cold_time).c_str(), us(cold->times.optimize).c_str(),
+              us(cold->times.codegen).c_str(), std::isnan(cached_time) ? "-" : us(cached_time).c_str(),
+              std::isnan(cached_time) ? "" : hit ? " (hit)" : " (MISS)");
+
+  std::mt19937_64 rng(global.seed.value_or(1));
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<runtime::ParamInit> inits;
+  for (const ParamDecl& p : loaded->model.params)
+    inits.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
+  runtime::ArrayMap params = runtime::initialize(inits, global.seed.value_or(1), dtype);
+  for (int64_t n : args.batches) {
+    runtime::ArrayMap data;
+    auto fill = [&](const ir::Node* v, bool label, bool distribution) {
+      std::vector<int64_t> shape = v->shape().dims();
+      shape.insert(shape.begin(), n);
+      runtime::Array a = runtime::Array::zeros(shape, runtime::DType::F64);
+      const int64_t per = v->shape().numel();
+      for (int64_t s = 0; s < n; ++s) {
+        if (distribution) {
+          a.f64[static_cast<size_t>(s * per + static_cast<int64_t>(unit(rng) * static_cast<double>(per)) % per)] = 1;
+          continue;
+        }
+        for (int64_t e = 0; e < per; ++e) a.f64[static_cast<size_t>(s * per + e)] = label ? unit(rng) : 2 * unit(rng) - 1;
+      }
+      data[v->name()] = a.as(dtype);
+    };
+    for (const ir::Node* v : m.inputs) fill(v, false, false);
+    for (size_t i = 0; i < m.labels.size(); ++i) fill(m.labels[i], true, m.label_distribution[i]);
+    std::printf("batch %lld:\n", static_cast<long long>(n));
+    Timing fwd, grd, step;
+    if (forward) {
+      fwd = time_calls([&] { k.forward(params, data, n); }, args.min_time);
+    }
+    // Kernel calls on prepared pointers (the .npz conversions are not timed).
+    auto pointers = [&](const std::vector<const ir::Node*>& vars, runtime::ArrayMap& from) {
+      std::vector<const void*> r;
+      for (const ir::Node* v : vars) {
+        runtime::Array& a = from.at(v->name());
+        r.push_back(dtype == runtime::DType::F32 ? static_cast<const void*>(a.f32.data()) : a.f64.data());
+      }
+      return r;
+    };
+    const auto in = pointers(m.inputs, data), lab = pointers(m.labels, data), par = pointers(m.params, params);
+    if (forward) {
+      std::vector<std::vector<double>> out;
+      std::vector<void*> outs;
+      for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
+      for (auto& o : out) outs.push_back(o.data());
+      fwd = time_calls([&] { k.executor->forward(in, par, outs, n); }, args.min_time);
+      std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
+                  us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
+    }
+    if (grad) {
+      std::vector<std::vector<double>> gs;
+      std::vector<void*> gp;
+      double loss[1];
+      for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));
+      for (auto& v : gs) gp.push_back(v.data());
+      grd = time_calls([&] { k.executor->grad(in, lab, par, loss, gp, n); }, args.min_time);
+      std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
+                  us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
+      // A training step: the gradient, then p -= lr * g on every param.
+      runtime::ArrayMap train = params;
+      const auto tp = pointers(m.params, train);
+      step = time_calls([&] {
+        k.executor->grad(in, lab, tp, loss, gp, n);
+        for (size_t i = 0; i < m.params.size(); ++i) {
+          void* p = const_cast<void*>(tp[i]);
+          const int64_t size = m.params[i]->shape().numel();
+          if (dtype == runtime::DType::F32)
+            runtime::sgd_update(static_cast<float*>(p), static_cast<const float*>(gp[i]), size, 1e-6f);
+          else
+            runtime::sgd_update(static_cast<double*>(p), static_cast<const double*>(gp[i]), size, 1e-6);
+        }
+      }, args.min_time);
+      std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (gradient + SGD update)\n",
+                  us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
+      if (forward) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
+    }
+  }
+  return kExitOk;
+}
+
+std::vector<int64_t> parse_batches(const std::string& text) {
+  std::vector<int64_t> r;
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t comma = text.find(',', at);
+    const std::string part = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (...) {
+      throw CLI::ValidationError("--batch", "'" + part + "' is not a batch size");
+    }
+    if (used != part.size() || v < 1) throw CLI::ValidationError("--batch", "'" + part + "' is not a positive batch size");
+    r.push_back(v);
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return r;
+}
+
+}  // namespace
+
+void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Action& action) {
+  auto cargs = std::make_shared<CompileArgs>();
+  auto* compile = app.add_subcommand(
+      "compile", "Compile the forward and gradient kernels: LLVM IR, assembly, an object file, or its C header");
+  compile->add_option("MODEL", cargs->model, "the .nn file")->required();
+  compile->add_option("--emit", cargs->emit, "llvm, asm, obj, header, or program (the loop program before LLVM)")
+      ->required()
+      ->check(CLI::IsMember({"llvm", "asm", "obj", "header", "program"}));
+  compile->add_option("-o,--output", cargs->out, "the file to write (default for text: standard output)");
+  compile->add_option("--prefix", cargs->prefix, "prefix of the function names (default: the model's name)");
+  compile->callback([cargs, &action, &global] {
+    action = [cargs, &global] { return run_compile(*cargs, global); };
+  });
+
+  auto bargs = std::make_shared<BenchArgs>();
+  auto* bench = app.add_subcommand("bench", "Time compilation and the forward and gradient kernels");
+  bench->add_option("MODEL", bargs->model, "the .nn file")->required();
+  auto batch_text = std::make_shared<std::string>("32");
+  bench->add_option("--batch", *batch_text, "batch size, or a comma-separated list (default 32)");
+  bench->add_option("--min-time", bargs->min_time, "seconds of timed calls per figure (default 0.3)")
+      ->check(CLI::PositiveNumber);
+  bench->callback([bargs, batch_text, &action, &global] {
+    bargs->batches = parse_batches(*batch_text);
+    action = [bargs, &global] { return run_bench(*bargs, global); };
+  });
+}
+
+}  // namespace nabla::cli
