@@ -643,46 +643,220 @@ private:
     return inst;
   }
 
+  Value* min(Value* a, Value* b) { return b_.CreateSelect(b_.CreateICmpSLT(a, b), a, b); }
+  Value* ceil_div(Value* a, int64_t b) { return b_.CreateSDiv(b_.CreateAdd(a, i64(b - 1)), i64(b)); }
+  Value* at(const Matrix& x, Value* batch, Value* r, Value* c) {
+    Value* off = b_.CreateAdd(b_.CreateMul(r, i64(x.row_stride)), b_.CreateMul(c, i64(x.col_stride)));
+    if (batch && x.batch_stride) off = b_.CreateAdd(off, b_.CreateMul(batch, i64(x.batch_stride)));
+    return off;
+  }
+  llvm::FixedVectorType* vec(int64_t lanes) { return llvm::FixedVectorType::get(t_, static_cast<unsigned>(lanes)); }
+  Value* vload(int buf, Value* offset, int64_t lanes) {
+    return tag(b_.CreateAlignedLoad(vec(lanes), address(buf, offset), llvm::Align(elem_bytes())), buf);
+  }
+  void vstore(Value* v, int buf, Value* offset) {
+    tag(b_.CreateAlignedStore(v, address(buf, offset), llvm::Align(elem_bytes())), buf);
+  }
+
   void gemm(const Step& s) {
     Value* M = dim(s.m);
-    Value* N = dim(s.n);
     Value* K = dim(s.kdim);
     Value* alpha = fp(s.alpha);
     if (s.alpha_over_n) alpha = b_.CreateFDiv(alpha, b_.CreateSIToFP(n_, t_));
+    batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
+      if (s.scratch < 0) {
+        gemm_loops(s, batch, M, K, alpha);
+        return;
+      }
+      // Few rows (a batch of one or two): plain loops stream the operands once.
+      auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
+      auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
+      auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
+      b_.CreateCondBr(b_.CreateICmpSGE(M, i64(8)), blocked, plain);
+      b_.SetInsertPoint(blocked);
+      gemm_blocked(s, batch, M, K, alpha);
+      b_.CreateBr(join);
+      b_.SetInsertPoint(plain);
+      gemm_loops(s, batch, M, K, alpha);
+      b_.CreateBr(join);
+      b_.SetInsertPoint(join);
+    });
+  }
+
+  // C (+)= alpha A B as plain loops: dot products when both operands run
+  // along k, else rows of C updated by a * (row of B).
+  void gemm_loops(const Step& s, Value* batch, Value* M, Value* K, Value* alpha) {
     const Matrix &A = s.a, &B = s.b, &C = s.c;
-    auto at = [&](const Matrix& x, Value* batch, Value* r, Value* c) {
-      Value* off = b_.CreateAdd(b_.CreateMul(r, i64(x.row_stride)), b_.CreateMul(c, i64(x.col_stride)));
-      if (batch && x.batch_stride) off = b_.CreateAdd(off, b_.CreateMul(batch, i64(x.batch_stride)));
-      return off;
-    };
+    Value* N = dim(s.n);
     const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
     llvm::AllocaInst* acc = slot(t_);
-    batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
-      loop(M, [&](Value* i) {
-        if (dot) {
-          loop(N, [&](Value* j) {
-            b_.CreateStore(fp(0), acc);
-            loop(K, [&](Value* k) {
-              Value* prod = contract(b_.CreateFMul(load(A.buf, at(A, batch, i, k)), load(B.buf, at(B, batch, k, j))));
-              Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
-              contract(sum)->setHasAllowReassoc(true);
-              b_.CreateStore(sum, acc);
-            });
-            store(b_.CreateFMul(alpha, b_.CreateLoad(t_, acc)), C.buf, at(C, batch, i, j));
+    loop(M, [&](Value* i) {
+      if (dot) {
+        loop(N, [&](Value* j) {
+          b_.CreateStore(fp(0), acc);
+          loop(K, [&](Value* k) {
+            Value* prod = contract(b_.CreateFMul(load(A.buf, at(A, batch, i, k)), load(B.buf, at(B, batch, k, j))));
+            Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
+            contract(sum)->setHasAllowReassoc(true);
+            b_.CreateStore(sum, acc);
           });
-          return;
-        }
-        loop(N, [&](Value* j) { store(fp(0), C.buf, at(C, batch, i, j)); });
-        loop(K, [&](Value* k) {
-          Value* a = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k)));
-          loop(N, [&](Value* j) {
-            Value* c_at = at(C, batch, i, j);
-            Value* prod = contract(b_.CreateFMul(a, load(B.buf, at(B, batch, k, j))));
-            store(contract(b_.CreateFAdd(load(C.buf, c_at), prod)), C.buf, c_at);
+          Value* c_at = at(C, batch, i, j);
+          Value* r = b_.CreateFMul(alpha, b_.CreateLoad(t_, acc));
+          store(s.accumulate ? b_.CreateFAdd(load(C.buf, c_at), r) : r, C.buf, c_at);
+        });
+        return;
+      }
+      if (!s.accumulate) loop(N, [&](Value* j) { store(fp(0), C.buf, at(C, batch, i, j)); });
+      loop(K, [&](Value* k) {
+        Value* a = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k)));
+        loop(N, [&](Value* j) {
+          Value* c_at = at(C, batch, i, j);
+          Value* prod = contract(b_.CreateFMul(a, load(B.buf, at(B, batch, k, j))));
+          store(contract(b_.CreateFAdd(load(C.buf, c_at), prod)), C.buf, c_at);
+        });
+      });
+    });
+  }
+
+  // The cache-blocked GEMM (the GotoBLAS loop nest): K in blocks of KC; per
+  // block, B packed into panels of NR columns and, per MC rows, A packed into
+  // panels of MR rows; an MR x NR register tile per panel pair, kept in
+  // vector registers over the block's k (explicit vector IR: one broadcast of
+  // A and NR/VL loads of B feed MR * NR/VL fused multiply-adds per k).
+  // Packing reads any strides, so NN, NT (x W^T) and TN (the batch-reducing
+  // weight gradient) all run the same micro-kernel.
+  void gemm_blocked(const Step& s, Value* batch, Value* M, Value* K, Value* alpha) {
+    const Matrix &A = s.a, &B = s.b, &C = s.c;
+    const bool f32 = p_.dtype == ir::DType::F32;
+    const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
+    const int64_t NR = 2 * VL, MR = target_.avx512 ? 8 : 4, NV = NR / VL;
+    (void)f32;
+    const int64_t N = s.n.value, panels = (N + NR - 1) / NR;
+    const int64_t KC = kGemmKC, MC = kGemmMC;
+    const int64_t npad = (N + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR;
+    const int sc = s.scratch;
+    const int64_t ap = 0, bp = MC * KC, tile = MC * KC + KC * npad;
+    loop(ceil_div(K, KC), [&](Value* kb) {
+      Value* pc = b_.CreateMul(kb, i64(KC));
+      Value* kc = min(i64(KC), b_.CreateSub(K, pc));
+      Value* first = s.accumulate ? b_.getFalse() : b_.CreateICmpEQ(kb, i64(0));
+      // Pack B: panel p holds columns p*NR.. as kc rows of NR.
+      if (N % NR) {
+        Value* last = b_.CreateMul(i64(panels - 1), b_.CreateMul(kc, i64(NR)));
+        loop(b_.CreateMul(kc, i64(NR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(i64(bp), b_.CreateAdd(last, e))); });
+      }
+      loop(panels, [&](Value* p) {
+        Value* j0 = b_.CreateMul(p, i64(NR));
+        Value* cols = min(i64(NR), b_.CreateSub(i64(N), j0));
+        Value* panel = b_.CreateAdd(i64(bp), b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
+        auto copy = [&](Value* kk, Value* r) {
+          Value* v = load(B.buf, at(B, batch, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, r)));
+          store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(NR)), r)));
+        };
+        if (B.row_stride == 1 && B.col_stride != 1)
+          loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); });
+        else
+          loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); });
+      });
+      loop(ceil_div(M, MC), [&](Value* ib) {
+        Value* ic = b_.CreateMul(ib, i64(MC));
+        Value* mc = min(i64(MC), b_.CreateSub(M, ic));
+        Value* rows_panels = ceil_div(mc, MR);
+        // Pack A: panel q holds rows ic + q*MR.. as kc columns of MR.
+        Value* last = b_.CreateMul(b_.CreateSub(rows_panels, i64(1)), b_.CreateMul(kc, i64(MR)));
+        loop(b_.CreateMul(kc, i64(MR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(i64(ap), b_.CreateAdd(last, e))); });
+        loop(rows_panels, [&](Value* q) {
+          Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
+          Value* rows = min(i64(MR), b_.CreateSub(b_.CreateAdd(ic, mc), i0));
+          Value* panel = b_.CreateAdd(i64(ap), b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
+          auto copy = [&](Value* kk, Value* r) {
+            Value* v = load(A.buf, at(A, batch, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
+            store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
+          };
+          if (A.col_stride == 1 && A.row_stride != 1)
+            loop(rows, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); });
+          else
+            loop(kc, [&](Value* kk) { loop(rows, [&](Value* r) { copy(kk, r); }); });
+        });
+        loop(panels, [&](Value* p) {
+          loop(rows_panels, [&](Value* q) {
+            Value* a0 = b_.CreateAdd(i64(ap), b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
+            Value* b0 = b_.CreateAdd(i64(bp), b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
+            std::vector<Value*> acc = micro_kernel(sc, a0, b0, kc, MR, NR, VL);
+            Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
+            Value* j0 = b_.CreateMul(p, i64(NR));
+            Value* valpha = b_.CreateVectorSplat(static_cast<unsigned>(VL), alpha);
+            Value* full = b_.CreateAnd(b_.CreateICmpSLE(b_.CreateAdd(i0, i64(MR)), M),
+                                       b_.CreateICmpSLE(b_.CreateAdd(j0, i64(NR)), i64(N)));
+            if (C.col_stride != 1) full = b_.getFalse();
+            auto* fast = llvm::BasicBlock::Create(c_, "tile.full", f_);
+            auto* slow = llvm::BasicBlock::Create(c_, "tile.edge", f_);
+            auto* done = llvm::BasicBlock::Create(c_, "tile.end", f_);
+            b_.CreateCondBr(full, fast, slow);
+            b_.SetInsertPoint(fast);
+            for (int64_t r = 0; r < MR; ++r)
+              for (int64_t v = 0; v < NV; ++v) {
+                Value* c_at = at(C, batch, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
+                Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
+                Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+                                                {valpha, acc[static_cast<size_t>(r * NV + v)], old});
+                vstore(sum, C.buf, c_at);
+              }
+            b_.CreateBr(done);
+            b_.SetInsertPoint(slow);
+            for (int64_t r = 0; r < MR; ++r)
+              for (int64_t v = 0; v < NV; ++v)
+                vstore(acc[static_cast<size_t>(r * NV + v)], sc, i64(tile + r * NR + v * VL));
+            loop(min(i64(MR), b_.CreateSub(M, i0)), [&](Value* r) {
+              loop(min(i64(NR), b_.CreateSub(i64(N), j0)), [&](Value* c) {
+                Value* c_at = at(C, batch, b_.CreateAdd(i0, r), b_.CreateAdd(j0, c));
+                Value* old = b_.CreateSelect(first, fp(0), load(C.buf, c_at));
+                Value* t = load(sc, b_.CreateAdd(i64(tile), b_.CreateAdd(b_.CreateMul(r, i64(NR)), c)));
+                store(b_.CreateFAdd(old, b_.CreateFMul(alpha, t)), C.buf, c_at);
+              });
+            });
+            b_.CreateBr(done);
+            b_.SetInsertPoint(done);
           });
         });
       });
     });
+  }
+
+  // The register tile: sum over k < kc of A panel column k (MR values) times
+  // B panel row k (NR values), as MR * NR/VL vector accumulators.
+  std::vector<Value*> micro_kernel(int sc, Value* a0, Value* b0, Value* kc, int64_t MR, int64_t NR, int64_t VL) {
+    const int64_t NV = NR / VL;
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* body = llvm::BasicBlock::Create(c_, "micro", f_);
+    auto* exit = llvm::BasicBlock::Create(c_, "micro.end", f_);
+    b_.CreateBr(body);
+    b_.SetInsertPoint(body);
+    llvm::PHINode* k = b_.CreatePHI(i64_, 2);
+    k->addIncoming(i64(0), pre);
+    std::vector<llvm::PHINode*> phis;
+    for (int64_t i = 0; i < MR * NV; ++i) {
+      phis.push_back(b_.CreatePHI(vec(VL), 2));
+      phis.back()->addIncoming(llvm::Constant::getNullValue(vec(VL)), pre);
+    }
+    std::vector<Value*> bv;
+    Value* brow = b_.CreateAdd(b0, b_.CreateMul(k, i64(NR)));
+    for (int64_t v = 0; v < NV; ++v) bv.push_back(vload(sc, b_.CreateAdd(brow, i64(v * VL)), VL));
+    Value* acol = b_.CreateAdd(a0, b_.CreateMul(k, i64(MR)));
+    std::vector<Value*> next;
+    for (int64_t r = 0; r < MR; ++r) {
+      Value* a = b_.CreateVectorSplat(static_cast<unsigned>(VL), load(sc, b_.CreateAdd(acol, i64(r))));
+      for (int64_t v = 0; v < NV; ++v)
+        next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+                                          {a, bv[static_cast<size_t>(v)], phis[static_cast<size_t>(r * NV + v)]}));
+    }
+    Value* k1 = b_.CreateAdd(k, i64(1), "", true, true);
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    k->addIncoming(k1, latch);
+    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(next[i], latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(k1, kc), body, exit);
+    b_.SetInsertPoint(exit);
+    return next;
   }
 
   llvm::Module& m_;

@@ -272,8 +272,17 @@ private:
 
   int temp(bool batched, const Shape& shape) { return add_buffer(BufKind::Temp, 0, batched, shape, ""); }
 
+  // Large GEMMs get packing space for the cache-blocked loop nest (the
+  // emitter still takes plain loops at run time when the rows are few).
+  void plan_gemm(Step& s) {
+    if (s.kind != StepKind::Gemm || s.n.times_n || s.n.value < 16) return;
+    if (!s.kdim.times_n && s.kdim.value < 16) return;
+    s.scratch = temp(false, Shape{gemm_scratch(s.n.value)});
+  }
+
   // A step writing a new contiguous temp; returns its access.
   Access push(Step step) {
+    plan_gemm(step);
     p_.steps.push_back(std::move(step));
     return contiguous(p_.steps.back().out);
   }
@@ -474,6 +483,7 @@ private:
         s.gemm_batched = false;
       }
     }
+    plan_gemm(s);
     p_.steps.push_back(std::move(s));
     return out;
   }
@@ -612,6 +622,7 @@ private:
       touch(s.a.buf, at);
       touch(s.b.buf, at);
       touch(s.c.buf, at);
+      touch(s.scratch, at);
     }
     struct Placed {
       int64_t offset, size;
@@ -736,7 +747,8 @@ std::string Program::str() const {
         out << "gemm" << (s.gemm_batched ? "[n]" : "") << " m " << dim_str(s.m) << " n "
             << dim_str(s.n) << " k " << dim_str(s.kdim) << " " << matrix_str(s.a) << " "
             << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
-            << (s.alpha_over_n ? "/n" : "");
+            << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
+            << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "");
         break;
     }
     out << "\n";

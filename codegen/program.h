@@ -97,7 +97,17 @@ struct Step {
   bool gemm_batched = false;  // one product per sample (batch strides apply)
   double alpha = 1;
   bool alpha_over_n = false;  // alpha / n (a mean over the batch)
+  bool accumulate = false;    // C += alpha A B (C holds an earlier step's value)
+  int scratch = -1;           // packing space of the cache-blocked GEMM (-1: small, plain loops)
 };
+
+// Cache blocking of GEMMs (emit.cpp): K in blocks of kGemmKC, M in blocks of
+// kGemmMC; the micro-kernel's tile is at most kGemmMaxMR x kGemmMaxNR.
+constexpr int64_t kGemmKC = 256, kGemmMC = 128, kGemmMaxMR = 8, kGemmMaxNR = 32;
+// Scratch elements a blocked GEMM with N columns needs: packed A, packed B, a tile.
+inline int64_t gemm_scratch(int64_t n) {
+  return kGemmMC * kGemmKC + kGemmKC * ((n + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR) + kGemmMaxMR * kGemmMaxNR;
+}
 
 struct Program {
   ir::DType dtype = ir::DType::F64;
