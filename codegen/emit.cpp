@@ -674,7 +674,14 @@ private:
       auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
       b_.CreateCondBr(b_.CreateICmpSGE(M, i64(8)), blocked, plain);
       b_.SetInsertPoint(blocked);
-      gemm_blocked(s, batch, M, K, alpha);
+      auto base = [&](const Matrix& x) {
+        Value* off = batch && x.batch_stride ? b_.CreateMul(batch, i64(x.batch_stride)) : i64(0);
+        return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(x.buf)], off);
+      };
+      b_.CreateCall(gemm_function(), {base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
+                                      i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
+                                      i64(s.c.col_stride), M, i64(s.n.value), K, alpha,
+                                      b_.getInt1(s.accumulate), base_[static_cast<size_t>(s.scratch)]});
       b_.CreateBr(join);
       b_.SetInsertPoint(plain);
       gemm_loops(s, batch, M, K, alpha);
@@ -725,38 +732,93 @@ private:
   // A and NR/VL loads of B feed MR * NR/VL fused multiply-adds per k).
   // Packing reads any strides, so NN, NT (x W^T) and TN (the batch-reducing
   // weight gradient) all run the same micro-kernel.
-  void gemm_blocked(const Step& s, Value* batch, Value* M, Value* K, Value* alpha) {
-    const Matrix &A = s.a, &B = s.b, &C = s.c;
-    const bool f32 = p_.dtype == ir::DType::F32;
+  struct MatV {
+    int buf;
+    Value *rs, *cs;
+  };
+  Value* at(const MatV& x, Value* r, Value* c) { return b_.CreateAdd(b_.CreateMul(r, x.rs), b_.CreateMul(c, x.cs)); }
+
+  // Emits `then` or `otherwise` by a runtime condition.
+  void branch(Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise) {
+    auto* t = llvm::BasicBlock::Create(c_, "if", f_);
+    auto* e = llvm::BasicBlock::Create(c_, "else", f_);
+    auto* j = llvm::BasicBlock::Create(c_, "endif", f_);
+    b_.CreateCondBr(cond, t, e);
+    b_.SetInsertPoint(t);
+    then();
+    b_.CreateBr(j);
+    b_.SetInsertPoint(e);
+    otherwise();
+    b_.CreateBr(j);
+    b_.SetInsertPoint(j);
+  }
+
+  // The module's one blocked-GEMM function (strides are arguments): every
+  // large GEMM of both kernels calls it, so its code is compiled once.
+  llvm::Function* gemm_function() {
+    const std::string name = std::string("nabla_gemm_") + ir::dtype_name(p_.dtype);
+    if (llvm::Function* f = m_.getFunction(name)) return f;
+    std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
+                                     i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_};
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
+                                     llvm::Function::InternalLinkage, name, m_);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    FunctionEmitter e(m_, p_, target_);
+    e.set_attributes(f);
+    for (unsigned i : {0u, 3u, 6u, 14u}) f->getArg(i)->addAttr(llvm::Attribute::NoAlias);
+    e.f_ = f;
+    e.entry_ = llvm::BasicBlock::Create(c_, "entry", f);
+    e.b_.SetInsertPoint(e.entry_);
+    e.base_ = {f->getArg(0), f->getArg(3), f->getArg(6), f->getArg(14)};
+    llvm::MDBuilder mdb(c_);
+    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("nabla.gemm");
+    std::vector<llvm::MDNode*> scopes;
+    for (int i = 0; i < 4; ++i) scopes.push_back(mdb.createAnonymousAliasScope(domain));
+    for (size_t i = 0; i < 4; ++i) {
+      std::vector<llvm::Metadata*> others;
+      for (size_t j = 0; j < 4; ++j)
+        if (j != i) others.push_back(scopes[j]);
+      e.scope_of_.push_back(llvm::MDNode::get(c_, {scopes[i]}));
+      e.noalias_of_.push_back(llvm::MDNode::get(c_, others));
+    }
+    e.gemm_blocked({0, f->getArg(1), f->getArg(2)}, {1, f->getArg(4), f->getArg(5)}, {2, f->getArg(7), f->getArg(8)},
+                   3, f->getArg(9), f->getArg(10), f->getArg(11), f->getArg(12), f->getArg(13));
+    e.b_.CreateRetVoid();
+    return f;
+  }
+
+  void gemm_blocked(const MatV& A, const MatV& B, const MatV& C, int sc, Value* M, Value* N, Value* K,
+                    Value* alpha, Value* accumulate) {
     const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
     const int64_t NR = 2 * VL, MR = target_.avx512 ? 8 : 4, NV = NR / VL;
-    (void)f32;
-    const int64_t N = s.n.value, panels = (N + NR - 1) / NR;
     const int64_t KC = kGemmKC, MC = kGemmMC;
-    const int64_t npad = (N + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR;
-    const int sc = s.scratch;
-    const int64_t ap = 0, bp = MC * KC, tile = MC * KC + KC * npad;
+    Value* panels = ceil_div(N, NR);
+    Value* npad = b_.CreateMul(ceil_div(N, kGemmMaxNR), i64(kGemmMaxNR));
+    Value* ap = i64(0);
+    Value* bp = i64(MC * KC);
+    Value* tile = b_.CreateAdd(i64(MC * KC), b_.CreateMul(i64(KC), npad));
+    Value* b_along_k = b_.CreateAnd(b_.CreateICmpEQ(B.rs, i64(1)), b_.CreateICmpNE(B.cs, i64(1)));
+    Value* a_along_k = b_.CreateAnd(b_.CreateICmpEQ(A.cs, i64(1)), b_.CreateICmpNE(A.rs, i64(1)));
     loop(ceil_div(K, KC), [&](Value* kb) {
       Value* pc = b_.CreateMul(kb, i64(KC));
       Value* kc = min(i64(KC), b_.CreateSub(K, pc));
-      Value* first = s.accumulate ? b_.getFalse() : b_.CreateICmpEQ(kb, i64(0));
-      // Pack B: panel p holds columns p*NR.. as kc rows of NR.
-      if (N % NR) {
-        Value* last = b_.CreateMul(i64(panels - 1), b_.CreateMul(kc, i64(NR)));
-        loop(b_.CreateMul(kc, i64(NR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(i64(bp), b_.CreateAdd(last, e))); });
+      Value* first = b_.CreateAnd(b_.CreateNot(accumulate), b_.CreateICmpEQ(kb, i64(0)));
+      // Pack B: panel p holds columns p*NR.. as kc rows of NR (the last
+      // panel zero-padded).
+      {
+        Value* last = b_.CreateMul(b_.CreateSub(panels, i64(1)), b_.CreateMul(kc, i64(NR)));
+        loop(b_.CreateMul(kc, i64(NR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(bp, b_.CreateAdd(last, e))); });
       }
       loop(panels, [&](Value* p) {
         Value* j0 = b_.CreateMul(p, i64(NR));
-        Value* cols = min(i64(NR), b_.CreateSub(i64(N), j0));
-        Value* panel = b_.CreateAdd(i64(bp), b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
+        Value* cols = min(i64(NR), b_.CreateSub(N, j0));
+        Value* panel = b_.CreateAdd(bp, b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
         auto copy = [&](Value* kk, Value* r) {
-          Value* v = load(B.buf, at(B, batch, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, r)));
+          Value* v = load(B.buf, at(B, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, r)));
           store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(NR)), r)));
         };
-        if (B.row_stride == 1 && B.col_stride != 1)
-          loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); });
-        else
-          loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); });
+        branch(b_along_k, [&] { loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); }); },
+               [&] { loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); }); });
       });
       loop(ceil_div(M, MC), [&](Value* ib) {
         Value* ic = b_.CreateMul(ib, i64(MC));
@@ -764,31 +826,29 @@ private:
         Value* rows_panels = ceil_div(mc, MR);
         // Pack A: panel q holds rows ic + q*MR.. as kc columns of MR.
         Value* last = b_.CreateMul(b_.CreateSub(rows_panels, i64(1)), b_.CreateMul(kc, i64(MR)));
-        loop(b_.CreateMul(kc, i64(MR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(i64(ap), b_.CreateAdd(last, e))); });
+        loop(b_.CreateMul(kc, i64(MR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(ap, b_.CreateAdd(last, e))); });
         loop(rows_panels, [&](Value* q) {
           Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
           Value* rows = min(i64(MR), b_.CreateSub(b_.CreateAdd(ic, mc), i0));
-          Value* panel = b_.CreateAdd(i64(ap), b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
+          Value* panel = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
           auto copy = [&](Value* kk, Value* r) {
-            Value* v = load(A.buf, at(A, batch, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
+            Value* v = load(A.buf, at(A, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
             store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
           };
-          if (A.col_stride == 1 && A.row_stride != 1)
-            loop(rows, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); });
-          else
-            loop(kc, [&](Value* kk) { loop(rows, [&](Value* r) { copy(kk, r); }); });
+          branch(a_along_k, [&] { loop(rows, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); }); },
+                 [&] { loop(kc, [&](Value* kk) { loop(rows, [&](Value* r) { copy(kk, r); }); }); });
         });
         loop(panels, [&](Value* p) {
           loop(rows_panels, [&](Value* q) {
-            Value* a0 = b_.CreateAdd(i64(ap), b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
-            Value* b0 = b_.CreateAdd(i64(bp), b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
+            Value* a0 = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
+            Value* b0 = b_.CreateAdd(bp, b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
             std::vector<Value*> acc = micro_kernel(sc, a0, b0, kc, MR, NR, VL);
             Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
             Value* j0 = b_.CreateMul(p, i64(NR));
             Value* valpha = b_.CreateVectorSplat(static_cast<unsigned>(VL), alpha);
             Value* full = b_.CreateAnd(b_.CreateICmpSLE(b_.CreateAdd(i0, i64(MR)), M),
-                                       b_.CreateICmpSLE(b_.CreateAdd(j0, i64(NR)), i64(N)));
-            if (C.col_stride != 1) full = b_.getFalse();
+                                       b_.CreateICmpSLE(b_.CreateAdd(j0, i64(NR)), N));
+            full = b_.CreateAnd(full, b_.CreateICmpEQ(C.cs, i64(1)));
             auto* fast = llvm::BasicBlock::Create(c_, "tile.full", f_);
             auto* slow = llvm::BasicBlock::Create(c_, "tile.edge", f_);
             auto* done = llvm::BasicBlock::Create(c_, "tile.end", f_);
@@ -796,7 +856,7 @@ private:
             b_.SetInsertPoint(fast);
             for (int64_t r = 0; r < MR; ++r)
               for (int64_t v = 0; v < NV; ++v) {
-                Value* c_at = at(C, batch, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
+                Value* c_at = at(C, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
                 Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
                 Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
                                                 {valpha, acc[static_cast<size_t>(r * NV + v)], old});
@@ -806,12 +866,12 @@ private:
             b_.SetInsertPoint(slow);
             for (int64_t r = 0; r < MR; ++r)
               for (int64_t v = 0; v < NV; ++v)
-                vstore(acc[static_cast<size_t>(r * NV + v)], sc, i64(tile + r * NR + v * VL));
+                vstore(acc[static_cast<size_t>(r * NV + v)], sc, b_.CreateAdd(tile, i64(r * NR + v * VL)));
             loop(min(i64(MR), b_.CreateSub(M, i0)), [&](Value* r) {
-              loop(min(i64(NR), b_.CreateSub(i64(N), j0)), [&](Value* c) {
-                Value* c_at = at(C, batch, b_.CreateAdd(i0, r), b_.CreateAdd(j0, c));
+              loop(min(i64(NR), b_.CreateSub(N, j0)), [&](Value* c) {
+                Value* c_at = at(C, b_.CreateAdd(i0, r), b_.CreateAdd(j0, c));
                 Value* old = b_.CreateSelect(first, fp(0), load(C.buf, c_at));
-                Value* t = load(sc, b_.CreateAdd(i64(tile), b_.CreateAdd(b_.CreateMul(r, i64(NR)), c)));
+                Value* t = load(sc, b_.CreateAdd(tile, b_.CreateAdd(b_.CreateMul(r, i64(NR)), c)));
                 store(b_.CreateFAdd(old, b_.CreateFMul(alpha, t)), C.buf, c_at);
               });
             });

@@ -7,6 +7,7 @@
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/CommandLine.h>
 #include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
@@ -16,7 +17,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <sstream>
 
 #include "ir/assert.h"
 
@@ -31,6 +34,15 @@ void initialize_llvm() {
     llvm::InitializeNativeTarget();
     llvm::InitializeNativeTargetAsmPrinter();
     llvm::InitializeNativeTargetAsmParser();
+    // Expert hook: extra LLVM options (e.g. "-debug-pass-manager"), read once.
+    if (const char* extra = std::getenv("NABLA_LLVM_ARGS"); extra && *extra) {
+      std::vector<std::string> words{"nabla"};
+      std::istringstream in(extra);
+      for (std::string w; in >> w;) words.push_back(w);
+      std::vector<const char*> argv;
+      for (const auto& w : words) argv.push_back(w.c_str());
+      llvm::cl::ParseCommandLineOptions(static_cast<int>(argv.size()), argv.data());
+    }
   });
 }
 
