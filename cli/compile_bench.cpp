@@ -74,7 +74,7 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   auto loaded = load_model(args.model, *options, std::cerr, Stage::Check, &times);
   if (!loaded) return kExitUserError;
   const bool binary = args.emit == "obj";
-  if (args.out.empty() && (binary || args.emit == "header")) {
+  if (args.out.empty() && binary) {
     print_error(std::cerr, "--emit " + args.emit + " needs -o FILE");
     return kExitUsage;
   }

@@ -39,15 +39,33 @@ std::string c_header(const HeaderInfo& info) {
   list(out, "params", info.params, false);
   if (info.forward) list(out, "outputs", info.outputs, true);
   out << " *\n"
-      << " * `workspace` must be 64-byte aligned and hold at least PREFIX_*_workspace(n)\n"
+      << " * `workspace` must be 64-byte aligned and hold at least " << P << "_*_workspace(n)\n"
       << " * bytes; no two arrays may overlap. The gradient kernel writes the mean loss\n"
       << " * over the batch to *loss and its gradient to grads (shaped like params).\n"
-      << " * Calls with different workspaces may run concurrently.\n"
+      << " * Calls with different workspaces may run concurrently. " << P << "_*_SIZES give\n"
+      << " * the elements per sample (inputs, labels, outputs) or in all (params).\n"
       << " *\n"
       << " * Link: cc main.c " << P << ".o -lmvec -lm (glibc's vector math library).\n"
       << " */\n"
       << "#ifndef " << guard << "\n#define " << guard << "\n\n#include <stdint.h>\n\n"
       << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+  // Counts and per-sample sizes, for programs that loop over the arguments.
+  auto sizes = [&](const char* what, const std::vector<ArgDoc>& args) {
+    out << "#define " << P << "_N_" << what << " " << args.size() << "\n";
+    if (args.empty()) return;
+    out << "static const int64_t " << P << "_" << what << "_SIZES[" << args.size() << "] = {";
+    for (size_t i = 0; i < args.size(); ++i) {
+      int64_t n = 1;
+      for (int64_t d : args[i].shape) n *= d;
+      out << (i ? ", " : "") << n;
+    }
+    out << "};\n";
+  };
+  sizes("INPUTS", info.inputs);
+  sizes("LABELS", info.labels);
+  sizes("PARAMS", info.params);
+  sizes("OUTPUTS", info.outputs);
+  out << "\n";
   if (info.forward)
     out << "void " << P << "_forward(const " << T << "* const* inputs, const " << T
         << "* const* params,\n    " << T << "* const* outputs, int64_t n, void* workspace);\n"

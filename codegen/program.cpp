@@ -152,7 +152,17 @@ private:
     switch (mean_form(n)) {
       case MeanForm::Linear: {
         std::vector<std::pair<const Node*, Need>> r;
-        for (const Node* o : n->operands()) r.emplace_back(o, kind_of(o));
+        const Node* fused = fused_outer(n);
+        for (const Node* o : n->operands()) {
+          if (o == fused) {
+            r.emplace_back(o->operand(0), Need::Load);
+            r.emplace_back(o->operand(1), Need::Load);
+          } else if (fused && inline_term(o, n)) {
+            for (const Node* x : o->operands()) r.emplace_back(x, Need::Tree);
+          } else {
+            r.emplace_back(o, kind_of(o));
+          }
+        }
         return r;
       }
       case MeanForm::OuterGemm:
@@ -170,6 +180,24 @@ private:
   }
 
   enum class MeanForm : uint8_t { Linear, OuterGemm, Tree, Stored };
+
+  // An Add/Sub whose batch mean is one GEMM over the batch plus the other
+  // operand's mean: the outer product operand (used only here, same shape),
+  // whose GEMM then accumulates onto the other term (e.g. outer(delta, x) +
+  // lambda * W: C = lambda W, then C += Delta^T X / n). nullptr otherwise.
+  // The other term of a fused GEMM, computed inside its initializing loop.
+  bool inline_term(const Node* o, const Node* sum) const {
+    return !batched_.at(o) && ir::is_elementwise(o->op()) && users_.at(o) == 1 && o->shape() == sum->shape();
+  }
+
+  const Node* fused_outer(const Node* n) const {
+    if (n->op() != Op::Add && n->op() != Op::Sub) return nullptr;
+    for (const Node* o : n->operands())
+      if (o->op() == Op::Outer && o->shape() == n->shape() && users_.at(o) == 1 &&
+          batched_.at(o->operand(0)) && batched_.at(o->operand(1)) && n->operand(0) != n->operand(1))
+        return o;
+    return nullptr;
+  }
 
   MeanForm mean_form(const Node* n) const {
     const Op op = n->op();
@@ -490,6 +518,26 @@ private:
 
   // --- batch means ----------------------------------------------------------
 
+  // mean_b outer(u_b, v_b) = U^T V / n: a GEMM reducing over the batch,
+  // written to (or, with `accumulate`, added to) the buffer `out`.
+  Step outer_gemm(const Node* n, int out, double sign, bool accumulate) {
+    const Access u = stored_.at(n->operand(0)), v = stored_.at(n->operand(1));
+    Step s;
+    s.kind = StepKind::Gemm;
+    s.op = Op::Outer;
+    s.a = {u.buf, 0, u.strides[0], u.batch_stride};
+    s.b = {v.buf, 0, v.batch_stride, v.strides[0]};
+    s.out = out;
+    s.c = {out, 0, n->shape()[1], 1};
+    s.m = {n->shape()[0], false};
+    s.n = {n->shape()[1], false};
+    s.kdim = {1, true};
+    s.alpha = sign;
+    s.alpha_over_n = true;
+    s.accumulate = accumulate;
+    return s;
+  }
+
   Access mean_value(const Node* n) {
     if (!batched_.at(n)) return access_of(n);
     return means_.at(n);
@@ -509,6 +557,29 @@ private:
           return;
         }
         s.kind = StepKind::Elementwise;
+        if (const Node* o = fused_outer(n)) {
+          const Node* other = n->operand(0) == o ? n->operand(1) : n->operand(0);
+          // C = (+/-) other, then C += (+/-) mean outer(u, v).
+          const bool negate_other = op == Op::Sub && n->operand(0) == o;
+          const double gemm_sign = op == Op::Sub && n->operand(1) == o ? -1 : 1;
+          int v = is_constant(other)      ? expr_at(s, other, n->shape())
+                  : inline_term(other, n)    ? apply(s, other)
+                  : load(s, broadcast_access(operand_mean(other), other->shape(), n->shape()));
+          if (negate_other) {
+            Expr neg;
+            neg.kind = Expr::Kind::Apply;
+            neg.op = Op::Neg;
+            neg.args = {v};
+            s.exprs.push_back(std::move(neg));
+            v = static_cast<int>(s.exprs.size()) - 1;
+          }
+          s.root = v;
+          s.out = temp(false, n->shape());
+          means_[n] = push(std::move(s));
+          p_.steps.push_back(outer_gemm(o, means_[n].buf, gemm_sign, true));
+          plan_gemm(p_.steps.back());
+          return;
+        }
         Expr e;
         e.kind = Expr::Kind::Apply;
         e.op = op;
@@ -534,18 +605,8 @@ private:
         return;
       }
       case MeanForm::OuterGemm: {
-        // mean_b outer(u_b, v_b) = U^T V / n: a GEMM reducing over the batch.
-        const Access u = stored_.at(n->operand(0)), v = stored_.at(n->operand(1));
-        s.kind = StepKind::Gemm;
-        s.a = {u.buf, 0, u.strides[0], u.batch_stride};
-        s.b = {v.buf, 0, v.batch_stride, v.strides[0]};
-        s.out = temp(false, n->shape());
-        s.c = {s.out, 0, n->shape()[1], 1};
-        s.m = {n->shape()[0], false};
-        s.n = {n->shape()[1], false};
-        s.kdim = {1, true};
-        s.alpha_over_n = true;
-        means_[n] = push(std::move(s));
+        const int out = temp(false, n->shape());
+        means_[n] = push(outer_gemm(n, out, 1, false));
         return;
       }
       case MeanForm::Tree:

@@ -3,6 +3,9 @@
 # and only those that are missing. Run as root (or with sudo available).
 #
 #   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh --bench    also the peers bench/ compares with:
+#                               libeigen3-dev libopenblas-dev (the hand-written
+#                               C++ baselines), python3-torch (PyTorch eager)
 #
 # Why each package:
 #   cmake ninja-build ccache g++     the build (ninja + ccache keep rebuilds fast)
@@ -22,6 +25,9 @@ PKGS=(cmake ninja-build ccache g++ make
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev zlib1g-dev
       python3 python3-numpy python3-sympy)
+if [ "${1:-}" = "--bench" ]; then
+  PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -36,3 +36,6 @@ config.substitutions.append(("%examples", os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "examples"))))
 config.substitutions.append(("%shared", os.path.abspath(shared)))
 config.environment["PATH"] = os.pathsep.join([llvm_bin, config.environment.get("PATH", "")])
+# Kernels compiled by the tests are cached in the test tree, not the user's cache.
+config.environment["NABLA_CACHE_DIR"] = os.path.join(
+    getattr(config, "test_exec_root", None) or config.test_source_root, "kernel-cache")
