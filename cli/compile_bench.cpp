@@ -140,6 +140,7 @@ struct BenchArgs {
   std::string model;
   std::vector<int64_t> batches;
   double min_time = 0.3;  // seconds of timed calls per figure
+  bool json = false;      // one JSON object per figure instead of text
 };
 
 struct Timing {
@@ -147,16 +148,25 @@ struct Timing {
   int reps = 0;
 };
 
-// Repeats `f` after a warm-up until `min_time` has passed (at least 7 times).
+// Times `f`: after a warm-up, repetitions of `iters` calls each (iters chosen
+// so that one repetition takes >= 50 us, so the clock's cost does not count),
+// at least 7 repetitions and until `min_time` has passed; per-call times.
 template <typename F>
 Timing time_calls(F&& f, double min_time) {
   for (int i = 0; i < 3; ++i) f();
+  int64_t iters = 1;
+  for (;;) {
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < iters; ++i) f();
+    if (seconds_since(t0) >= 50e-6 || iters >= (int64_t{1} << 20)) break;
+    iters *= 2;
+  }
   std::vector<double> t;
   const auto start = Clock::now();
   while (t.size() < 7 || (seconds_since(start) < min_time && t.size() < 100000)) {
     const auto t0 = Clock::now();
-    f();
-    t.push_back(seconds_since(t0));
+    for (int64_t i = 0; i < iters; ++i) f();
+    t.push_back(seconds_since(t0) / static_cast<double>(iters));
   }
   std::sort(t.begin(), t.end());
   return {t[t.size() / 2], t.front(), static_cast<int>(t.size())};
@@ -164,8 +174,21 @@ Timing time_calls(F&& f, double min_time) {
 
 std::string us(double s) {
   char buf[32];
+  if (s < 1e-6) {
+    std::snprintf(buf, sizeof buf, "%.1f ns", s * 1e9);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, s < 1e-3 ? "%.2f us" : "%.3f ms", s < 1e-3 ? s * 1e6 : s * 1e3);
   return buf;
+}
+
+// One figure as a JSON line (the fields of ../shared/baselines' programs).
+void json_line(const std::string& model, const char* kind, int threads, int64_t batch, const Timing& t,
+               const std::string& dtype) {
+  std::printf("{\"impl\": \"nabla\", \"model\": \"%s\", \"kind\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, "
+              "\"batch\": %lld, \"median_us\": %.4f, \"min_us\": %.4f, \"reps\": %d, \"samples_per_s\": %.2f}\n",
+              model.c_str(), kind, dtype.c_str(), threads, static_cast<long long>(batch), t.median * 1e6, t.min * 1e6,
+              t.reps, static_cast<double>(batch) / t.median);
 }
 
 int run_bench(const BenchArgs& args, const GlobalOptions& global) {
@@ -210,8 +233,14 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   if (!k.kernels) return kExitUserError;
 
   const int threads = thread_count(global);
-  std::printf("%s: %s, %d thread%s\n", args.model.c_str(), global.dtype.c_str(), threads, threads == 1 ? "" : "s");
-  std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (LLVM optimize %s, codegen %s); "
+  if (args.json)
+    std::printf("{\"impl\": \"nabla\", \"model\": \"%s\", \"kind\": \"compile\", \"dtype\": \"%s\", "
+                "\"front_end_ms\": %.4f, \"cold_ms\": %.4f, \"llvm_optimize_ms\": %.4f, \"llvm_codegen_ms\": %.4f, "
+                "\"cached_ms\": %.4f, \"cache_hit\": %s}\n",
+                args.model.c_str(), global.dtype.c_str(), front * 1e3, cold_time * 1e3, cold->times.optimize * 1e3,
+                cold->times.codegen * 1e3, std::isnan(cached_time) ? -1.0 : cached_time * 1e3, hit ? "true" : "false");
+  if (!args.json) std::printf("%s: %s, %d thread%s\n", args.model.c_str(), global.dtype.c_str(), threads, threads == 1 ? "" : "s");
+  if (!args.json) std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (LLVM optimize %s, codegen %s); "
               "from the cache %s%s\n",
               us(front).c_str(), us(cold_time).c_str(), us(cold->times.optimize).c_str(),
               us(cold->times.codegen).c_str(), std::isnan(cached_time) ? "-" : us(cached_time).c_str(),
@@ -241,11 +270,8 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
     };
     for (const ir::Node* v : m.inputs) fill(v, false, false);
     for (size_t i = 0; i < m.labels.size(); ++i) fill(m.labels[i], true, m.label_distribution[i]);
-    std::printf("batch %lld:\n", static_cast<long long>(n));
+    if (!args.json) std::printf("batch %lld:\n", static_cast<long long>(n));
     Timing fwd, grd, step;
-    if (forward) {
-      fwd = time_calls([&] { k.forward(params, data, n); }, args.min_time);
-    }
     // Kernel calls on prepared pointers (the .npz conversions are not timed).
     auto pointers = [&](const std::vector<const ir::Node*>& vars, runtime::ArrayMap& from) {
       std::vector<const void*> r;
@@ -262,7 +288,8 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
       for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
       for (auto& o : out) outs.push_back(o.data());
       fwd = time_calls([&] { k.executor->forward(in, par, outs, n); }, args.min_time);
-      std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
+      if (args.json) json_line(args.model, "forward", threads, n, fwd, global.dtype);
+      else std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
                   us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
     }
     if (grad) {
@@ -272,7 +299,8 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
       for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));
       for (auto& v : gs) gp.push_back(v.data());
       grd = time_calls([&] { k.executor->grad(in, lab, par, loss, gp, n); }, args.min_time);
-      std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
+      if (args.json) json_line(args.model, "gradient", threads, n, grd, global.dtype);
+      else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
                   us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
       // A training step: the gradient, then p -= lr * g on every param.
       runtime::ArrayMap train = params;
@@ -288,9 +316,10 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
             runtime::sgd_update(static_cast<double*>(p), static_cast<const double*>(gp[i]), size, 1e-6);
         }
       }, args.min_time);
-      std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (gradient + SGD update)\n",
+      if (args.json) json_line(args.model, "train_step", threads, n, step, global.dtype);
+      else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (gradient + SGD update)\n",
                   us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
-      if (forward) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
+      if (forward && !args.json) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
     }
   }
   return kExitOk;
@@ -340,6 +369,7 @@ void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Acti
   bench->add_option("--batch", *batch_text, "batch size, or a comma-separated list (default 32)");
   bench->add_option("--min-time", bargs->min_time, "seconds of timed calls per figure (default 0.3)")
       ->check(CLI::PositiveNumber);
+  bench->add_flag("--json", bargs->json, "one JSON object per figure (for scripts)");
   bench->callback([bargs, batch_text, &action, &global] {
     bargs->batches = parse_batches(*batch_text);
     action = [bargs, &global] { return run_bench(*bargs, global); };

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <numbers>
 
 #include "ir/assert.h"
@@ -98,7 +99,30 @@ public:
       }
       base_.push_back(base);
     }
-    for (size_t i = 0; i < p_.steps.size(); ++i) emit_step(p_.steps[i]);
+    last_read_.assign(p_.buffers.size(), -1);
+    for (size_t i = 0; i < p_.steps.size(); ++i) {
+      const Step& st = p_.steps[i];
+      auto read = [&](int buf) {
+        if (buf >= 0) last_read_[static_cast<size_t>(buf)] = static_cast<int>(i);
+      };
+      for (const Expr& e : st.exprs)
+        if (e.kind == Expr::Kind::Load) read(e.access.buf);
+      read(st.in.buf);
+      read(st.a.buf);
+      read(st.b.buf);
+      if (st.accumulate) read(st.c.buf);
+    }
+    for (size_t i = 0; i < p_.steps.size();) {
+      if (p_.steps[i].kind != StepKind::Elementwise) {
+        emit_step(p_.steps[i++]);
+        continue;
+      }
+      const size_t end = fusible_run(i);
+      std::vector<const Step*> group;
+      for (size_t j = i; j < end; ++j) group.push_back(&p_.steps[j]);
+      elementwise(group, static_cast<int>(end));
+      i = end;
+    }
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
     b_.CreateRetVoid();
@@ -147,6 +171,7 @@ private:
     std::map<size_t, llvm::MDNode*> scope;
     for (size_t i = 0; i < nb; ++i)
       if (!scope.count(find(i))) scope[find(i)] = mdb.createAnonymousAliasScope(domain);
+    for (size_t i = 0; i < nb; ++i) region_.push_back(find(i));
     for (size_t i = 0; i < nb; ++i) {
       std::vector<llvm::Metadata*> others;
       for (const auto& [k, s] : scope)
@@ -344,7 +369,11 @@ private:
     const Expr& x = s.exprs[static_cast<size_t>(e)];
     switch (x.kind) {
       case Expr::Kind::Const: return fp(x.value);
-      case Expr::Kind::Load: return load(x.access.buf, offset(x.access, batch, idx));
+      case Expr::Kind::Load: {
+        // A value computed earlier in the same fused loop, at this element.
+        if (auto it = local_.find(x.access.buf); it != local_.end()) return it->second;
+        return load(x.access.buf, offset(x.access, batch, idx));
+      }
       case Expr::Kind::Apply: {
         Value* v[3] = {nullptr, nullptr, nullptr};
         for (size_t i = 0; i < x.args.size(); ++i) v[i] = eval(s, x.args[i], batch, idx);
@@ -383,7 +412,7 @@ private:
 
   void emit_step(const Step& step) {
     switch (step.kind) {
-      case StepKind::Elementwise: return elementwise(step);
+      case StepKind::Elementwise: return elementwise({&step});
       case StepKind::Reduce: return reduce(step);
       case StepKind::BatchMean: return batch_mean(step);
       case StepKind::Softmax: return softmax(step);
@@ -392,31 +421,91 @@ private:
     }
   }
 
-  void elementwise(const Step& original) {
-    Step s = original;
-    flatten(s);
-    const int64_t numel = s.shape.numel();
-    const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+  // The end of the run of elementwise steps from `first` that can share one
+  // loop (horizontal fusion): the same index space after flattening, every
+  // value a later step reads from an earlier one read at the same element,
+  // and no step writing memory that another step of the run reads.
+  size_t fusible_run(size_t first) {
+    Step head = p_.steps[first];
+    flatten(head);
+    std::vector<int> written{head.out};
+    std::vector<size_t> read;
+    auto note_reads = [&](const Step& s) {
+      for (const Expr& e : s.exprs)
+        if (e.kind == Expr::Kind::Load) read.push_back(region_[static_cast<size_t>(e.access.buf)]);
+    };
+    note_reads(head);
+    size_t j = first + 1;
+    for (; j < p_.steps.size(); ++j) {
+      const Step& next = p_.steps[j];
+      if (next.kind != StepKind::Elementwise || next.batched != head.batched) break;
+      Step f = next;
+      flatten(f);
+      if (f.shape != head.shape) break;
+      bool ok = std::find(read.begin(), read.end(), region_[static_cast<size_t>(f.out)]) == read.end();
+      for (const Expr& e : f.exprs) {
+        if (!ok || e.kind != Expr::Kind::Load) continue;
+        if (std::find(written.begin(), written.end(), e.access.buf) == written.end()) continue;
+        const Buffer& b = p_.buffers[static_cast<size_t>(e.access.buf)];
+        const auto rm = row_major(f.shape);
+        ok = e.access.strides == rm && e.access.batch_stride == (b.batched ? f.shape.numel() : 0);
+      }
+      for (int w : written) ok = ok && region_[static_cast<size_t>(w)] != region_[static_cast<size_t>(f.out)];
+      if (!ok) break;
+      written.push_back(f.out);
+      note_reads(f);
+    }
+    return j;
+  }
+
+  // One loop nest computing every step of `group` (elementwise steps over the
+  // same index space), each stored to its own buffer.
+  // `after`: the index of the first step after the group; a temp no later
+  // step reads stays in registers.
+  void elementwise(const std::vector<const Step*>& group, int after = -1) {
+    std::vector<Step> steps;
+    for (const Step* g : group) {
+      steps.push_back(*g);
+      flatten(steps.back());
+    }
+    const Shape shape = steps[0].shape;
+    const bool batched = steps[0].batched;
+    const int64_t numel = shape.numel();
     // Fully flat over the batch too: one loop over n * numel.
-    bool whole = s.batched && s.shape.rank() == 1;
-    for (const Expr& e : s.exprs)
-      if (e.kind == Expr::Kind::Load && whole)
-        whole = (e.access.strides[0] == 1 && e.access.batch_stride == numel) ||
-                (e.access.strides[0] == 0 && e.access.batch_stride == 0);
-    const Access out_access{s.out, out.batched ? numel : 0, row_major(s.shape)};
+    bool whole = batched && shape.rank() == 1;
+    for (const Step& s : steps)
+      for (const Expr& e : s.exprs)
+        if (e.kind == Expr::Kind::Load && whole)
+          whole = (e.access.strides[0] == 1 && e.access.batch_stride == numel) ||
+                  (e.access.strides[0] == 0 && e.access.batch_stride == 0);
     if (whole) {
-      for (Expr& e : s.exprs)
-        if (e.kind == Expr::Kind::Load) e.access.batch_stride = 0;
+      for (Step& s : steps)
+        for (Expr& e : s.exprs)
+          if (e.kind == Expr::Kind::Load) e.access.batch_stride = 0;
       loop(b_.CreateMul(n_, i64(numel)), [&](Value* i) {
-        store(eval(s, s.root, nullptr, {i}), s.out, i);
+        for (const Step& s : steps) keep(s.out, eval(s, s.root, nullptr, {i}), after, i);
+        local_.clear();
       });
       return;
     }
-    batch_loop_or_none(s.batched, [&](Value* batch) {
-      loops(s.shape.dims(), [&](const std::vector<Value*>& idx) {
-        store(eval(s, s.root, batch, idx), s.out, offset(out_access, batch, idx));
+    batch_loop_or_none(batched, [&](Value* batch) {
+      loops(shape.dims(), [&](const std::vector<Value*>& idx) {
+        for (const Step& s : steps) {
+          const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+          const Access out_access{s.out, out.batched ? numel : 0, row_major(shape)};
+          keep(s.out, eval(s, s.root, batch, idx), after, offset(out_access, batch, idx));
+        }
+        local_.clear();
       });
     });
+  }
+
+  // A fused loop's result: available to the rest of the iteration, and stored
+  // unless it is a temp no step after the group reads.
+  void keep(int buf, Value* v, int after, Value* offset) {
+    local_[buf] = v;
+    const Buffer& b = p_.buffers[static_cast<size_t>(buf)];
+    if (after < 0 || b.kind != BufKind::Temp || last_read_[static_cast<size_t>(buf)] >= after) store(v, buf, offset);
   }
 
   // acc = op(acc, v) for a reduction; reassociable so loops vectorize.
@@ -790,7 +879,7 @@ private:
   void gemm_blocked(const MatV& A, const MatV& B, const MatV& C, int sc, Value* M, Value* N, Value* K,
                     Value* alpha, Value* accumulate) {
     const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
-    const int64_t NR = 2 * VL, MR = target_.avx512 ? 8 : 4, NV = NR / VL;
+    const int64_t NR = 2 * VL, MR = target_.avx512 ? 12 : 4, NV = NR / VL;
     const int64_t KC = kGemmKC, MC = kGemmMC;
     Value* panels = ceil_div(N, NR);
     Value* npad = b_.CreateMul(ceil_div(N, kGemmMaxNR), i64(kGemmMaxNR));
@@ -799,9 +888,12 @@ private:
     Value* tile = b_.CreateAdd(i64(MC * KC), b_.CreateMul(i64(KC), npad));
     Value* b_along_k = b_.CreateAnd(b_.CreateICmpEQ(B.rs, i64(1)), b_.CreateICmpNE(B.cs, i64(1)));
     Value* a_along_k = b_.CreateAnd(b_.CreateICmpEQ(A.cs, i64(1)), b_.CreateICmpNE(A.rs, i64(1)));
-    loop(ceil_div(K, KC), [&](Value* kb) {
-      Value* pc = b_.CreateMul(kb, i64(KC));
-      Value* kc = min(i64(KC), b_.CreateSub(K, pc));
+    // K in equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16).
+    Value* kblocks = ceil_div(K, KC);
+    Value* kc_size = b_.CreateSDiv(b_.CreateAdd(K, b_.CreateSub(kblocks, i64(1))), kblocks);
+    loop(kblocks, [&](Value* kb) {
+      Value* pc = b_.CreateMul(kb, kc_size);
+      Value* kc = min(kc_size, b_.CreateSub(K, pc));
       Value* first = b_.CreateAnd(b_.CreateNot(accumulate), b_.CreateICmpEQ(kb, i64(0)));
       // Pack B: panel p holds columns p*NR.. as kc rows of NR (the last
       // panel zero-padded).
@@ -932,6 +1024,9 @@ private:
   Value* n_ = nullptr;
   std::vector<Value*> base_;
   std::vector<llvm::MDNode*> scope_of_, noalias_of_;
+  std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
+  std::vector<int> last_read_;  // per buffer: the last step reading it (-1: none)
+  std::unordered_map<int, Value*> local_;  // within a fused loop iteration: buffer -> value
 };
 
 }  // namespace

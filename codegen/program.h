@@ -103,7 +103,7 @@ struct Step {
 
 // Cache blocking of GEMMs (emit.cpp): K in blocks of kGemmKC, M in blocks of
 // kGemmMC; the micro-kernel's tile is at most kGemmMaxMR x kGemmMaxNR.
-constexpr int64_t kGemmKC = 256, kGemmMC = 128, kGemmMaxMR = 8, kGemmMaxNR = 32;
+constexpr int64_t kGemmKC = 256, kGemmMC = 120, kGemmMaxMR = 12, kGemmMaxNR = 32;
 // Scratch elements a blocked GEMM with N columns needs: packed A, packed B, a tile.
 inline int64_t gemm_scratch(int64_t n) {
   return kGemmMC * kGemmKC + kGemmKC * ((n + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR) + kGemmMaxMR * kGemmMaxNR;
