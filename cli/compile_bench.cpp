@@ -108,19 +108,19 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
     info.grad = grad;
     text = codegen::c_header(info);
   } else {
-    const codegen::ProgramPair programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
-      return codegen::build_programs(spec, dt, forward, grad);
+    const codegen::ProgramSet programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
+      return codegen::build_programs(spec, dt, forward, grad, grad);
     });
     if (args.emit == "program") {
       if (programs.forward) text += "forward\n" + programs.forward->str();
       if (programs.grad) text += "grad\n" + programs.grad->str();
+      if (programs.sgd) text += "sgd_step\n" + programs.sgd->str();
     } else {
       const auto what = args.emit == "llvm" ? codegen::Artifact::LLVM
                       : args.emit == "asm"  ? codegen::Artifact::Asm
                                             : codegen::Artifact::Object;
       codegen::CompileTimes ct;
-      text = codegen::compile(what, prefix, programs.forward ? &*programs.forward : nullptr,
-                              programs.grad ? &*programs.grad : nullptr, &ct);
+      text = codegen::compile(what, prefix, programs, &ct);
       times.add("LLVM IR emission", ct.emit);
       times.add("LLVM optimize", ct.optimize);
       if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
@@ -229,7 +229,7 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   }
   GlobalOptions g = global;
   g.no_cache = true;
-  ModelKernels k = compile_model_kernels(ctx, m, forward, grad, dtype, g, std::cerr);
+  ModelKernels k = compile_model_kernels(ctx, m, forward, grad, dtype, g, std::cerr, nullptr, grad);
   if (!k.kernels) return kExitUserError;
 
   const int threads = thread_count(global);
@@ -302,22 +302,15 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
       if (args.json) json_line(args.model, "gradient", threads, n, grd, global.dtype);
       else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
                   us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
-      // A training step: the gradient, then p -= lr * g on every param.
+      // A training step: the loss, the gradient and p -= lr * g on every param
+      // (the fused SGD step kernel on one thread).
       runtime::ArrayMap train = params;
       const auto tp = pointers(m.params, train);
-      step = time_calls([&] {
-        k.executor->grad(in, lab, tp, loss, gp, n);
-        for (size_t i = 0; i < m.params.size(); ++i) {
-          void* p = const_cast<void*>(tp[i]);
-          const int64_t size = m.params[i]->shape().numel();
-          if (dtype == runtime::DType::F32)
-            runtime::sgd_update(static_cast<float*>(p), static_cast<const float*>(gp[i]), size, 1e-6f);
-          else
-            runtime::sgd_update(static_cast<double*>(p), static_cast<const double*>(gp[i]), size, 1e-6);
-        }
-      }, args.min_time);
+      std::vector<void*> tpm;
+      for (const void* p : tp) tpm.push_back(const_cast<void*>(p));
+      step = time_calls([&] { k.executor->sgd_step(in, lab, tpm, loss, 1e-6, n); }, args.min_time);
       if (args.json) json_line(args.model, "train_step", threads, n, step, global.dtype);
-      else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (gradient + SGD update)\n",
+      else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (loss, gradient, SGD update)\n",
                   us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
       if (forward && !args.json) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
     }

@@ -37,13 +37,14 @@ int thread_count(const GlobalOptions& global) {
 
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
                                    runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
-                                   PassTimes* times) {
+                                   PassTimes* times, bool sgd) {
   ModelKernels k;
   k.dtype = dtype;
   k.spec = kernel_spec(ctx, m, forward, grad, times);
   codegen::KernelOptions options;
   options.forward = forward;
   options.grad = grad;
+  options.sgd = sgd;
   options.use_cache = !global.no_cache;
   std::string error;
   k.kernels = codegen::compile_kernels(
@@ -71,6 +72,7 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool
   k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
                                                    k.kernels->grad, k.kernels->grad_workspace,
                                                    std::move(sizes), thread_count(global));
+  if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace);
   return k;
 }
 

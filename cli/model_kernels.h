@@ -34,9 +34,10 @@ struct ModelKernels {
 
 // Compiles (or loads from the cache) the kernels; on failure prints an error
 // to `err` and returns an empty `kernels`.
+// `sgd`: also the fused SGD step kernel (ModelKernels::executor->sgd_step).
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
                                    runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
-                                   PassTimes* times = nullptr);
+                                   PassTimes* times = nullptr, bool sgd = false);
 
 // --threads, else every core.
 int thread_count(const GlobalOptions& global);

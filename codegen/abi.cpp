@@ -74,7 +74,13 @@ std::string c_header(const HeaderInfo& info) {
     out << "void " << P << "_grad(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
         << "    const " << T << "* const* params, " << T << "* loss, " << T
         << "* const* grads, int64_t n,\n    void* workspace);\n"
-        << "int64_t " << P << "_grad_workspace(int64_t n);\n\n";
+        << "int64_t " << P << "_grad_workspace(int64_t n);\n\n"
+        << "/* One SGD step: the gradient as above, and every param updated in place,\n"
+        << " * params[i] -= *rate * grads[i]; *loss as above (before the update). */\n"
+        << "void " << P << "_sgd_step(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
+        << "    " << T << "* const* params, " << T << "* loss, const " << T << "* rate, int64_t n,\n"
+        << "    void* workspace);\n"
+        << "int64_t " << P << "_sgd_step_workspace(int64_t n);\n\n";
   out << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return out.str();
 }

@@ -7,8 +7,12 @@
 //   void PREFIX_grad(const T* const* inputs, const T* const* labels,
 //                    const T* const* params, T* loss, T* const* grads,
 //                    int64_t n, void* workspace);
+//   void PREFIX_sgd_step(const T* const* inputs, const T* const* labels,
+//                        T* const* params, T* loss, const T* rate,
+//                        int64_t n, void* workspace);   // (optional)
 //   int64_t PREFIX_forward_workspace(int64_t n);   // bytes
 //   int64_t PREFIX_grad_workspace(int64_t n);
+//   int64_t PREFIX_sgd_step_workspace(int64_t n);
 //
 // Inputs, labels and outputs hold n samples, C order, the batch first; params
 // and grads have exactly the declared shapes. `loss` receives the mean loss
@@ -29,6 +33,9 @@ using ForwardFn = void (*)(const void* const* inputs, const void* const* params,
 using GradFn = void (*)(const void* const* inputs, const void* const* labels, const void* const* params,
                         void* loss, void* const* grads, int64_t n, void* workspace);
 using WorkspaceFn = int64_t (*)(int64_t n);
+// The fused training step: params updated in place, p -= rate * (mean gradient).
+using SgdFn = void (*)(const void* const* inputs, const void* const* labels, void* const* params, void* loss,
+                       const void* rate, int64_t n, void* workspace);
 
 // One array argument of a kernel, for the header's documentation.
 struct ArgDoc {

@@ -43,7 +43,8 @@ public:
 
   // The kernel: (inputs, params, outputs, n, ws) or
   // (inputs, labels, params, loss, grads, n, ws).
-  void emit_kernel(const std::string& name, bool gradient) {
+  // sgd: (inputs, labels, params, loss, rate, n, ws), params updated in place.
+  void emit_kernel(const std::string& name, bool gradient, bool sgd = false) {
     std::vector<llvm::Type*> args = gradient
         ? std::vector<llvm::Type*>{ptr_, ptr_, ptr_, ptr_, ptr_, i64_, ptr_}
         : std::vector<llvm::Type*>{ptr_, ptr_, ptr_, i64_, ptr_};
@@ -52,6 +53,7 @@ public:
     set_attributes(f_);
     for (auto& a : f_->args())
       if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    rate_alpha_ = nullptr;
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
     auto* body = llvm::BasicBlock::Create(c_, "body", f_);
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
@@ -59,12 +61,12 @@ public:
     entry_ = entry;
     llvm::Argument* a = f_->getArg(0);
     llvm::Value *inputs = a, *labels = nullptr, *params, *outputs = nullptr, *loss = nullptr,
-                *grads = nullptr, *ws;
+                *grads = nullptr, *ws, *rate = nullptr;
     if (gradient) {
       labels = f_->getArg(1);
       params = f_->getArg(2);
       loss = f_->getArg(3);
-      grads = f_->getArg(4);
+      (sgd ? rate : grads) = f_->getArg(4);
       n_ = f_->getArg(5);
       ws = f_->getArg(6);
     } else {
@@ -89,6 +91,7 @@ public:
         case BufKind::Output: base = arg(outputs); break;
         case BufKind::Grad: base = arg(grads); break;
         case BufKind::Loss: base = loss; break;
+        case BufKind::Rate: base = rate; break;
         case BufKind::Temp: {
           Value* off = buf.batched
               ? b_.CreateAdd(i64(p_.workspace_fixed * esize), b_.CreateMul(n_, i64(buf.offset * esize)))
@@ -752,30 +755,173 @@ private:
     Value* K = dim(s.kdim);
     Value* alpha = fp(s.alpha);
     if (s.alpha_over_n) alpha = b_.CreateFDiv(alpha, b_.CreateSIToFP(n_, t_));
+    if (s.alpha_times_rate) {
+      for (size_t i = 0; i < p_.buffers.size(); ++i)
+        if (p_.buffers[i].kind == BufKind::Rate) alpha = b_.CreateFMul(alpha, load(static_cast<int>(i), i64(0)));
+    }
     batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
       if (s.scratch < 0) {
         gemm_loops(s, batch, M, K, alpha);
         return;
       }
-      // Few rows (a batch of one or two): plain loops stream the operands once.
-      auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
-      auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
-      auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
-      b_.CreateCondBr(b_.CreateICmpSGE(M, i64(8)), blocked, plain);
-      b_.SetInsertPoint(blocked);
       auto base = [&](const Matrix& x) {
         Value* off = batch && x.batch_stride ? b_.CreateMul(batch, i64(x.batch_stride)) : i64(0);
         return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(x.buf)], off);
       };
+      // Both operands run along k (x W^T): below 128 rows, dot-product tiles on
+      // the operands as they are beat packing W on every call.
+      const bool along_k = s.a.col_stride == 1 && s.b.row_stride == 1;
+      auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
+      auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
+      auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
+      b_.CreateCondBr(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), blocked, plain);
+      if (along_k) {
+        b_.SetInsertPoint(plain);
+        b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
+                                            base(s.c), i64(s.c.row_stride), i64(s.c.col_stride), M,
+                                            i64(s.n.value), K, alpha, b_.getInt1(s.accumulate)});
+        b_.CreateBr(join);
+        plain = nullptr;
+      }
+      b_.SetInsertPoint(blocked);
       b_.CreateCall(gemm_function(), {base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
                                       i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
                                       i64(s.c.col_stride), M, i64(s.n.value), K, alpha,
                                       b_.getInt1(s.accumulate), base_[static_cast<size_t>(s.scratch)]});
       b_.CreateBr(join);
-      b_.SetInsertPoint(plain);
-      gemm_loops(s, batch, M, K, alpha);
-      b_.CreateBr(join);
+      if (plain) {
+        b_.SetInsertPoint(plain);
+        gemm_loops(s, batch, M, K, alpha);
+        b_.CreateBr(join);
+      }
       b_.SetInsertPoint(join);
+    });
+  }
+
+  // for (i = 0; i < count; ++i) body(i), for a count that may be 0.
+  void loop0(Value* count, const std::function<void(Value*)>& body) {
+    auto* run = llvm::BasicBlock::Create(c_, "loop0", f_);
+    auto* skip = llvm::BasicBlock::Create(c_, "loop0.skip", f_);
+    b_.CreateCondBr(b_.CreateICmpSGT(count, i64(0)), run, skip);
+    b_.SetInsertPoint(run);
+    loop(count, body);
+    b_.CreateBr(skip);
+    b_.SetInsertPoint(skip);
+  }
+
+  Value* reduce_add(Value* v) {
+    auto* r = b_.CreateFAddReduce(fp(0), v);
+    llvm::cast<llvm::Instruction>(r)->setHasAllowReassoc(true);
+    return r;
+  }
+
+  // C (+)= alpha A B where A(i, k) = A[i*a_rs + k] and B(k, j) = B[j*b_cs + k]
+  // (both contiguous along k), without packing: 4 x 4 tiles of dot products,
+  // each a vector accumulator over k, summed across lanes at the end. The
+  // module's one such function (strides are arguments).
+  llvm::Function* gemm_dot_function() {
+    const std::string name = std::string("nabla_gemm_dot_") + ir::dtype_name(p_.dtype);
+    if (llvm::Function* f = m_.getFunction(name)) return f;
+    std::vector<llvm::Type*> args = {ptr_, i64_, ptr_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_, b_.getInt1Ty()};
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
+                                     llvm::Function::InternalLinkage, name, m_);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    FunctionEmitter e(m_, p_, target_);
+    e.set_attributes(f);
+    f->getArg(4)->addAttr(llvm::Attribute::NoAlias);
+    e.f_ = f;
+    e.entry_ = llvm::BasicBlock::Create(c_, "entry", f);
+    e.b_.SetInsertPoint(e.entry_);
+    e.base_ = {f->getArg(0), f->getArg(2), f->getArg(4)};
+    llvm::MDBuilder mdb(c_);
+    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("nabla.dot");
+    llvm::MDNode* in = mdb.createAnonymousAliasScope(domain);
+    llvm::MDNode* out = mdb.createAnonymousAliasScope(domain);
+    for (int i = 0; i < 3; ++i) {
+      e.scope_of_.push_back(llvm::MDNode::get(c_, {i < 2 ? in : out}));
+      e.noalias_of_.push_back(llvm::MDNode::get(c_, {i < 2 ? out : in}));
+    }
+    e.gemm_dot(f->getArg(1), f->getArg(3), f->getArg(5), f->getArg(6), f->getArg(7), f->getArg(8), f->getArg(9),
+               f->getArg(10), f->getArg(11));
+    e.b_.CreateRetVoid();
+    return f;
+  }
+
+  void gemm_dot(Value* a_rs, Value* b_cs, Value* c_rs, Value* c_cs, Value* M, Value* N, Value* K, Value* alpha,
+                Value* accumulate) {
+    const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
+    constexpr int64_t T = 4;
+    Value* kv = b_.CreateMul(b_.CreateSDiv(K, i64(VL)), i64(VL));  // vectorized part of k
+    // Dot products of rows rows[r] of A with columns cols[c] of B, into C.
+    auto tile = [&](const std::vector<Value*>& rows, const std::vector<Value*>& cols) {
+      const size_t R = rows.size(), Cn = cols.size();
+      llvm::BasicBlock* pre = b_.GetInsertBlock();
+      std::vector<Value*> acc(R * Cn, llvm::Constant::getNullValue(vec(VL)));
+      auto* body = llvm::BasicBlock::Create(c_, "dot", f_);
+      auto* done = llvm::BasicBlock::Create(c_, "dot.end", f_);
+      b_.CreateCondBr(b_.CreateICmpSGT(kv, i64(0)), body, done);
+      b_.SetInsertPoint(body);
+      llvm::PHINode* k = b_.CreatePHI(i64_, 2);
+      k->addIncoming(i64(0), pre);
+      std::vector<llvm::PHINode*> phis;
+      for (size_t i = 0; i < R * Cn; ++i) {
+        phis.push_back(b_.CreatePHI(vec(VL), 2));
+        phis.back()->addIncoming(acc[i], pre);
+      }
+      std::vector<Value*> av, bv;
+      for (Value* r : rows) av.push_back(vload(0, b_.CreateAdd(b_.CreateMul(r, a_rs), k), VL));
+      for (Value* c : cols) bv.push_back(vload(1, b_.CreateAdd(b_.CreateMul(c, b_cs), k), VL));
+      std::vector<Value*> next;
+      for (size_t r = 0; r < R; ++r)
+        for (size_t c = 0; c < Cn; ++c)
+          next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)}, {av[r], bv[c], phis[r * Cn + c]}));
+      Value* k1 = b_.CreateAdd(k, i64(VL), "", true, true);
+      llvm::BasicBlock* latch = b_.GetInsertBlock();
+      k->addIncoming(k1, latch);
+      for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(next[i], latch);
+      b_.CreateCondBr(b_.CreateICmpSLT(k1, kv), body, done);
+      b_.SetInsertPoint(done);
+      std::vector<llvm::PHINode*> ends;
+      for (size_t i = 0; i < R * Cn; ++i) {
+        ends.push_back(b_.CreatePHI(vec(VL), 2));
+        ends.back()->addIncoming(acc[i], pre);
+        ends.back()->addIncoming(next[i], latch);
+      }
+      std::vector<Value*> sums;
+      for (llvm::PHINode* phi : ends) sums.push_back(reduce_add(phi));
+      // The remainder of k, element by element.
+      llvm::AllocaInst* tail = slot(t_);
+      for (size_t r = 0; r < R; ++r)
+        for (size_t c = 0; c < Cn; ++c) {
+          b_.CreateStore(sums[r * Cn + c], tail);
+          loop0(b_.CreateSub(K, kv), [&](Value* t) {
+            Value* kk = b_.CreateAdd(kv, t);
+            Value* prod = b_.CreateFMul(load(0, b_.CreateAdd(b_.CreateMul(rows[r], a_rs), kk)),
+                                        load(1, b_.CreateAdd(b_.CreateMul(cols[c], b_cs), kk)));
+            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, tail), prod), tail);
+          });
+          Value* c_at = b_.CreateAdd(b_.CreateMul(rows[r], c_rs), b_.CreateMul(cols[c], c_cs));
+          Value* old = b_.CreateSelect(accumulate, load(2, c_at), fp(0));
+          store(b_.CreateFAdd(old, b_.CreateFMul(alpha, b_.CreateLoad(t_, tail))), 2, c_at);
+        }
+    };
+    Value* m4 = b_.CreateSDiv(M, i64(T));
+    Value* n4 = b_.CreateSDiv(N, i64(T));
+    loop0(m4, [&](Value* ti) {
+      std::vector<Value*> rows;
+      for (int64_t r = 0; r < T; ++r) rows.push_back(b_.CreateAdd(b_.CreateMul(ti, i64(T)), i64(r)));
+      loop0(n4, [&](Value* tj) {
+        std::vector<Value*> cols;
+        for (int64_t c = 0; c < T; ++c) cols.push_back(b_.CreateAdd(b_.CreateMul(tj, i64(T)), i64(c)));
+        tile(rows, cols);
+      });
+      loop0(b_.CreateSub(N, b_.CreateMul(n4, i64(T))), [&](Value* j) {
+        tile(rows, {b_.CreateAdd(b_.CreateMul(n4, i64(T)), j)});
+      });
+    });
+    loop0(b_.CreateSub(M, b_.CreateMul(m4, i64(T))), [&](Value* i) {
+      Value* row = b_.CreateAdd(b_.CreateMul(m4, i64(T)), i);
+      loop0(N, [&](Value* j) { tile({row}, {j}); });
     });
   }
 
@@ -1022,6 +1168,7 @@ private:
   llvm::Function* f_ = nullptr;
   llvm::BasicBlock* entry_ = nullptr;
   Value* n_ = nullptr;
+  Value* rate_alpha_ = nullptr;
   std::vector<Value*> base_;
   std::vector<llvm::MDNode*> scope_of_, noalias_of_;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
@@ -1032,8 +1179,9 @@ private:
 }  // namespace
 
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
-                                          const Program* forward, const Program* grad,
-                                          const EmitTarget& target) {
+                                          const ProgramSet& programs, const EmitTarget& target) {
+  const Program* forward = programs.forward ? &*programs.forward : nullptr;
+  const Program* grad = programs.grad ? &*programs.grad : nullptr;
   auto module = std::make_unique<llvm::Module>(prefix, context);
   if (!target.triple.empty()) module->setTargetTriple(target.triple);
   if (forward) {
@@ -1043,6 +1191,10 @@ std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std:
   if (grad) {
     FunctionEmitter(*module, *grad, target).emit_kernel(prefix + "_grad", true);
     FunctionEmitter(*module, *grad, target).emit_workspace_function(prefix + "_grad_workspace");
+  }
+  if (programs.sgd) {
+    FunctionEmitter(*module, *programs.sgd, target).emit_kernel(prefix + "_sgd_step", true, true);
+    FunctionEmitter(*module, *programs.sgd, target).emit_workspace_function(prefix + "_sgd_step_workspace");
   }
   std::string problems;
   llvm::raw_string_ostream os(problems);

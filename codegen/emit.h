@@ -24,8 +24,8 @@ struct EmitTarget {
 
 // A module defining PREFIX_forward (when `forward`), PREFIX_grad (when
 // `grad`) and their PREFIX_*_workspace functions.
+// and PREFIX_sgd_step (when `sgd`), each with its PREFIX_*_workspace.
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
-                                          const Program* forward, const Program* grad,
-                                          const EmitTarget& target);
+                                          const ProgramSet& programs, const EmitTarget& target);
 
 }  // namespace nabla::codegen

@@ -108,14 +108,14 @@ EmitTarget host_target() {
   return t;
 }
 
-std::string compile(Artifact what, const std::string& prefix, const Program* forward,
-                    const Program* grad, CompileTimes* times) {
+std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
+                    CompileTimes* times) {
   const EmitTarget target = host_target();
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;
   {
     Timer t(times ? &times->emit : nullptr);
-    module = emit_module(context, prefix, forward, grad, target);
+    module = emit_module(context, prefix, programs, target);
   }
   std::unique_ptr<llvm::TargetMachine> tm = target_machine(target);
   module->setDataLayout(tm->createDataLayout());

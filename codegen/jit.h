@@ -26,8 +26,8 @@ enum class Artifact { LLVM, Asm, Object };
 
 // The optimized module as LLVM IR text, assembly, or an ELF object. `prefix`
 // names the functions (prefix_forward, prefix_grad, ...).
-std::string compile(Artifact what, const std::string& prefix, const Program* forward,
-                    const Program* grad, CompileTimes* times = nullptr);
+std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
+                    CompileTimes* times = nullptr);
 
 // An ORC LLJIT holding loaded objects. Each instance is independent (no
 // global state beyond LLVM's own one-time target registration).

@@ -4,6 +4,7 @@
 
 #include "codegen/cache.h"
 #include "codegen/llvm_info.h"
+#include "codegen_fingerprint.h"
 
 #ifndef NABLA_VERSION
 #define NABLA_VERSION "dev"
@@ -20,19 +21,22 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-ProgramPair build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad) {
-  ProgramPair p;
-  if (forward && !spec.outputs.empty()) p.forward = build_program(spec, false, dtype);
-  if (grad && spec.loss) p.grad = build_program(spec, true, dtype);
+ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd) {
+  ProgramSet p;
+  if (forward && !spec.outputs.empty()) p.forward = build_program(spec, KernelKind::Forward, dtype);
+  if (grad && spec.loss) p.grad = build_program(spec, KernelKind::Gradient, dtype);
+  if (sgd && spec.loss) p.sgd = build_program(spec, KernelKind::SgdStep, dtype);
   return p;
 }
 
-std::string key_material(const ProgramPair& programs, const std::string& prefix) {
+std::string key_material(const ProgramSet& programs, const std::string& prefix) {
   const EmitTarget t = host_target();
-  std::string s = std::string("nabla ") + NABLA_VERSION + " llvm " + llvm_version() + "\n" + t.triple +
+  std::string s = std::string("nabla ") + NABLA_VERSION + " codegen " + NABLA_CODEGEN_FINGERPRINT + " llvm " +
+                  llvm_version() + "\n" + t.triple +
                   "\n" + t.cpu + "\n" + t.features + "\nprefix " + prefix + "\n";
   if (programs.forward) s += "forward\n" + programs.forward->str();
   if (programs.grad) s += "grad\n" + programs.grad->str();
+  if (programs.sgd) s += "sgd\n" + programs.sgd->str();
   return s;
 }
 
@@ -40,7 +44,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
                                                const KernelOptions& options, std::string* error) {
   CompiledKernels k;
   auto t0 = std::chrono::steady_clock::now();
-  const ProgramPair programs = build_programs(spec, dtype, options.forward, options.grad);
+  const ProgramSet programs = build_programs(spec, dtype, options.forward, options.grad, options.sgd);
   k.program_seconds = since(t0);
   t0 = std::chrono::steady_clock::now();
   k.key = cache_key(key_material(programs, kJitPrefix));
@@ -54,8 +58,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   }
   k.cache_hit = object.has_value();
   if (!object) {
-    object = compile(Artifact::Object, kJitPrefix, programs.forward ? &*programs.forward : nullptr,
-                     programs.grad ? &*programs.grad : nullptr, &k.times);
+    object = compile(Artifact::Object, kJitPrefix, programs, &k.times);
     if (options.use_cache) cache_write(dir, k.key, *object);
   }
   t0 = std::chrono::steady_clock::now();
@@ -71,6 +74,11 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
     k.grad = reinterpret_cast<GradFn>(k.jit->lookup(p + "_grad", error));
     k.grad_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_grad_workspace", error));
     if (!k.grad || !k.grad_workspace) return std::nullopt;
+  }
+  if (programs.sgd) {
+    k.sgd = reinterpret_cast<SgdFn>(k.jit->lookup(p + "_sgd_step", error));
+    k.sgd_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_sgd_step_workspace", error));
+    if (!k.sgd || !k.sgd_workspace) return std::nullopt;
   }
   k.times.link = since(t0);
   return k;

@@ -15,6 +15,7 @@ namespace nabla::codegen {
 
 struct KernelOptions {
   bool forward = true, grad = true;
+  bool sgd = false;  // also the fused SGD step kernel
   bool use_cache = true;
   std::string cache_dir = "";  // "" = default_cache_dir()
 };
@@ -24,6 +25,8 @@ struct CompiledKernels {
   ForwardFn forward = nullptr;
   GradFn grad = nullptr;
   WorkspaceFn forward_workspace = nullptr, grad_workspace = nullptr;
+  SgdFn sgd = nullptr;
+  WorkspaceFn sgd_workspace = nullptr;
   double program_seconds = 0;  // batching, fusion, buffer planning
   double hash_seconds = 0, cache_seconds = 0;
   CompileTimes times;          // LLVM; zero on a cache hit except link
@@ -32,13 +35,10 @@ struct CompiledKernels {
 };
 
 // The key material and programs of a spec (also what `compile` prints).
-struct ProgramPair {
-  std::optional<Program> forward, grad;
-};
-ProgramPair build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad);
+ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd = false);
 
 // The text the cache key hashes for these programs and function prefix.
-std::string key_material(const ProgramPair& programs, const std::string& prefix);
+std::string key_material(const ProgramSet& programs, const std::string& prefix);
 
 // nullopt and `error` when LLVM cannot load the result (never on user input).
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,

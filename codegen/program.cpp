@@ -47,8 +47,8 @@ Access broadcast_access(const Access& a, const Shape& from, const Shape& to) {
 
 class Builder {
 public:
-  Builder(const KernelSpec& spec, bool gradient, ir::DType dtype)
-      : spec_(spec), gradient_(gradient) {
+  Builder(const KernelSpec& spec, KernelKind kind, ir::DType dtype, bool in_place = true)
+      : spec_(spec), gradient_(kind != KernelKind::Forward), sgd_(kind == KernelKind::SgdStep), in_place_(in_place) {
     p_.dtype = dtype;
   }
 
@@ -258,6 +258,7 @@ private:
     declare(spec_.inputs, BufKind::Input, true);
     if (gradient_) declare(spec_.labels, BufKind::Label, true);
     declare(spec_.params, BufKind::Param, false);
+    if (sgd_) rate_ = add_buffer(BufKind::Rate, 0, false, Shape{}, "rate");
   }
 
   // --- expressions --------------------------------------------------------
@@ -578,6 +579,7 @@ private:
           means_[n] = push(std::move(s));
           p_.steps.push_back(outer_gemm(o, means_[n].buf, gemm_sign, true));
           plan_gemm(p_.steps.back());
+          fused_steps_[n] = {p_.steps.size() - 2, p_.steps.size() - 1};
           return;
         }
         Expr e;
@@ -624,8 +626,79 @@ private:
 
   // --- results --------------------------------------------------------------
 
+  Access param_access(size_t i) { return stored_.at(spec_.params[i]); }
+
+  // SgdStep: p -= rate * (mean gradient), fused into the gradient's GEMM where
+  // it has one, else a step after everything else.
+  void bind_updates(const std::vector<const Node*>& roots) {
+    std::vector<Step> late;
+    for (size_t r = 1; r < roots.size(); ++r) {
+      const Node* n = roots[r];
+      const Access p = param_access(r - 1);
+      const int pbuf = p.buf;
+      const bool shared = std::count(roots.begin(), roots.end(), n) > 1;
+      if (auto it = fused_steps_.find(n); in_place_ && it != fused_steps_.end() && !shared) {
+        // init: p = p - rate * other; gemm: p += (-alpha * rate) A B.
+        Step& init = p_.steps[it->second.first];
+        Step& gemm = p_.steps[it->second.second];
+        const int old_root = init.root;
+        Expr scaled;
+        scaled.kind = Expr::Kind::Apply;
+        scaled.op = Op::Mul;
+        const int rate_at = load(init, broadcast_access(contiguous(rate_), Shape{}, n->shape()));
+        scaled.args = {rate_at, old_root};
+        init.exprs.push_back(std::move(scaled));
+        const int scaled_at = static_cast<int>(init.exprs.size()) - 1;
+        Expr update;
+        update.kind = Expr::Kind::Apply;
+        update.op = Op::Sub;
+        update.args = {load(init, contiguous(pbuf)), scaled_at};
+        init.exprs.push_back(std::move(update));
+        init.root = static_cast<int>(init.exprs.size()) - 1;
+        init.out = pbuf;
+        gemm.out = pbuf;
+        gemm.c.buf = pbuf;
+        gemm.alpha = -gemm.alpha;
+        gemm.alpha_times_rate = true;
+        continue;
+      }
+      Step s;
+      s.kind = StepKind::Elementwise;
+      s.shape = n->shape();
+      Expr g;
+      if (is_constant(n)) {
+        g.kind = Expr::Kind::Const;
+        g.value = n->value();
+        s.exprs.push_back(std::move(g));
+      } else {
+        load(s, mean_value(n));
+      }
+      const int gi = static_cast<int>(s.exprs.size()) - 1;
+      Expr scaled;
+      scaled.kind = Expr::Kind::Apply;
+      scaled.op = Op::Mul;
+      const int rate_at = load(s, broadcast_access(contiguous(rate_), Shape{}, n->shape()));
+      scaled.args = {rate_at, gi};
+      s.exprs.push_back(std::move(scaled));
+      const int scaled_at = static_cast<int>(s.exprs.size()) - 1;
+      Expr update;
+      update.kind = Expr::Kind::Apply;
+      update.op = Op::Sub;
+      update.args = {load(s, contiguous(pbuf)), scaled_at};
+      s.exprs.push_back(std::move(update));
+      s.root = static_cast<int>(s.exprs.size()) - 1;
+      s.out = pbuf;
+      late.push_back(std::move(s));
+    }
+    for (Step& s : late) p_.steps.push_back(std::move(s));
+  }
+
   void bind_outputs(const std::vector<const Node*>& roots) {
     for (size_t r = 0; r < roots.size(); ++r) {
+      if (sgd_ && r > 0) {
+        bind_updates(roots);
+        break;
+      }
       const Node* n = roots[r];
       BufKind kind = BufKind::Output;
       int index = static_cast<int>(r);
@@ -715,7 +788,9 @@ private:
   }
 
   const KernelSpec& spec_;
-  bool gradient_;
+  bool gradient_, sgd_, in_place_;
+  int rate_ = -1;                                        // SgdStep: the rate argument
+  std::unordered_map<const Node*, std::pair<size_t, size_t>> fused_steps_;  // mean -> (init, gemm) steps
   Program p_;
   std::vector<const Node*> order_;
   std::unordered_map<const Node*, bool> batched_;
@@ -735,6 +810,7 @@ const char* kind_name(BufKind k) {
     case BufKind::Loss: return "loss";
     case BufKind::Grad: return "grad";
     case BufKind::Temp: return "temp";
+    case BufKind::Rate: return "rate";
   }
   return "?";
 }
@@ -817,8 +893,28 @@ std::string Program::str() const {
   return out.str();
 }
 
-Program build_program(const KernelSpec& spec, bool gradient, ir::DType dtype) {
-  return Builder(spec, gradient, dtype).run();
+// SgdStep: true when no step reads a param after the step that first writes
+// it, other than the GEMM of its own fused update.
+bool updates_are_safe(const Program& p) {
+  for (size_t b = 0; b < p.buffers.size(); ++b) {
+    if (p.buffers[b].kind != BufKind::Param) continue;
+    const int pbuf = static_cast<int>(b);
+    bool written = false;
+    for (const Step& s : p.steps) {
+      const bool writes = s.out == pbuf;
+      bool reads = s.in.buf == pbuf || s.a.buf == pbuf || s.b.buf == pbuf;
+      for (const Expr& e : s.exprs) reads = reads || (e.kind == Expr::Kind::Load && e.access.buf == pbuf);
+      if (written && (reads || (writes && s.kind != StepKind::Gemm))) return false;
+      written = written || writes;
+    }
+  }
+  return true;
+}
+
+Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype) {
+  Program p = Builder(spec, kind, dtype).run();
+  if (kind == KernelKind::SgdStep && !updates_are_safe(p)) return Builder(spec, kind, dtype, false).run();
+  return p;
 }
 
 }  // namespace nabla::codegen

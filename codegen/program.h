@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,7 @@
 
 namespace nabla::codegen {
 
-enum class BufKind : uint8_t { Input, Label, Param, Output, Loss, Grad, Temp };
+enum class BufKind : uint8_t { Input, Label, Param, Output, Loss, Grad, Temp, Rate };
 
 struct Buffer {
   BufKind kind = BufKind::Temp;
@@ -98,6 +99,7 @@ struct Step {
   double alpha = 1;
   bool alpha_over_n = false;  // alpha / n (a mean over the batch)
   bool accumulate = false;    // C += alpha A B (C holds an earlier step's value)
+  bool alpha_times_rate = false;  // alpha * the learning rate (SGD step kernels)
   int scratch = -1;           // packing space of the cache-blocked GEMM (-1: small, plain loops)
 };
 
@@ -131,7 +133,22 @@ struct KernelSpec {
   std::vector<const ir::Node*> gradients;
 };
 
-// The forward program when `gradient` is false, else the gradient program.
-Program build_program(const KernelSpec& spec, bool gradient, ir::DType dtype);
+enum class KernelKind : uint8_t {
+  Forward,   // outputs
+  Gradient,  // mean loss and mean gradient
+  SgdStep,   // mean loss, and every param updated in place: p -= rate * gradient
+};
+
+// SgdStep: where the gradient of a param ends as `outer(delta, x) + other`
+// (a GEMM accumulating onto another term), the update is fused into it as the
+// hand-written programs do: p = p - rate * other, then p += -rate/n Delta^T X
+// (checked: nothing reads p after it is written); other params get
+// p -= rate * g after everything else.
+Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype);
+
+// The programs of one module (each optional).
+struct ProgramSet {
+  std::optional<Program> forward, grad, sgd;
+};
 
 }  // namespace nabla::codegen

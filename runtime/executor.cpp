@@ -6,6 +6,8 @@
 #include <new>
 #include <thread>
 
+#include "runtime/optimizer.h"
+
 namespace nabla::runtime {
 
 void* Workspace::get(int64_t bytes) {
@@ -114,6 +116,32 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   };
   if (eb == 4) combine(static_cast<float*>(nullptr));
   else combine(static_cast<double*>(nullptr));
+}
+
+void Executor::sgd_step(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
+                        const std::vector<void*>& params, void* loss, double rate, int64_t n) {
+  const int eb = sizes_.elem_bytes;
+  if (sgd_ && split(n) == 1) {
+    const float r32 = static_cast<float>(rate);
+    const void* r = eb == 4 ? static_cast<const void*>(&r32) : static_cast<const void*>(&rate);
+    sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, workspaces_[0].get(sgd_ws_(n)));
+    return;
+  }
+  grads_.resize(params.size());
+  std::vector<void*> g;
+  for (size_t i = 0; i < params.size(); ++i) {
+    grads_[i].resize(static_cast<size_t>(sizes_.params[i] * eb));
+    g.push_back(grads_[i].data());
+  }
+  std::vector<const void*> p(params.begin(), params.end());
+  grad(inputs, labels, p, loss, g, n);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (eb == 4)
+      sgd_update(static_cast<float*>(params[i]), static_cast<const float*>(g[i]), sizes_.params[i],
+                 static_cast<float>(rate));
+    else
+      sgd_update(static_cast<double*>(params[i]), static_cast<const double*>(g[i]), sizes_.params[i], rate);
+  }
 }
 
 }  // namespace nabla::runtime

@@ -32,6 +32,11 @@ class Executor {
 public:
   Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
            codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads);
+  // The fused SGD step kernel, when compiled.
+  void set_sgd(codegen::SgdFn sgd, codegen::WorkspaceFn sgd_ws) {
+    sgd_ = sgd;
+    sgd_ws_ = sgd_ws;
+  }
 
   // outputs[i] holds n * sizes.outputs[i] elements.
   void forward(const std::vector<const void*>& inputs, const std::vector<const void*>& params,
@@ -39,6 +44,12 @@ public:
   // loss: one element; grads[i]: sizes.params[i] elements.
   void grad(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
             const std::vector<const void*>& params, void* loss, const std::vector<void*>& grads, int64_t n);
+
+  // One SGD step: params[i] -= rate * gradient (in place); the loss before
+  // the update to `loss`. One share of the batch: the fused kernel; several
+  // threads: their gradients combined, then the update.
+  void sgd_step(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
+                const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
   int threads() const { return threads_; }
 
@@ -50,6 +61,9 @@ private:
   codegen::WorkspaceFn forward_ws_;
   codegen::GradFn grad_;
   codegen::WorkspaceFn grad_ws_;
+  codegen::SgdFn sgd_ = nullptr;
+  codegen::WorkspaceFn sgd_ws_ = nullptr;
+  std::vector<std::vector<char>> grads_;  // sgd_step on several threads: the gradient
   ArgSizes sizes_;
   int threads_;
   std::vector<Workspace> workspaces_;

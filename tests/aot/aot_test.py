@@ -2,7 +2,8 @@
 """The AOT test: `nabla compile --emit obj` + `--emit header`, linked into a C
 program with `cc` (no LLVM: checked with ldd), run on random data; its
 outputs, loss and gradients must equal what the JIT computes (`nabla run` and
-`nabla grad` on the same data, one thread): the same code, so bit for bit.
+`nabla grad` on the same data, one thread): the same code, so bit for bit;
+and its SGD step kernel gives params - rate * gradient.
 
 usage: aot_test.py NABLA DRIVER_C WORKDIR MODEL...
 """
@@ -86,6 +87,13 @@ def main():
                     diff = np.abs(got - want).max() if got.shape == want.shape else "shape"
                     sys.exit(f"FAILED: {model} {dtype}: AOT {what} differ from the JIT's (max diff {diff})")
                 checked += got.size
+            # The fused SGD step: params - 0.05 * gradient (the same gradient,
+            # summed in another order inside the fused GEMM: close, not equal).
+            updated = np.fromfile(os.path.join(d, "updated.bin"), dtype=npt)
+            want_upd = np.concatenate([P[k].ravel() for k, _ in params]) - npt(0.05) * want_grad[1:]
+            tol = 1e-5 if dtype == "f32" else 1e-12
+            if updated.shape != want_upd.shape or not np.allclose(updated, want_upd, rtol=tol, atol=tol):
+                sys.exit(f"FAILED: {model} {dtype}: the SGD step differs from params - rate * gradient")
             print(f"{model} {dtype}: AOT object == JIT ({got_out.size} outputs, {got_grad.size} loss+gradient values)")
     print(f"aot: {checked} values equal")
 

@@ -4,8 +4,9 @@
  *
  *   driver N DIR     reads DIR/params.bin, DIR/inputs.bin, DIR/labels.bin
  *                    (the arrays concatenated in declaration order, element
- *                    type T), writes DIR/outputs.bin and DIR/grads.bin (loss,
- *                    then the gradients).
+ *                    type T), writes DIR/outputs.bin, DIR/grads.bin (loss,
+ *                    then the gradients) and DIR/updated.bin (the params after
+ *                    one SGD step with rate 0.05).
  *
  * Built with -DPREFIX=name -DT=float|double -include name.h, for models with
  * outputs, labels and a loss. */
@@ -94,6 +95,12 @@ int main(int argc, char** argv) {
     P(_grad)((const T* const*)inputs, (const T* const*)labels, (const T* const*)params, gbuf, grads, n,
              workspace(P(_grad_workspace)(n)));
     write_all(dir, "grads.bin", gbuf, count);
+    /* One SGD step with rate 0.05: the params updated in place. */
+    const T rate = (T)0.05;
+    T loss = 0;
+    P(_sgd_step)((const T* const*)inputs, (const T* const*)labels, params, &loss, &rate, n,
+                 workspace(P(_sgd_step_workspace)(n)));
+    write_all(dir, "updated.bin", pbuf, total(P(_PARAMS_SIZES), P(_N_PARAMS)));
   }
   return 0;
 }

@@ -20,6 +20,7 @@
 #include "ir/print.h"
 #include "ir/simplify.h"
 #include "random_ir.h"
+#include "runtime/executor.h"
 #include "runtime/init.h"
 
 namespace nabla {
@@ -306,7 +307,7 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
     global.no_cache = true;
     global.threads = 2;
     cli::ModelKernels k =
-        cli::compile_model_kernels(ctx, m, true, true, runtime::DType::F64, global, err);
+        cli::compile_model_kernels(ctx, m, true, true, runtime::DType::F64, global, err, nullptr, true);
     ASSERT_TRUE(k.kernels) << path << ": " << err.str();
     Batch b = random_batch(k.spec, 70, 5);
     for (size_t i = 0; i < m.labels.size(); ++i) {  // distributions sum to 1
@@ -357,6 +358,36 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
         std::vector<const Node*> gradients;
         double tol;
       };
+      // The fused SGD step (one thread: the kernel; two: gradient + update)
+      // equals params - rate * gradient, and reports the same loss.
+      for (int threads : {1, 2}) {
+        cli::GlobalOptions g1 = global;
+        g1.threads = threads;
+        runtime::ArrayMap updated = params;
+        std::vector<void*> pp;
+        for (const Node* p : m.params) pp.push_back(updated[p->name()].f64.data());
+        std::vector<const void*> in, lab;
+        for (const Node* v : m.inputs) in.push_back(data[v->name()].f64.data());
+        for (const Node* v : m.labels) lab.push_back(data[v->name()].f64.data());
+        runtime::Executor ex(k.kernels->forward, k.kernels->forward_workspace, k.kernels->grad,
+                             k.kernels->grad_workspace, [&] {
+                               runtime::ArgSizes sz;
+                               sz.elem_bytes = 8;
+                               for (const Node* v : m.inputs) sz.inputs.push_back(v->shape().numel());
+                               for (const Node* v : m.labels) sz.labels.push_back(v->shape().numel());
+                               for (const Node* v : m.params) sz.params.push_back(v->shape().numel());
+                               return sz;
+                             }(), threads);
+        ex.set_sgd(k.kernels->sgd, k.kernels->sgd_workspace);
+        double loss = 0;
+        ex.sgd_step(in, lab, pp, &loss, 0.1, 70);
+        EXPECT_TRUE(finite_close(loss, g["loss"].f64[0], 1e-12)) << path << " sgd loss, threads " << threads;
+        for (const Node* p : m.params)
+          for (size_t e = 0; e < updated[p->name()].f64.size(); ++e)
+            ASSERT_TRUE(finite_close(updated[p->name()].f64[e],
+                                     params[p->name()].f64[e] - 0.1 * g[p->name()].f64[e], 1e-12))
+                << path << " sgd " << p->name() << "[" << e << "], threads " << threads;
+      }
       for (const Oracle& o : {Oracle{k.spec.loss, k.spec.gradients, 1e-9}, Oracle{m.loss, raw.gradients, 1e-6}}) {
         std::vector<const Node*> roots{o.loss};
         roots.insert(roots.end(), o.gradients.begin(), o.gradients.end());
