@@ -199,7 +199,7 @@ private:
   // --- loops -------------------------------------------------------------------
 
   // for (i = 0; i < count; ++i) body(i); count >= 1 (sizes are positive and n >= 1).
-  void loop(Value* count, const std::function<void(Value*)>& body) {
+  void loop(Value* count, const std::function<void(Value*)>& body, bool scalar = false) {
     llvm::BasicBlock* pre = b_.GetInsertBlock();
     auto* head = llvm::BasicBlock::Create(c_, "loop", f_);
     auto* exit = llvm::BasicBlock::Create(c_, "loop.end", f_);
@@ -210,10 +210,22 @@ private:
     body(i);
     Value* next = b_.CreateAdd(i, i64(1), "", true, true);
     i->addIncoming(next, b_.GetInsertBlock());
-    b_.CreateCondBr(b_.CreateICmpSLT(next, count), head, exit);
+    llvm::BranchInst* latch = b_.CreateCondBr(b_.CreateICmpSLT(next, count), head, exit);
+    if (scalar) {
+      // Not vectorized: a strided copy would become scatters or gathers,
+      // slower than scalar moves.
+      llvm::Metadata* off[] = {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"),
+                               llvm::ConstantAsMetadata::get(b_.getFalse())};
+      llvm::MDNode* flag = llvm::MDNode::get(c_, off);
+      llvm::MDNode* self = llvm::MDNode::getDistinct(c_, {nullptr, flag});
+      self->replaceOperandWith(0, self);
+      latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+    }
     b_.SetInsertPoint(exit);
   }
-  void loop(int64_t count, const std::function<void(Value*)>& body) { loop(i64(count), body); }
+  void loop(int64_t count, const std::function<void(Value*)>& body, bool scalar = false) {
+    loop(i64(count), body, scalar);
+  }
 
   // Nested loops over `dims` (outermost first); body gets one index per dim.
   void loops(const std::vector<int64_t>& dims, const std::function<void(const std::vector<Value*>&)>& body,
@@ -770,7 +782,8 @@ private:
       };
       // Both operands run along k (x W^T): below 128 rows, dot-product tiles on
       // the operands as they are beat packing W on every call.
-      const bool along_k = s.a.col_stride == 1 && s.b.row_stride == 1;
+      // (K >= 128: a tile's closing sums across lanes must amortize.)
+      const bool along_k = s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n && s.kdim.value >= 128;
       auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
       auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
       auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
@@ -1055,33 +1068,48 @@ private:
           Value* v = load(B.buf, at(B, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, r)));
           store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(NR)), r)));
         };
-        branch(b_along_k, [&] { loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); }); },
+        branch(b_along_k, [&] { loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }, true); }); },
                [&] { loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); }); });
       });
       loop(ceil_div(M, MC), [&](Value* ib) {
         Value* ic = b_.CreateMul(ib, i64(MC));
         Value* mc = min(i64(MC), b_.CreateSub(M, ic));
         Value* rows_panels = ceil_div(mc, MR);
-        // Pack A: panel q holds rows ic + q*MR.. as kc columns of MR.
-        Value* last = b_.CreateMul(b_.CreateSub(rows_panels, i64(1)), b_.CreateMul(kc, i64(MR)));
-        loop(b_.CreateMul(kc, i64(MR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(ap, b_.CreateAdd(last, e))); });
-        loop(rows_panels, [&](Value* q) {
-          Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
-          Value* rows = min(i64(MR), b_.CreateSub(b_.CreateAdd(ic, mc), i0));
-          Value* panel = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
-          auto copy = [&](Value* kk, Value* r) {
-            Value* v = load(A.buf, at(A, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
-            store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
-          };
-          branch(a_along_k, [&] { loop(rows, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }); }); },
-                 [&] { loop(kc, [&](Value* kk) { loop(rows, [&](Value* r) { copy(kk, r); }); }); });
+        // Pack A: panel q holds rows ic + q*MR.. as kc columns of MR. A
+        // operand running along k is not packed: the micro-kernel broadcasts
+        // from its rows directly (each cache line serves 16 k).
+        branch(a_along_k, [] {}, [&] {
+          Value* last = b_.CreateMul(b_.CreateSub(rows_panels, i64(1)), b_.CreateMul(kc, i64(MR)));
+          loop(b_.CreateMul(kc, i64(MR)), [&](Value* e) { store(fp(0), sc, b_.CreateAdd(ap, b_.CreateAdd(last, e))); });
+          loop(rows_panels, [&](Value* q) {
+            Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
+            Value* rows = min(i64(MR), b_.CreateSub(b_.CreateAdd(ic, mc), i0));
+            Value* panel = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
+            loop(kc, [&](Value* kk) {
+              loop(rows, [&](Value* r) {
+                Value* v = load(A.buf, at(A, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
+                store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
+              });
+            });
+          });
         });
         loop(panels, [&](Value* p) {
           loop(rows_panels, [&](Value* q) {
             Value* a0 = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
             Value* b0 = b_.CreateAdd(bp, b_.CreateMul(p, b_.CreateMul(kc, i64(NR))));
-            std::vector<Value*> acc = micro_kernel(sc, a0, b0, kc, MR, NR, VL);
             Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
+            // Row r of the panel: packed at a0 + r (k stride MR), or row
+            // min(i0 + r, M - 1) of A itself from column pc (k stride A.cs;
+            // rows past M repeat the last one, their results are not stored).
+            std::vector<Value*> rows;
+            for (int64_t r = 0; r < MR; ++r) {
+              Value* packed = b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(sc)], b_.CreateAdd(a0, i64(r)));
+              Value* row = min(b_.CreateAdd(i0, i64(r)), b_.CreateSub(M, i64(1)));
+              Value* direct = b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(A.buf)], at(A, row, pc));
+              rows.push_back(b_.CreateSelect(a_along_k, direct, packed));
+            }
+            Value* a_kstride = b_.CreateSelect(a_along_k, A.cs, i64(MR));
+            std::vector<Value*> acc = micro_kernel(sc, rows, a_kstride, b0, kc, MR, NR, VL);
             Value* j0 = b_.CreateMul(p, i64(NR));
             Value* valpha = b_.CreateVectorSplat(static_cast<unsigned>(VL), alpha);
             Value* full = b_.CreateAnd(b_.CreateICmpSLE(b_.CreateAdd(i0, i64(MR)), M),
@@ -1123,39 +1151,81 @@ private:
 
   // The register tile: sum over k < kc of A panel column k (MR values) times
   // B panel row k (NR values), as MR * NR/VL vector accumulators.
-  std::vector<Value*> micro_kernel(int sc, Value* a0, Value* b0, Value* kc, int64_t MR, int64_t NR, int64_t VL) {
+  std::vector<Value*> micro_kernel(int sc, const std::vector<Value*>& a_rows, Value* a_kstride, Value* b0, Value* kc,
+                                   int64_t MR, int64_t NR, int64_t VL) {
     const int64_t NV = NR / VL;
+    constexpr int64_t U = 4;  // k steps per trip of the main loop
+    const size_t count = static_cast<size_t>(MR * NV);
+    // One k step: acc[r][v] += A[k][r] * B[k][v].
+    auto step = [&](Value* k, const std::vector<Value*>& acc) {
+      std::vector<Value*> bv;
+      Value* brow = b_.CreateAdd(b0, b_.CreateMul(k, i64(NR)));
+      for (int64_t v = 0; v < NV; ++v) bv.push_back(vload(sc, b_.CreateAdd(brow, i64(v * VL)), VL));
+      Value* koff = b_.CreateMul(k, a_kstride);
+      std::vector<Value*> next;
+      for (int64_t r = 0; r < MR; ++r) {
+        Value* x = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, a_rows[static_cast<size_t>(r)], koff));
+        Value* a = b_.CreateVectorSplat(static_cast<unsigned>(VL), x);
+        for (int64_t v = 0; v < NV; ++v)
+          next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+                                            {a, bv[static_cast<size_t>(v)], acc[static_cast<size_t>(r * NV + v)]}));
+      }
+      return next;
+    };
+    auto phis_from = [&](llvm::BasicBlock* from, const std::vector<Value*>& init) {
+      std::vector<llvm::PHINode*> phis;
+      for (size_t i = 0; i < count; ++i) {
+        phis.push_back(b_.CreatePHI(vec(VL), 2));
+        phis.back()->addIncoming(init[i], from);
+      }
+      return phis;
+    };
+    const std::vector<Value*> zeros(count, llvm::Constant::getNullValue(vec(VL)));
     llvm::BasicBlock* pre = b_.GetInsertBlock();
-    auto* body = llvm::BasicBlock::Create(c_, "micro", f_);
+    auto* main = llvm::BasicBlock::Create(c_, "micro", f_);
+    auto* mid = llvm::BasicBlock::Create(c_, "micro.rest", f_);
+    auto* rem = llvm::BasicBlock::Create(c_, "micro.tail", f_);
     auto* exit = llvm::BasicBlock::Create(c_, "micro.end", f_);
-    b_.CreateBr(body);
-    b_.SetInsertPoint(body);
+    Value* kmain = b_.CreateAnd(kc, i64(~(U - 1)));
+    b_.CreateCondBr(b_.CreateICmpSGT(kmain, i64(0)), main, mid);
+    // Main loop: U steps a trip.
+    b_.SetInsertPoint(main);
     llvm::PHINode* k = b_.CreatePHI(i64_, 2);
     k->addIncoming(i64(0), pre);
-    std::vector<llvm::PHINode*> phis;
-    for (int64_t i = 0; i < MR * NV; ++i) {
-      phis.push_back(b_.CreatePHI(vec(VL), 2));
-      phis.back()->addIncoming(llvm::Constant::getNullValue(vec(VL)), pre);
-    }
-    std::vector<Value*> bv;
-    Value* brow = b_.CreateAdd(b0, b_.CreateMul(k, i64(NR)));
-    for (int64_t v = 0; v < NV; ++v) bv.push_back(vload(sc, b_.CreateAdd(brow, i64(v * VL)), VL));
-    Value* acol = b_.CreateAdd(a0, b_.CreateMul(k, i64(MR)));
-    std::vector<Value*> next;
-    for (int64_t r = 0; r < MR; ++r) {
-      Value* a = b_.CreateVectorSplat(static_cast<unsigned>(VL), load(sc, b_.CreateAdd(acol, i64(r))));
-      for (int64_t v = 0; v < NV; ++v)
-        next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
-                                          {a, bv[static_cast<size_t>(v)], phis[static_cast<size_t>(r * NV + v)]}));
-    }
-    Value* k1 = b_.CreateAdd(k, i64(1), "", true, true);
-    llvm::BasicBlock* latch = b_.GetInsertBlock();
-    k->addIncoming(k1, latch);
-    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(next[i], latch);
-    b_.CreateCondBr(b_.CreateICmpSLT(k1, kc), body, exit);
+    std::vector<llvm::PHINode*> acc = phis_from(pre, zeros);
+    std::vector<Value*> cur(acc.begin(), acc.end());
+    for (int64_t u = 0; u < U; ++u) cur = step(b_.CreateAdd(k, i64(u)), cur);
+    Value* k1 = b_.CreateAdd(k, i64(U), "", true, true);
+    llvm::BasicBlock* main_end = b_.GetInsertBlock();
+    k->addIncoming(k1, main_end);
+    for (size_t i = 0; i < count; ++i) acc[i]->addIncoming(cur[i], main_end);
+    b_.CreateCondBr(b_.CreateICmpSLT(k1, kmain), main, mid);
+    // The rest: kc % U single steps.
+    b_.SetInsertPoint(mid);
+    std::vector<llvm::PHINode*> after_main = phis_from(pre, zeros);
+    for (size_t i = 0; i < count; ++i) after_main[i]->addIncoming(cur[i], main_end);
+    b_.CreateCondBr(b_.CreateICmpSLT(kmain, kc), rem, exit);
+    b_.SetInsertPoint(rem);
+    llvm::PHINode* kr = b_.CreatePHI(i64_, 2);
+    kr->addIncoming(kmain, mid);
+    std::vector<llvm::PHINode*> racc = phis_from(mid, std::vector<Value*>(after_main.begin(), after_main.end()));
+    std::vector<Value*> rcur = step(kr, std::vector<Value*>(racc.begin(), racc.end()));
+    Value* kr1 = b_.CreateAdd(kr, i64(1), "", true, true);
+    llvm::BasicBlock* rem_end = b_.GetInsertBlock();
+    kr->addIncoming(kr1, rem_end);
+    for (size_t i = 0; i < count; ++i) racc[i]->addIncoming(rcur[i], rem_end);
+    b_.CreateCondBr(b_.CreateICmpSLT(kr1, kc), rem, exit);
     b_.SetInsertPoint(exit);
-    return next;
+    std::vector<Value*> result;
+    for (size_t i = 0; i < count; ++i) {
+      llvm::PHINode* phi = b_.CreatePHI(vec(VL), 2);
+      phi->addIncoming(after_main[i], mid);
+      phi->addIncoming(rcur[i], rem_end);
+      result.push_back(phi);
+    }
+    return result;
   }
+
 
   llvm::Module& m_;
   llvm::LLVMContext& c_;
