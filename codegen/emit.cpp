@@ -837,8 +837,11 @@ private:
     if (llvm::Function* f = m_.getFunction(name)) return f;
     std::vector<llvm::Type*> args = {ptr_, i64_, ptr_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_, b_.getInt1Ty()};
     auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
-                                     llvm::Function::InternalLinkage, name, m_);
+                                     target_.external_gemm || support_ ? llvm::Function::ExternalLinkage
+                                                                       : llvm::Function::InternalLinkage,
+                                     name, m_);
     f->addFnAttr(llvm::Attribute::NoInline);
+    if (target_.external_gemm) return f;  // defined by the support module
     FunctionEmitter e(m_, p_, target_);
     e.set_attributes(f);
     f->getArg(4)->addAttr(llvm::Attribute::NoAlias);
@@ -1009,8 +1012,11 @@ private:
     std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
                                      i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_};
     auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
-                                     llvm::Function::InternalLinkage, name, m_);
+                                     target_.external_gemm || support_ ? llvm::Function::ExternalLinkage
+                                                                       : llvm::Function::InternalLinkage,
+                                     name, m_);
     f->addFnAttr(llvm::Attribute::NoInline);
+    if (target_.external_gemm) return f;  // defined by the support module
     FunctionEmitter e(m_, p_, target_);
     e.set_attributes(f);
     for (unsigned i : {0u, 3u, 6u, 14u}) f->getArg(i)->addAttr(llvm::Attribute::NoAlias);
@@ -1239,6 +1245,16 @@ private:
   llvm::BasicBlock* entry_ = nullptr;
   Value* n_ = nullptr;
   Value* rate_alpha_ = nullptr;
+
+public:
+  bool support_ = false;  // emitting the support module: GEMM functions with external linkage
+  void emit_support() {
+    support_ = true;
+    gemm_function();
+    gemm_dot_function();
+  }
+
+private:
   std::vector<Value*> base_;
   std::vector<llvm::MDNode*> scope_of_, noalias_of_;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
@@ -1247,6 +1263,21 @@ private:
 };
 
 }  // namespace
+
+std::unique_ptr<llvm::Module> emit_support_module(llvm::LLVMContext& context, ir::DType dtype,
+                                                  const EmitTarget& target) {
+  auto module = std::make_unique<llvm::Module>("nabla-support", context);
+  if (!target.triple.empty()) module->setTargetTriple(target.triple);
+  Program p;
+  p.dtype = dtype;
+  EmitTarget t = target;
+  t.external_gemm = false;
+  FunctionEmitter(*module, p, t).emit_support();
+  std::string problems;
+  llvm::raw_string_ostream os(problems);
+  NABLA_ASSERT(!llvm::verifyModule(*module, &os), "invalid LLVM IR: " + problems);
+  return module;
+}
 
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
                                           const ProgramSet& programs, const EmitTarget& target) {

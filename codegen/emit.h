@@ -20,6 +20,9 @@ namespace nabla::codegen {
 struct EmitTarget {
   std::string triple, cpu, features;
   bool avx512 = false;  // use 512-bit vectors and libmvec's AVX-512 variants
+  // The GEMM functions are declared, not defined: they come from the support
+  // module (emit_support_module), compiled once per element type and host.
+  bool external_gemm = false;
 };
 
 // A module defining PREFIX_forward (when `forward`), PREFIX_grad (when
@@ -27,5 +30,10 @@ struct EmitTarget {
 // and PREFIX_sgd_step (when `sgd`), each with its PREFIX_*_workspace.
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
                                           const ProgramSet& programs, const EmitTarget& target);
+
+// The GEMM functions every model's kernels call (nabla_gemm_<dtype>,
+// nabla_gemm_dot_<dtype>), defined with external linkage.
+std::unique_ptr<llvm::Module> emit_support_module(llvm::LLVMContext& context, ir::DType dtype,
+                                                  const EmitTarget& target);
 
 }  // namespace nabla::codegen

@@ -108,15 +108,40 @@ EmitTarget host_target() {
   return t;
 }
 
-std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
-                    CompileTimes* times) {
+namespace {
+
+std::string finish(Artifact what, llvm::Module& module_ref, const EmitTarget& target, CompileTimes* times);
+
+}  // namespace
+
+std::string compile_support(ir::DType dtype, CompileTimes* times) {
   const EmitTarget target = host_target();
+  llvm::LLVMContext context;
+  std::unique_ptr<llvm::Module> module;
+  {
+    Timer t(times ? &times->emit : nullptr);
+    module = emit_support_module(context, dtype, target);
+  }
+  return finish(Artifact::Object, *module, target, times);
+}
+
+std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
+                    CompileTimes* times, bool external_gemm) {
+  EmitTarget target = host_target();
+  target.external_gemm = external_gemm;
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;
   {
     Timer t(times ? &times->emit : nullptr);
     module = emit_module(context, prefix, programs, target);
   }
+  return finish(what, *module, target, times);
+}
+
+namespace {
+
+std::string finish(Artifact what, llvm::Module& module_ref, const EmitTarget& target, CompileTimes* times) {
+  llvm::Module* module = &module_ref;
   std::unique_ptr<llvm::TargetMachine> tm = target_machine(target);
   module->setDataLayout(tm->createDataLayout());
   {
@@ -139,6 +164,8 @@ std::string compile(Artifact what, const std::string& prefix, const ProgramSet& 
   pm.run(*module);
   return std::string(buffer.begin(), buffer.end());
 }
+
+}  // namespace
 
 struct Jit::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;

@@ -26,8 +26,13 @@ enum class Artifact { LLVM, Asm, Object };
 
 // The optimized module as LLVM IR text, assembly, or an ELF object. `prefix`
 // names the functions (prefix_forward, prefix_grad, ...).
+// `external_gemm`: the GEMM functions are left to the support object (the JIT
+// loads it beside); objects for users (AOT) define them.
 std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
-                    CompileTimes* times = nullptr);
+                    CompileTimes* times = nullptr, bool external_gemm = false);
+
+// The support object: the GEMM functions for one element type on this host.
+std::string compile_support(ir::DType dtype, CompileTimes* times = nullptr);
 
 // An ORC LLJIT holding loaded objects. Each instance is independent (no
 // global state beyond LLVM's own one-time target registration).

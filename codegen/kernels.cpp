@@ -58,12 +58,21 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   }
   k.cache_hit = object.has_value();
   if (!object) {
-    object = compile(Artifact::Object, kJitPrefix, programs, &k.times);
+    object = compile(Artifact::Object, kJitPrefix, programs, &k.times, true);
     if (options.use_cache) cache_write(dir, k.key, *object);
+  }
+  // The GEMM functions: one support object per element type and host,
+  // compiled once and cached like the kernels.
+  const std::string support_key = cache_key(key_material(ProgramSet{}, std::string("support ") + ir::dtype_name(dtype)));
+  std::optional<std::string> support = options.use_cache ? cache_read(dir, support_key) : std::nullopt;
+  k.support_cached = support.has_value();
+  if (!support) {
+    support = compile_support(dtype, &k.support_times);
+    if (options.use_cache) cache_write(dir, support_key, *support);
   }
   t0 = std::chrono::steady_clock::now();
   k.jit = Jit::create(error);
-  if (!k.jit || !k.jit->add_object(*object, error)) return std::nullopt;
+  if (!k.jit || !k.jit->add_object(*support, error) || !k.jit->add_object(*object, error)) return std::nullopt;
   const std::string p = kJitPrefix;
   if (programs.forward) {
     k.forward = reinterpret_cast<ForwardFn>(k.jit->lookup(p + "_forward", error));

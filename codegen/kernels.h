@@ -31,6 +31,10 @@ struct CompiledKernels {
   double hash_seconds = 0, cache_seconds = 0;
   CompileTimes times;          // LLVM; zero on a cache hit except link
   bool cache_hit = false;
+  // The support object (the GEMM functions shared by every model's kernels):
+  // from the cache, or compiled in `support_times`.
+  bool support_cached = false;
+  CompileTimes support_times;
   std::string key;
 };
 

@@ -26,10 +26,11 @@ Workspace::~Workspace() { std::free(data_); }
 Executor::Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
     : forward_(forward), forward_ws_(forward_ws), grad_(grad), grad_ws_(grad_ws),
-      sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)) {}
+      sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)),
+      pool_(std::make_unique<ThreadPool>(threads_ - 1)) {}
 
 int Executor::split(int64_t n) const {
-  return static_cast<int>(std::clamp<int64_t>(n / 32, 1, threads_));
+  return static_cast<int>(std::clamp<int64_t>(n / 16, 1, threads_));
 }
 
 namespace {
@@ -46,20 +47,12 @@ std::vector<P> offset(const std::vector<P>& base, const std::vector<int64_t>& pe
   return r;
 }
 
-template <typename F>
-void parallel(int parts, F&& body) {
-  std::vector<std::thread> pool;
-  for (int t = 1; t < parts; ++t) pool.emplace_back([&body, t] { body(t); });
-  body(0);
-  for (auto& th : pool) th.join();
-}
-
 }  // namespace
 
 void Executor::forward(const std::vector<const void*>& inputs, const std::vector<const void*>& params,
                        const std::vector<void*>& outputs, int64_t n) {
   const int parts = split(n);
-  parallel(parts, [&](int t) {
+  pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
     const auto out = offset(outputs, sizes_.outputs, first, sizes_.elem_bytes);
@@ -76,7 +69,7 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   int64_t total = 1;
   for (int64_t s : sizes_.params) total += s;
   partial_.resize(static_cast<size_t>(parts));
-  parallel(parts, [&](int t) {
+  pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, eb);
     const auto lab = offset(labels, sizes_.labels, first, eb);
@@ -121,7 +114,9 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
 void Executor::sgd_step(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
                         const std::vector<void*>& params, void* loss, double rate, int64_t n) {
   const int eb = sizes_.elem_bytes;
-  if (sgd_ && split(n) == 1) {
+  // Splitting writes one gradient copy per thread, then combines and
+  // updates: below 64 samples a thread the fused kernel on one thread wins.
+  if (sgd_ && (split(n) == 1 || n / threads_ < 64)) {
     const float r32 = static_cast<float>(rate);
     const void* r = eb == 4 ? static_cast<const void*>(&r32) : static_cast<const void*>(&rate);
     sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, workspaces_[0].get(sgd_ws_(n)));

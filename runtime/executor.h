@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "codegen/abi.h"
+#include "runtime/thread_pool.h"
 
 namespace nabla::runtime {
 
@@ -46,15 +47,15 @@ public:
             const std::vector<const void*>& params, void* loss, const std::vector<void*>& grads, int64_t n);
 
   // One SGD step: params[i] -= rate * gradient (in place); the loss before
-  // the update to `loss`. One share of the batch: the fused kernel; several
-  // threads: their gradients combined, then the update.
+  // the update to `loss`. Small batches (< 64 samples a thread): the fused
+  // kernel on one thread; else the threads' gradients combined, then the update.
   void sgd_step(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
                 const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
   int threads() const { return threads_; }
 
 private:
-  // The thread count worth using for n samples (at least 32 samples each).
+  // The thread count worth using for n samples (at least 16 samples each).
   int split(int64_t n) const;
 
   codegen::ForwardFn forward_;
@@ -67,6 +68,7 @@ private:
   ArgSizes sizes_;
   int threads_;
   std::vector<Workspace> workspaces_;
+  std::unique_ptr<ThreadPool> pool_;
   std::vector<std::vector<char>> partial_;  // per extra thread: loss + grads
 };
 

@@ -1,0 +1,59 @@
+#include "runtime/thread_pool.h"
+
+#include <chrono>
+
+namespace nabla::runtime {
+
+ThreadPool::ThreadPool(int workers) {
+  for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { work(i + 1); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void ThreadPool::run(int parts, const std::function<void(int)>& body) {
+  if (parts <= 1 || threads_.empty()) {
+    body(0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_ = &body;
+    parts_ = parts;
+    pending_.store(parts - 1);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  wake_.notify_all();
+  body(0);
+  while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+}
+
+void ThreadPool::work(int id) {
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin a little for the next job (kernel calls come back to back), then sleep.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+    while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until) {
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [&] { return generation_.load() != seen; });
+    seen = generation_.load();
+    if (stop_) return;
+    const std::function<void(int)>* job = job_;
+    const bool mine = id < parts_;
+    lock.unlock();
+    if (mine) {
+      (*job)(id);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+}
+
+}  // namespace nabla::runtime

@@ -1,0 +1,39 @@
+// A small persistent pool: run(parts, body) calls body(0) on the caller and
+// body(1..parts-1) on workers that stay alive between calls (spawning threads
+// per kernel call costs tens of microseconds, as much as a small batch's
+// work). Workers spin briefly for the next job, then sleep.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace nabla::runtime {
+
+class ThreadPool {
+public:
+  explicit ThreadPool(int workers);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // body(0) here, body(1..parts-1) on workers; parts <= workers + 1.
+  void run(int parts, const std::function<void(int)>& body);
+
+private:
+  void work(int id);
+
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  const std::function<void(int)>* job_ = nullptr;
+  int parts_ = 0;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+};
+
+}  // namespace nabla::runtime
