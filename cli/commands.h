@@ -33,6 +33,8 @@ void add_graph_command(CLI::App& app, const GlobalOptions& global, Action& actio
 void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // init
 void add_init_command(CLI::App& app, const GlobalOptions& global, Action& action);
+// train
+void add_train_command(CLI::App& app, const GlobalOptions& global, Action& action);
 // compile, bench
 void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 // run, grad

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   add_init_command(app, global, action);
   add_gradcheck_command(app, global, action);
   add_compile_bench_commands(app, global, action);
+  add_train_command(app, global, action);
 
   try {
     app.parse(argc, argv);

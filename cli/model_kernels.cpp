@@ -1,5 +1,6 @@
 #include "cli/model_kernels.h"
 
+#include <cmath>
 #include <iostream>
 #include <thread>
 
@@ -28,6 +29,51 @@ codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool fo
     spec.gradients = p.gradients;
   }
   return spec;
+}
+
+// The array `name` of `file`, with the shape `expected` (after a batch axis
+// when `batched`); throws NpzError naming what is wrong.
+const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string& file, const std::string& name,
+                     const std::vector<int64_t>& expected, bool batched, int64_t* batch) {
+  auto it = arrays.find(name);
+  if (it == arrays.end()) {
+    std::string have;
+    for (const auto& [n, a] : arrays) have += (have.empty() ? "" : ", ") + n;
+    throw runtime::NpzError("'" + file + "' has no array '" + name + "' (it has: " +
+                            (have.empty() ? "none" : have) + ")");
+  }
+  const runtime::Array& a = it->second;
+  std::vector<int64_t> want = expected;
+  if (batched) {
+    if (a.shape.empty())
+      throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape [] but needs a batch axis first: expected [n" +
+                              (expected.empty() ? "" : ", ") + runtime::shape_str(expected).substr(1));
+    if (*batch < 0) *batch = a.shape[0];
+    want.insert(want.begin(), *batch);
+  }
+  if (a.shape != want)
+    throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape " + runtime::shape_str(a.shape) +
+                            ", expected " + runtime::shape_str(want) +
+                            (batched ? " (the batch first; every input has the same batch size)" : ""));
+  return a;
+}
+
+void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
+                        runtime::DType dtype) {
+  const double tol = dtype == runtime::DType::F32 ? 1e-3 : 1e-6;
+  for (int64_t s = 0; s < n; ++s) {
+    double total = 0;
+    for (int64_t e = 0; e < k; ++e) {
+      const double y = a.at(static_cast<size_t>(s * k + e));
+      if (y < 0)
+        throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+                                " has a negative entry");
+      total += y;
+    }
+    if (std::fabs(total - 1) > tol)
+      throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+                              " sums to " + std::to_string(total));
+  }
 }
 
 int thread_count(const GlobalOptions& global) {

@@ -39,6 +39,17 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool
                                    runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
                                    PassTimes* times = nullptr, bool sgd = false);
 
+// The array `name` of `file`, with the shape `expected` (after a batch axis
+// when `batched`; *batch is set by the first batched array and then
+// required); throws runtime::NpzError naming what is wrong.
+const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string& file, const std::string& name,
+                              const std::vector<int64_t>& expected, bool batched, int64_t* batch);
+
+// A label declared a distribution: every sample non-negative, summing to 1
+// (within 1e-3 in f32, 1e-6 in f64); throws runtime::NpzError otherwise.
+void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
+                        runtime::DType dtype);
+
 // --threads, else every core.
 int thread_count(const GlobalOptions& global);
 

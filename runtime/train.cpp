@@ -1,0 +1,318 @@
+#include "runtime/train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <ostream>
+#include <random>
+
+#include "runtime/optimizer.h"
+
+namespace nabla::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int elem_bytes(DType t) { return t == DType::F32 ? 4 : 8; }
+
+const char* bytes_of(const Array& a) {
+  return a.dtype == DType::F32 ? reinterpret_cast<const char*>(a.f32.data()) : reinterpret_cast<const char*>(a.f64.data());
+}
+char* bytes_of(Array& a) {
+  return a.dtype == DType::F32 ? reinterpret_cast<char*>(a.f32.data()) : reinterpret_cast<char*>(a.f64.data());
+}
+
+double value_at(const char* base, DType t, int64_t i) {
+  return t == DType::F32 ? reinterpret_cast<const float*>(base)[i] : reinterpret_cast<const double*>(base)[i];
+}
+
+// Contiguous copies of the samples `idx` of each array (a minibatch).
+class Gather {
+public:
+  void fill(const std::vector<const Array*>& arrays, const std::vector<int64_t>& sizes, const int64_t* idx,
+            int64_t count) {
+    buffers_.resize(arrays.size());
+    pointers_.assign(arrays.size(), nullptr);
+    for (size_t a = 0; a < arrays.size(); ++a) {
+      const int eb = elem_bytes(arrays[a]->dtype);
+      const size_t row = static_cast<size_t>(sizes[a] * eb);
+      buffers_[a].resize(row * static_cast<size_t>(count));
+      const char* src = bytes_of(*arrays[a]);
+      for (int64_t s = 0; s < count; ++s)
+        std::memcpy(buffers_[a].data() + row * static_cast<size_t>(s), src + row * static_cast<size_t>(idx[s]), row);
+      pointers_[a] = buffers_[a].data();
+    }
+  }
+  const std::vector<const void*>& pointers() const { return pointers_; }
+
+private:
+  std::vector<std::vector<char>> buffers_;
+  std::vector<const void*> pointers_;
+};
+
+template <typename T>
+bool all_finite(const T* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+bool finite(const void* p, int64_t n, DType t) {
+  return t == DType::F32 ? all_finite(static_cast<const float*>(p), n) : all_finite(static_cast<const double*>(p), n);
+}
+
+template <typename T>
+double norm(const T* p, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * static_cast<double>(p[i]);
+  return std::sqrt(s);
+}
+
+// The optimizers' updates of one param from its mean gradient g.
+template <typename T>
+void update(Optimizer opt, const TrainConfig& c, int64_t step, T* p, const T* g, T* m, T* v, int64_t n) {
+  const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay);
+  switch (opt) {
+    case Optimizer::Sgd:
+      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (g[i] + wd * p[i]);
+      return;
+    case Optimizer::Momentum: {
+      const T mu = static_cast<T>(c.momentum);
+      for (int64_t i = 0; i < n; ++i) {
+        m[i] = mu * m[i] + g[i] + wd * p[i];
+        p[i] -= lr * m[i];
+      }
+      return;
+    }
+    case Optimizer::Adam: {
+      const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), eps = static_cast<T>(c.eps);
+      const T c1 = static_cast<T>(1 - std::pow(c.beta1, static_cast<double>(step)));
+      const T c2 = static_cast<T>(1 - std::pow(c.beta2, static_cast<double>(step)));
+      for (int64_t i = 0; i < n; ++i) {
+        const T gi = g[i] + wd * p[i];
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        p[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + eps);
+      }
+      return;
+    }
+  }
+}
+
+std::string human(double x) {
+  char buf[32];
+  if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else if (x >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", x);
+  return buf;
+}
+
+// Index of the largest of `k` values at `base` (first on ties).
+int64_t argmax(const char* base, DType t, int64_t at, int64_t k) {
+  int64_t best = 0;
+  for (int64_t j = 1; j < k; ++j)
+    if (value_at(base, t, at + j) > value_at(base, t, at + best)) best = j;
+  return best;
+}
+
+}  // namespace
+
+EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch) {
+  EpochStats st;
+  if (data.n <= 0) return st;
+  const DType t = params.begin()->second.dtype;
+  const int eb = elem_bytes(t);
+  std::vector<const void*> par;
+  for (const std::string& name : model.param_names) par.push_back(bytes_of(params.at(name)));
+  std::vector<std::vector<char>> grads(model.param_sizes.size());
+  std::vector<void*> gp;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    grads[i].resize(static_cast<size_t>(model.param_sizes[i] * eb));
+    gp.push_back(grads[i].data());
+  }
+  std::vector<std::vector<char>> outs(model.output_sizes.size());
+  double loss_sum = 0;
+  int64_t correct = 0;
+  std::vector<int64_t> idx(static_cast<size_t>(batch));
+  Gather in, lab;
+  for (int64_t first = 0; first < data.n; first += batch) {
+    const int64_t count = std::min(batch, data.n - first);
+    std::iota(idx.begin(), idx.begin() + count, first);
+    in.fill(data.inputs, model.input_sizes, idx.data(), count);
+    lab.fill(data.labels, model.label_sizes, idx.data(), count);
+    double loss_slot = 0;
+    model.executor->grad(in.pointers(), lab.pointers(), par, &loss_slot, gp, count);
+    loss_sum += value_at(reinterpret_cast<const char*>(&loss_slot), t, 0) * static_cast<double>(count);
+    if (model.accuracy_output >= 0) {
+      std::vector<void*> op;
+      for (size_t o = 0; o < outs.size(); ++o) {
+        outs[o].resize(static_cast<size_t>(model.output_sizes[o] * count * eb));
+        op.push_back(outs[o].data());
+      }
+      model.executor->forward(in.pointers(), par, op, count);
+      const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
+      const char* pred = outs[static_cast<size_t>(model.accuracy_output)].data();
+      const char* truth = static_cast<const char*>(lab.pointers()[static_cast<size_t>(model.accuracy_label)]);
+      for (int64_t s = 0; s < count; ++s) correct += argmax(pred, t, s * k, k) == argmax(truth, t, s * k, k);
+    }
+  }
+  st.loss = loss_sum / static_cast<double>(data.n);
+  if (model.accuracy_output >= 0) st.accuracy = static_cast<double>(correct) / static_cast<double>(data.n);
+  return st;
+}
+
+int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
+          ArrayMap& params, const std::atomic<bool>& stop, std::ostream& out, std::ostream& err) {
+  const DType t = params.begin()->second.dtype;
+  const int eb = elem_bytes(t);
+  const size_t np = model.param_names.size();
+  std::vector<void*> par;
+  std::vector<const void*> cpar;
+  for (const std::string& name : model.param_names) {
+    par.push_back(bytes_of(params.at(name)));
+    cpar.push_back(par.back());
+  }
+  // Gradients and optimizer state.
+  std::vector<std::vector<char>> grads(np), m(np), v(np);
+  std::vector<void*> gp;
+  for (size_t i = 0; i < np; ++i) {
+    const size_t bytes = static_cast<size_t>(model.param_sizes[i] * eb);
+    grads[i].resize(bytes);
+    gp.push_back(grads[i].data());
+    if (c.optimizer != Optimizer::Sgd) m[i].assign(bytes, 0);
+    if (c.optimizer == Optimizer::Adam) v[i].assign(bytes, 0);
+  }
+  // The fused SGD kernel does the textbook update in one call.
+  const bool fused = c.optimizer == Optimizer::Sgd && c.weight_decay == 0 && !c.grad_norms;
+  std::vector<int64_t> order(static_cast<size_t>(data.n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  Gather in, lab;
+  int64_t step = 0;
+  std::string saved = "(none yet)";
+  auto save = [&]() -> bool {
+    if (c.out.empty()) return true;
+    try {
+      write_npz(c.out, params);
+      saved = c.out;
+      return true;
+    } catch (const NpzError& e) {
+      err << "nabla: error: " << e.what() << "\n";
+      return false;
+    }
+  };
+  const int64_t steps_per_epoch = (data.n + c.batch - 1) / c.batch;
+  for (int epoch = 1; epoch <= c.epochs; ++epoch) {
+    const auto t0 = Clock::now();
+    std::mt19937_64 rng(c.seed * 1000003 + static_cast<uint64_t>(epoch));
+    std::shuffle(order.begin(), order.end(), rng);
+    double loss_sum = 0;
+    std::vector<double> norms(np, 0);
+    auto last_draw = Clock::now() - std::chrono::seconds(1);
+    int64_t done = 0;
+    for (int64_t b = 0; b < steps_per_epoch; ++b) {
+      const int64_t first = b * c.batch, count = std::min(c.batch, data.n - first);
+      in.fill(data.inputs, model.input_sizes, order.data() + first, count);
+      lab.fill(data.labels, model.label_sizes, order.data() + first, count);
+      ++step;
+      double loss_slot = 0;
+      if (fused) {
+        model.executor->sgd_step(in.pointers(), lab.pointers(), par, &loss_slot, c.lr, count);
+      } else {
+        model.executor->grad(in.pointers(), lab.pointers(), cpar, &loss_slot, gp, count);
+        for (size_t i = 0; i < np; ++i) {
+          if (!finite(gp[i], model.param_sizes[i], t)) {
+            err << "\nnabla: error: step " << step << " (epoch " << epoch << "): the gradient of '"
+                << model.param_names[i] << "' is not finite; stopped. Last saved parameters: " << saved << "\n";
+            return 1;
+          }
+          if (c.grad_norms)
+            norms[i] += t == DType::F32 ? norm(static_cast<const float*>(gp[i]), model.param_sizes[i])
+                                        : norm(static_cast<const double*>(gp[i]), model.param_sizes[i]);
+          if (t == DType::F32)
+            update(c.optimizer, c, step, static_cast<float*>(par[i]), static_cast<const float*>(gp[i]),
+                   reinterpret_cast<float*>(m[i].data()), reinterpret_cast<float*>(v[i].data()), model.param_sizes[i]);
+          else
+            update(c.optimizer, c, step, static_cast<double*>(par[i]), static_cast<const double*>(gp[i]),
+                   reinterpret_cast<double*>(m[i].data()), reinterpret_cast<double*>(v[i].data()),
+                   model.param_sizes[i]);
+        }
+      }
+      const double loss = value_at(reinterpret_cast<const char*>(&loss_slot), t, 0);
+      if (!std::isfinite(loss)) {
+        std::string culprit;
+        for (size_t i = 0; i < np && culprit.empty(); ++i)
+          if (!finite(par[i], model.param_sizes[i], t))
+            culprit = " ('" + model.param_names[i] + "' is not finite: the update of the step before overflowed)";
+        err << "\nnabla: error: step " << step << " (epoch " << epoch << "): the loss is " << loss << culprit
+            << "; stopped. Last saved parameters: " << saved << "\n";
+        return 1;
+      }
+      loss_sum += loss * static_cast<double>(count);
+      done += count;
+      if (c.progress && (seconds_since(last_draw) > 0.1 || b + 1 == steps_per_epoch)) {
+        last_draw = Clock::now();
+        const double elapsed = seconds_since(t0), rate = static_cast<double>(done) / std::max(elapsed, 1e-9);
+        const int width = 30, filled = static_cast<int>(width * done / data.n);
+        char line[200];
+        std::snprintf(line, sizeof line, "\repoch %d/%d [%s%s] %3d%%  %s samples/s  loss %.4f  ETA %.0fs ", epoch,
+                      c.epochs, std::string(static_cast<size_t>(filled), '=').c_str(),
+                      std::string(static_cast<size_t>(width - filled), ' ').c_str(),
+                      static_cast<int>(100 * done / data.n), human(rate).c_str(), loss_sum / static_cast<double>(done),
+                      static_cast<double>(data.n - done) / std::max(rate, 1e-9));
+        err << line << std::flush;
+      }
+      if (stop.load()) {
+        if (c.progress) err << "\n";
+        const bool ok = save();
+        err << "nabla: interrupted after step " << step << " (epoch " << epoch << ")"
+            << (ok && !c.out.empty() ? "; parameters saved to " + c.out : "") << "\n";
+        return 130;
+      }
+    }
+    if (fused) {  // the fused kernel's gradients are not kept: check what they made
+      for (size_t i = 0; i < np; ++i)
+        if (!finite(par[i], model.param_sizes[i], t)) {
+          err << "\nnabla: error: epoch " << epoch << ": '" << model.param_names[i]
+              << "' is not finite (a non-finite gradient); stopped. Last saved parameters: " << saved << "\n";
+          return 1;
+        }
+    }
+    EpochStats st;
+    st.loss = loss_sum / static_cast<double>(data.n);
+    const double train_seconds = seconds_since(t0);
+    if (val) {
+      const EpochStats e = evaluate(model, *val, params, std::max<int64_t>(c.batch, 256));
+      st.val_loss = e.loss;
+      st.val_accuracy = e.accuracy;
+    }
+    if (c.progress) err << "\r" << std::string(100, ' ') << "\r";
+    char line[300];
+    int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", epoch, c.epochs, st.loss);
+    if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
+    if (val && st.val_accuracy >= 0)
+      at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
+    std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", train_seconds,
+                  human(static_cast<double>(data.n) / train_seconds).c_str());
+    out << line << "\n";
+    if (c.grad_norms) {
+      out << "  grad norms:";
+      for (size_t i = 0; i < np; ++i) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %s %.3g", model.param_names[i].c_str(),
+                      norms[i] / static_cast<double>(steps_per_epoch));
+        out << buf;
+      }
+      out << "\n";
+    }
+    out << std::flush;
+    if (!save()) return 1;
+  }
+  return 0;
+}
+
+}  // namespace nabla::runtime
