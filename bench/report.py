@@ -131,4 +131,20 @@ for model, m, k, nn in (("gemm_784_256", 128, 784, 256), ("gemm_256_256", 128, 2
     out.append(f"| {shape} | {g:.1f} | {o if o is None else f'{o:.1f}'} | "
                f"{'-' if not (g and o) else f'{100 * g / o:.0f} %'} | {e if e is None else f'{e:.1f}'} |"
                if g else f"| {shape} | - | - | - | - |")
+out.append("\n**Training the MNIST MLP** (examples/mnist_mlp.nn: 8,000 digits, 20 epochs of plain SGD, batch 32, "
+           "lr 0.1; seconds of training per epoch, median over the epochs)\n")
+out.append("| threads | nabla s/epoch | PyTorch eager s/epoch | speed-up | nabla test acc. | PyTorch test acc. |")
+out.append("|---|---|---|---|---|---|")
+for t in (1, 2):
+    def epochs(impl):
+        return sorted(r["seconds"] for r in rows if r.get("impl") == impl and "epoch" in r and r.get("threads") == t
+                      and f"train_{impl.split('-')[0]}_t{t}" == r.get("step"))
+    def acc(impl):
+        return next((r["test_accuracy"] for r in rows if r.get("impl") == impl and "test_accuracy" in r
+                     and r.get("step") == f"train_{impl.split('-')[0]}_t{t}"), None)
+    ne, te = epochs("nabla"), epochs("torch-eager")
+    if ne and te:
+        nm, tm = ne[len(ne) // 2], te[len(te) // 2]
+        out.append(f"| {t} | {nm:.3f} | {tm:.3f} | {tm / nm:.1f}x | {100 * acc('nabla'):.2f} % | "
+                   f"{100 * acc('torch-eager'):.2f} % |")
 print("\n".join(out))

@@ -15,7 +15,7 @@ PY=/usr/bin/python3
 OUT=$ROOT/build/bench-results
 BASE=$ROOT/build/bench-baselines
 
-scripts/setup.sh --bench
+scripts/setup.sh --bench --examples
 cmake --preset release >/dev/null
 cmake --build --preset release
 # The baselines are built from a copy, so the shared folder stays untouched.
@@ -68,5 +68,17 @@ step b6_nabla -- bash -c "'$NABLA' bench '$M/gemm_784_256.nn' --batch 128 --thre
   '$NABLA' bench '$M/gemm_1024_1024.nn' --batch 1024 --threads 1 --json --min-time 2"
 step b6_openblas_unset --unset-openblas-env -- build/gemm_openblas
 step b6_eigen -- build/gemm_eigen
+
+# Training: the MNIST MLP, 20 epochs of plain SGD at batch 32 (issue 5).
+if want train; then
+  mkdir -p "$ROOT/build/data"
+  [ -f "$ROOT/build/data/mnist_train.npz" ] || "$PY" "$ROOT/examples/data/make_mnist.py" "$ROOT/build/data"
+fi
+for t in 1 2; do
+  step train_nabla_t$t -- "$PY" "$ROOT/bench/nabla_train_mnist.py" "$NABLA" "$ROOT/examples/mnist_mlp.nn" \
+    "$ROOT/build/data/mnist_train.npz" "$ROOT/build/data/mnist_test.npz" --epochs 20 --batch 32 --lr 0.1 --threads $t
+  step train_torch_t$t -- "$PY" "$ROOT/bench/torch_train_mnist.py" \
+    "$ROOT/build/data/mnist_train.npz" "$ROOT/build/data/mnist_test.npz" --epochs 20 --batch 32 --lr 0.1 --threads $t
+done
 
 "$PY" "$ROOT/bench/report.py" "$OUT"
