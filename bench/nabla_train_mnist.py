@@ -5,23 +5,17 @@ batch, optimizer (plain SGD), epochs and threads. Prints one JSON line per
 epoch (seconds of training, loss) and the test accuracy.
 
 usage: nabla_train_mnist.py NABLA MODEL TRAIN.npz TEST.npz --epochs E --batch B --lr LR --threads T"""
-import argparse
 import json
+import sys
 import os
 import re
 import subprocess
 import tempfile
 
-ap = argparse.ArgumentParser()
-ap.add_argument("nabla")
-ap.add_argument("model")
-ap.add_argument("train")
-ap.add_argument("test")
-ap.add_argument("--epochs", type=int, default=5)
-ap.add_argument("--batch", type=int, default=32)
-ap.add_argument("--lr", type=float, default=0.1)
-ap.add_argument("--threads", type=int, default=1)
-a = ap.parse_args()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_args  # noqa: E402
+
+a = train_args.parse(["nabla", "model", "train", "test"])
 with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([a.nabla, "train", a.model, "--data", a.train, "--val", a.test, "--epochs", str(a.epochs),
                         "--batch", str(a.batch), "--lr", str(a.lr), "--threads", str(a.threads), "--seed", "1",

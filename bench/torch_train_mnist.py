@@ -6,19 +6,15 @@ plain SGD, the samples shuffled each epoch. Prints one JSON line per epoch
 (seconds, loss) and the final test accuracy.
 
 usage: torch_train_mnist.py TRAIN.npz TEST.npz --epochs E --batch B --lr LR --threads T"""
-import argparse
 import json
+import sys
 import os
 import time
 
-ap = argparse.ArgumentParser()
-ap.add_argument("train")
-ap.add_argument("test")
-ap.add_argument("--epochs", type=int, default=5)
-ap.add_argument("--batch", type=int, default=32)
-ap.add_argument("--lr", type=float, default=0.1)
-ap.add_argument("--threads", type=int, default=1)
-args = ap.parse_args()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train_args  # noqa: E402
+
+args = train_args.parse(["train", "test"])
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
 
