@@ -159,8 +159,8 @@ struct GradcheckArgs {
   int elements = 16;
 };
 
-// nabla gradcheck: the symbolic gradient (as `grad` computes it) against
-// central finite differences of the mean loss, in f64 (step 1e-5 max(1, |x|);
+// nabla gradcheck: the compiled gradient (the f64 gradient kernel `grad`
+// runs) against central finite differences of the mean loss, in f64 (step 1e-5 max(1, |x|);
 // error |g - fd| / max(|g|, |fd|, 1e-3)). Params and data come
 // from files, or are made: params by their init, inputs uniform in [-1, 1],
 // labels uniform in [0, 1] (normalized to sum to 1 for a distribution).
@@ -233,14 +233,28 @@ int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
         return it != s.end() ? it->second : values.at(v);
       };
     };
-    // The symbolic gradient, averaged over the samples.
-    GradientProgram program = gradient_program(ctx, m, m.params, true);
+    // The compiled gradient (the f64 gradient kernel, as `grad` runs it) over
+    // the samples as one batch.
     std::vector<std::vector<double>> grad(m.params.size());
-    for (size_t k = 0; k < m.params.size(); ++k) grad[k].assign(static_cast<size_t>(m.params[k]->shape().numel()), 0.0);
-    for (const auto& s : samples) {
-      const auto g = ir::interpret(program.gradients, value_of(s));
-      for (size_t k = 0; k < g.size(); ++k)
-        for (size_t e = 0; e < g[k].data.size(); ++e) grad[k][e] += g[k].data[e] / static_cast<double>(samples.size());
+    {
+      const int64_t n = static_cast<int64_t>(samples.size());
+      ArrayMap batch, fixed_params;
+      for (const ir::Node* v : per_sample) {
+        std::vector<int64_t> shape = v->shape().dims();
+        shape.insert(shape.begin(), n);
+        Array a = Array::zeros(shape, DType::F64);
+        const size_t k = static_cast<size_t>(v->shape().numel());
+        for (size_t s = 0; s < samples.size(); ++s)
+          std::copy(samples[s].at(v).data.begin(), samples[s].at(v).data.end(), a.f64.begin() + static_cast<long>(s * k));
+        batch[v->name()] = std::move(a);
+      }
+      for (const ir::Node* p : m.params) fixed_params[p->name()] = to_array(values.at(p).data, p->shape().dims(), DType::F64);
+      GlobalOptions g64 = global;
+      g64.dtype = "f64";
+      ModelKernels kernels = compile_model_kernels(ctx, m, false, true, DType::F64, g64, std::cerr);
+      if (!kernels.kernels) return kExitUserError;
+      const ArrayMap g = kernels.grad(fixed_params, batch, n);
+      for (size_t k = 0; k < m.params.size(); ++k) grad[k] = g.at(m.params[k]->name()).f64;
     }
     // The mean loss, from the lowered (unsimplified) loss: an oracle
     // independent of the simplifier and the differentiator.

@@ -23,9 +23,9 @@ void* Workspace::get(int64_t bytes) {
 
 Workspace::~Workspace() { std::free(data_); }
 
-Executor::Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
+Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
-    : forward_(forward), forward_ws_(forward_ws), grad_(grad), grad_ws_(grad_ws),
+    : forward_(forward_fn), forward_ws_(forward_ws), grad_(grad_fn), grad_ws_(grad_ws),
       sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)),
       pool_(std::make_unique<ThreadPool>(threads_ - 1)) {}
 
