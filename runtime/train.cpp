@@ -122,7 +122,8 @@ int64_t argmax(const char* base, DType t, int64_t at, int64_t k) {
 
 }  // namespace
 
-EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch) {
+EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch,
+                    bool loss) {
   EpochStats st;
   if (data.n <= 0) return st;
   const DType t = params.begin()->second.dtype;
@@ -145,9 +146,11 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
     std::iota(idx.begin(), idx.begin() + count, first);
     in.fill(data.inputs, model.input_sizes, idx.data(), count);
     lab.fill(data.labels, model.label_sizes, idx.data(), count);
-    double loss_slot = 0;
-    model.executor->grad(in.pointers(), lab.pointers(), par, &loss_slot, gp, count);
-    loss_sum += value_at(reinterpret_cast<const char*>(&loss_slot), t, 0) * static_cast<double>(count);
+    if (loss) {
+      double loss_slot = 0;
+      model.executor->grad(in.pointers(), lab.pointers(), par, &loss_slot, gp, count);
+      loss_sum += value_at(reinterpret_cast<const char*>(&loss_slot), t, 0) * static_cast<double>(count);
+    }
     if (model.accuracy_output >= 0) {
       std::vector<void*> op;
       for (size_t o = 0; o < outs.size(); ++o) {
@@ -289,10 +292,13 @@ int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, 
       const EpochStats e = evaluate(model, *val, params, std::max<int64_t>(c.batch, 256));
       st.val_loss = e.loss;
       st.val_accuracy = e.accuracy;
+    } else if (model.accuracy_output >= 0) {  // no validation set: accuracy on the training data
+      st.accuracy = evaluate(model, data, params, std::max<int64_t>(c.batch, 256), false).accuracy;
     }
     if (c.progress) err << "\r" << std::string(100, ' ') << "\r";
     char line[300];
     int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", epoch, c.epochs, st.loss);
+    if (st.accuracy >= 0) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  acc %.2f%%", 100 * st.accuracy);
     if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
     if (val && st.val_accuracy >= 0)
       at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);

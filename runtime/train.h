@@ -59,7 +59,9 @@ struct EpochStats {
 int train(const TrainModel& model, const TrainConfig& config, const TrainData& train, const TrainData* val,
           ArrayMap& params, const std::atomic<bool>& stop, std::ostream& out, std::ostream& err);
 
-// Mean loss and accuracy (-1 when not applicable) of `params` on `data`.
-EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch);
+// Mean loss and accuracy (-1 when not applicable) of `params` on `data`;
+// without `loss`, only the accuracy (forward passes only).
+EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch,
+                    bool loss = true);
 
 }  // namespace nabla::runtime

@@ -2,6 +2,7 @@
 """Nothing is lost: `nabla train` killed with SIGKILL at random moments (30
 times, while it saves its parameter file every epoch) always leaves a
 loadable file holding every param with its shape; a later run resumes from it.
+Ctrl-C stops after the current batch, saves, and exits with status 130.
 
 usage: sigkill_test.py NABLA MODEL WORKDIR"""
 import os
@@ -39,6 +40,19 @@ def main():
                 assert np.isfinite(f[k]).all(), f"attempt {attempt}: {k} not finite"
     leftovers = [f for f in os.listdir(work) if f not in ("d.npz", "p.npz")]
     print(f"30 kills: the parameter file was loadable every time; temporary files left: {len(leftovers)}")
+    # Ctrl-C (SIGINT): stops after the current batch, saves, exits with 130.
+    os.remove(params)
+    p = subprocess.Popen([nabla, "train", model, "--data", data, "--epochs", "100000", "--batch", "8", "--lr", "0.01",
+                          "--threads", "1", "--progress", "never", "-o", params],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, (p.returncode, err)
+    assert "interrupted after step" in err and "parameters saved to" in err, err
+    with np.load(params) as f:
+        assert {k: f[k].shape for k in f} == shapes
+    print("Ctrl-C: stopped after a batch, saved, exit 130")
 
 
 if __name__ == "__main__":
