@@ -8,6 +8,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Transforms/Utils/ModuleUtils.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -21,16 +22,6 @@ namespace {
 
 using ir::Op;
 using llvm::Value;
-
-std::vector<int64_t> row_major(const Shape& s) {
-  std::vector<int64_t> strides(static_cast<size_t>(s.rank()));
-  int64_t step = 1;
-  for (int d = s.rank() - 1; d >= 0; --d) {
-    strides[static_cast<size_t>(d)] = step;
-    step *= s[d];
-  }
-  return strides;
-}
 
 class FunctionEmitter {
 public:
@@ -833,9 +824,24 @@ private:
   // each a vector accumulator over k, summed across lanes at the end. The
   // module's one such function (strides are arguments).
   llvm::Function* gemm_dot_function() {
-    const std::string name = std::string("nabla_gemm_dot_") + ir::dtype_name(p_.dtype);
+    const std::vector<llvm::Type*> args = {ptr_, i64_, ptr_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_,
+                                           b_.getInt1Ty()};
+    // Buffers: A, B (read), C (written); A and B may be one array.
+    return support_function("nabla_gemm_dot_", args, {0, 2, 4}, {0, 0, 1}, [](FunctionEmitter& e, llvm::Function* f) {
+      e.gemm_dot(f->getArg(1), f->getArg(3), f->getArg(5), f->getArg(6), f->getArg(7), f->getArg(8), f->getArg(9),
+                 f->getArg(10), f->getArg(11));
+    });
+  }
+
+  // A GEMM function of the support module, or its declaration in a model's
+  // module (external_gemm). `buffers` are the pointer arguments the body's
+  // buffer numbers stand for; `regions` gives each its alias scope (equal:
+  // may overlap). `body` emits the code with a fresh emitter.
+  llvm::Function* support_function(const std::string& stem, const std::vector<llvm::Type*>& args,
+                                   const std::vector<unsigned>& buffers, const std::vector<int>& regions,
+                                   const std::function<void(FunctionEmitter&, llvm::Function*)>& body) {
+    const std::string name = stem + ir::dtype_name(p_.dtype);
     if (llvm::Function* f = m_.getFunction(name)) return f;
-    std::vector<llvm::Type*> args = {ptr_, i64_, ptr_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_, b_.getInt1Ty()};
     auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
                                      target_.external_gemm || support_ ? llvm::Function::ExternalLinkage
                                                                        : llvm::Function::InternalLinkage,
@@ -844,21 +850,25 @@ private:
     if (target_.external_gemm) return f;  // defined by the support module
     FunctionEmitter e(m_, p_, target_);
     e.set_attributes(f);
-    f->getArg(4)->addAttr(llvm::Attribute::NoAlias);
     e.f_ = f;
     e.entry_ = llvm::BasicBlock::Create(c_, "entry", f);
     e.b_.SetInsertPoint(e.entry_);
-    e.base_ = {f->getArg(0), f->getArg(2), f->getArg(4)};
     llvm::MDBuilder mdb(c_);
-    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("nabla.dot");
-    llvm::MDNode* in = mdb.createAnonymousAliasScope(domain);
-    llvm::MDNode* out = mdb.createAnonymousAliasScope(domain);
-    for (int i = 0; i < 3; ++i) {
-      e.scope_of_.push_back(llvm::MDNode::get(c_, {i < 2 ? in : out}));
-      e.noalias_of_.push_back(llvm::MDNode::get(c_, {i < 2 ? out : in}));
+    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(stem);
+    const int count = *std::max_element(regions.begin(), regions.end()) + 1;
+    std::vector<llvm::MDNode*> scopes;
+    for (int i = 0; i < count; ++i) scopes.push_back(mdb.createAnonymousAliasScope(domain));
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      const bool shared = std::count(regions.begin(), regions.end(), regions[i]) > 1;
+      if (!shared) f->getArg(buffers[i])->addAttr(llvm::Attribute::NoAlias);
+      e.base_.push_back(f->getArg(buffers[i]));
+      std::vector<llvm::Metadata*> others;
+      for (int j = 0; j < count; ++j)
+        if (j != regions[i]) others.push_back(scopes[static_cast<size_t>(j)]);
+      e.scope_of_.push_back(llvm::MDNode::get(c_, {scopes[static_cast<size_t>(regions[i])]}));
+      e.noalias_of_.push_back(llvm::MDNode::get(c_, others));
     }
-    e.gemm_dot(f->getArg(1), f->getArg(3), f->getArg(5), f->getArg(6), f->getArg(7), f->getArg(8), f->getArg(9),
-               f->getArg(10), f->getArg(11));
+    body(e, f);
     e.b_.CreateRetVoid();
     return f;
   }
@@ -1007,38 +1017,14 @@ private:
   // The module's one blocked-GEMM function (strides are arguments): every
   // large GEMM of both kernels calls it, so its code is compiled once.
   llvm::Function* gemm_function() {
-    const std::string name = std::string("nabla_gemm_") + ir::dtype_name(p_.dtype);
-    if (llvm::Function* f = m_.getFunction(name)) return f;
-    std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
-                                     i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_};
-    auto* f = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false),
-                                     target_.external_gemm || support_ ? llvm::Function::ExternalLinkage
-                                                                       : llvm::Function::InternalLinkage,
-                                     name, m_);
-    f->addFnAttr(llvm::Attribute::NoInline);
-    if (target_.external_gemm) return f;  // defined by the support module
-    FunctionEmitter e(m_, p_, target_);
-    e.set_attributes(f);
-    for (unsigned i : {0u, 3u, 6u, 14u}) f->getArg(i)->addAttr(llvm::Attribute::NoAlias);
-    e.f_ = f;
-    e.entry_ = llvm::BasicBlock::Create(c_, "entry", f);
-    e.b_.SetInsertPoint(e.entry_);
-    e.base_ = {f->getArg(0), f->getArg(3), f->getArg(6), f->getArg(14)};
-    llvm::MDBuilder mdb(c_);
-    llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain("nabla.gemm");
-    std::vector<llvm::MDNode*> scopes;
-    for (int i = 0; i < 4; ++i) scopes.push_back(mdb.createAnonymousAliasScope(domain));
-    for (size_t i = 0; i < 4; ++i) {
-      std::vector<llvm::Metadata*> others;
-      for (size_t j = 0; j < 4; ++j)
-        if (j != i) others.push_back(scopes[j]);
-      e.scope_of_.push_back(llvm::MDNode::get(c_, {scopes[i]}));
-      e.noalias_of_.push_back(llvm::MDNode::get(c_, others));
-    }
-    e.gemm_blocked({0, f->getArg(1), f->getArg(2)}, {1, f->getArg(4), f->getArg(5)}, {2, f->getArg(7), f->getArg(8)},
-                   3, f->getArg(9), f->getArg(10), f->getArg(11), f->getArg(12), f->getArg(13));
-    e.b_.CreateRetVoid();
-    return f;
+    const std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
+                                           i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_};
+    // Buffers: A, B, C, the packing scratch; all distinct.
+    return support_function("nabla_gemm_", args, {0, 3, 6, 14}, {0, 1, 2, 3}, [](FunctionEmitter& e, llvm::Function* f) {
+      e.gemm_blocked({0, f->getArg(1), f->getArg(2)}, {1, f->getArg(4), f->getArg(5)},
+                     {2, f->getArg(7), f->getArg(8)}, 3, f->getArg(9), f->getArg(10), f->getArg(11), f->getArg(12),
+                     f->getArg(13));
+    });
   }
 
   void gemm_blocked(const MatV& A, const MatV& B, const MatV& C, int sc, Value* M, Value* N, Value* K,

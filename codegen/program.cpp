@@ -20,16 +20,6 @@ using ir::Op;
 // recursion and the size of one loop body).
 constexpr int kMaxFusedDepth = 24;
 
-std::vector<int64_t> row_major(const Shape& s) {
-  std::vector<int64_t> strides(static_cast<size_t>(s.rank()));
-  int64_t step = 1;
-  for (int d = s.rank() - 1; d >= 0; --d) {
-    strides[static_cast<size_t>(d)] = step;
-    step *= s[d];
-  }
-  return strides;
-}
-
 bool reads_once(Op op) {
   return ir::is_elementwise(op) || op == Op::Sum || op == Op::Mean || op == Op::MaxReduce ||
          op == Op::MinReduce || op == Op::SumTo;
@@ -628,6 +618,23 @@ private:
 
   Access param_access(size_t i) { return stored_.at(spec_.params[i]); }
 
+  // An Apply expression in `step`; returns its index.
+  int apply_op(Step& step, Op op, std::vector<int> args) {
+    Expr e;
+    e.kind = Expr::Kind::Apply;
+    e.op = op;
+    e.args = std::move(args);
+    step.exprs.push_back(std::move(e));
+    return static_cast<int>(step.exprs.size()) - 1;
+  }
+
+  // The expression p - rate * g in `step` (g: the expression at index `g`).
+  int subtract_rate_times(Step& step, int pbuf, int g, const Shape& shape) {
+    const int rate = load(step, broadcast_access(contiguous(rate_), Shape{}, shape));
+    const int scaled = apply_op(step, Op::Mul, {rate, g});
+    return apply_op(step, Op::Sub, {load(step, contiguous(pbuf)), scaled});
+  }
+
   // SgdStep: p -= rate * (mean gradient), fused into the gradient's GEMM where
   // it has one, else a step after everything else.
   void bind_updates(const std::vector<const Node*>& roots) {
@@ -641,20 +648,7 @@ private:
         // init: p = p - rate * other; gemm: p += (-alpha * rate) A B.
         Step& init = p_.steps[it->second.first];
         Step& gemm = p_.steps[it->second.second];
-        const int old_root = init.root;
-        Expr scaled;
-        scaled.kind = Expr::Kind::Apply;
-        scaled.op = Op::Mul;
-        const int rate_at = load(init, broadcast_access(contiguous(rate_), Shape{}, n->shape()));
-        scaled.args = {rate_at, old_root};
-        init.exprs.push_back(std::move(scaled));
-        const int scaled_at = static_cast<int>(init.exprs.size()) - 1;
-        Expr update;
-        update.kind = Expr::Kind::Apply;
-        update.op = Op::Sub;
-        update.args = {load(init, contiguous(pbuf)), scaled_at};
-        init.exprs.push_back(std::move(update));
-        init.root = static_cast<int>(init.exprs.size()) - 1;
+        init.root = subtract_rate_times(init, pbuf, init.root, n->shape());
         init.out = pbuf;
         gemm.out = pbuf;
         gemm.c.buf = pbuf;
@@ -673,20 +667,7 @@ private:
       } else {
         load(s, mean_value(n));
       }
-      const int gi = static_cast<int>(s.exprs.size()) - 1;
-      Expr scaled;
-      scaled.kind = Expr::Kind::Apply;
-      scaled.op = Op::Mul;
-      const int rate_at = load(s, broadcast_access(contiguous(rate_), Shape{}, n->shape()));
-      scaled.args = {rate_at, gi};
-      s.exprs.push_back(std::move(scaled));
-      const int scaled_at = static_cast<int>(s.exprs.size()) - 1;
-      Expr update;
-      update.kind = Expr::Kind::Apply;
-      update.op = Op::Sub;
-      update.args = {load(s, contiguous(pbuf)), scaled_at};
-      s.exprs.push_back(std::move(update));
-      s.root = static_cast<int>(s.exprs.size()) - 1;
+      s.root = subtract_rate_times(s, pbuf, static_cast<int>(s.exprs.size()) - 1, n->shape());
       s.out = pbuf;
       late.push_back(std::move(s));
     }
@@ -847,6 +828,16 @@ std::string matrix_str(const Matrix& m) {
 std::string dim_str(const Dim& d) { return std::to_string(d.value) + (d.times_n ? "n" : ""); }
 
 }  // namespace
+
+std::vector<int64_t> row_major(const Shape& s) {
+  std::vector<int64_t> strides(static_cast<size_t>(s.rank()));
+  int64_t step = 1;
+  for (int d = s.rank() - 1; d >= 0; --d) {
+    strides[static_cast<size_t>(d)] = step;
+    step *= s[d];
+  }
+  return strides;
+}
 
 std::string Program::str() const {
   std::ostringstream out;

@@ -146,6 +146,9 @@ enum class KernelKind : uint8_t {
 // p -= rate * g after everything else.
 Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype);
 
+// Row-major (C order) strides of a shape, in elements.
+std::vector<int64_t> row_major(const Shape& s);
+
 // The programs of one module (each optional).
 struct ProgramSet {
   std::optional<Program> forward, grad, sgd;
