@@ -778,7 +778,10 @@ private:
       auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
       auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
       auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
-      b_.CreateCondBr(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), blocked, plain);
+      // A product over k < 8 (a weight gradient at a batch of a few samples)
+      // is a memory-bound rank-k update: plain loops, no packing.
+      b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), b_.CreateICmpSGE(K, i64(8))),
+                      blocked, plain);
       if (along_k) {
         b_.SetInsertPoint(plain);
         b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
