@@ -17,7 +17,6 @@
 #include "codegen/jit.h"
 #include "frontend/lower.h"
 #include "runtime/init.h"
-#include "runtime/optimizer.h"
 
 namespace nabla::cli {
 namespace {

@@ -44,7 +44,6 @@ public:
     set_attributes(f_);
     for (auto& a : f_->args())
       if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
-    rate_alpha_ = nullptr;
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
     auto* body = llvm::BasicBlock::Create(c_, "body", f_);
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
@@ -232,10 +231,10 @@ private:
     });
   }
 
-  Value* batch_loop_or_none(bool batched, const std::function<void(Value*)>& body) {
+  // body(batch index) over the batch, or body(nullptr) once.
+  void batch_loop_or_none(bool batched, const std::function<void(Value*)>& body) {
     if (batched) loop(n_, body);
     else body(nullptr);
-    return nullptr;
   }
 
   llvm::AllocaInst* slot(llvm::Type* type) {
@@ -1233,7 +1232,6 @@ private:
   llvm::Function* f_ = nullptr;
   llvm::BasicBlock* entry_ = nullptr;
   Value* n_ = nullptr;
-  Value* rate_alpha_ = nullptr;
 
 public:
   bool support_ = false;  // emitting the support module: GEMM functions with external linkage

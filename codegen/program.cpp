@@ -137,7 +137,6 @@ private:
   // How the batch mean of `n` (batched) is computed: what it needs of its
   // operands. An empty list with n itself as Tree/Load is the fallback.
   std::vector<std::pair<const Node*, Need>> mean_operands(const Node* n) const {
-    const Op op = n->op();
     auto kind_of = [&](const Node* o) { return batched_.at(o) ? Need::Mean : Need::Load; };
     switch (mean_form(n)) {
       case MeanForm::Linear: {
@@ -165,7 +164,6 @@ private:
       case MeanForm::Stored:
         break;
     }
-    (void)op;
     return {{n, Need::Load}};
   }
 
