@@ -299,6 +299,41 @@ private:
     return ci;
   }
 
+  Value* fmuladd(Value* a, Value* b, Value* c) {
+    return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {t_}, {a, b, c});
+  }
+
+  // exp. f64 calls libm (its libmvec variants once vectorized): 1e-14
+  // relative wants its care. f32 is computed inline, so the vectorized loop
+  // keeps everything in registers (a libmvec call clobbers every vector
+  // register: B5 spent its time spilling around it). Cody-Waite reduction
+  // x = n ln2 + r with |r| <= ln2/2 (ln2 split so n ln2 is exact), Cephes'
+  // degree-6 minimax polynomial for e^r, and 2^n applied as two powers of two
+  // so results in the subnormal range round once and large x overflow to inf.
+  // NaN passes through (the clamps compare false); within 2 ulp on the normal
+  // range (tested).
+  Value* exp(Value* x) {
+    if (p_.dtype != ir::DType::F32) return call("exp", {x});
+    auto& B = b_;
+    x = select(B.CreateFCmpOGT(x, fp(89.0)), fp(89.0), x);
+    x = select(B.CreateFCmpOLT(x, fp(-104.0)), fp(-104.0), x);
+    Value* n = B.CreateUnaryIntrinsic(llvm::Intrinsic::rint, B.CreateFMul(x, fp(std::numbers::log2e)));
+    Value* r = fmuladd(n, fp(-0.693359375), x);
+    r = fmuladd(n, fp(2.12194440e-4), r);
+    Value* p = fp(1.9875691500e-4);
+    for (double c : {1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1})
+      p = fmuladd(p, r, fp(c));
+    Value* e = fmuladd(B.CreateFMul(r, r), p, B.CreateFAdd(r, fp(1)));
+    auto* i32 = llvm::Type::getInt32Ty(c_);
+    Value* k = B.CreateFPToSI(n, i32);
+    Value* k1 = B.CreateAShr(k, 1);
+    Value* k2 = B.CreateSub(k, k1);
+    auto pow2 = [&](Value* ki) {
+      return B.CreateBitCast(B.CreateShl(B.CreateAdd(ki, llvm::ConstantInt::get(i32, 127)), 23), t_);
+    };
+    return B.CreateFMul(B.CreateFMul(e, pow2(k1)), pow2(k2));
+  }
+
   Value* maximum(Value* a, Value* b) { return b_.CreateBinaryIntrinsic(llvm::Intrinsic::maximum, a, b); }
   Value* minimum(Value* a, Value* b) { return b_.CreateBinaryIntrinsic(llvm::Intrinsic::minimum, a, b); }
   Value* select(Value* c, Value* a, Value* b) { return b_.CreateSelect(c, a, b); }
@@ -306,7 +341,7 @@ private:
 
   // sigmoid without overflow: e = exp(-|x|); x >= 0 ? 1/(1+e) : e/(1+e).
   Value* sigmoid(Value* x) {
-    Value* e = call("exp", {b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x))});
+    Value* e = exp(b_.CreateFNeg(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
     Value* r = b_.CreateFDiv(fp(1), b_.CreateFAdd(fp(1), e));
     return select(b_.CreateFCmpOGE(x, fp(0)), r, b_.CreateFMul(e, r));
   }
@@ -315,7 +350,7 @@ private:
     auto& B = b_;
     switch (op) {
       case Op::Neg: return B.CreateFNeg(a);
-      case Op::Exp: return call("exp", {a});
+      case Op::Exp: return exp(a);
       case Op::Log: return call("log", {a});
       case Op::Sqrt: return B.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, a);
       case Op::Abs: return B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a);
@@ -328,7 +363,7 @@ private:
       case Op::Sigmoid: return sigmoid(a);
       case Op::Softplus:
         return B.CreateFAdd(maximum(a, fp(0)),
-                            call("log1p", {call("exp", {B.CreateFNeg(B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a))})}));
+                            call("log1p", {exp(B.CreateFNeg(B.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, a)))}));
       case Op::Relu: return maximum(a, fp(0));
       case Op::HardSigmoid: return maximum(minimum(B.CreateFAdd(B.CreateFMul(fp(0.25), a), fp(0.5)), fp(1)), fp(0));
       case Op::HardTanh: return maximum(minimum(a, fp(1)), fp(-1));
@@ -569,7 +604,7 @@ private:
           case Op::MinReduce: result = pass(Op::MinReduce, fp(INFINITY), id); break;
           case Op::LogSumExp: {
             Value* mx = pass(Op::MaxReduce, fp(-INFINITY), id);
-            Value* sum = pass(Op::Sum, fp(0), [&](Value* v) { return call("exp", {b_.CreateFSub(v, mx)}); });
+            Value* sum = pass(Op::Sum, fp(0), [&](Value* v) { return exp(b_.CreateFSub(v, mx)); });
             Value* inf = b_.CreateFCmpOEQ(b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, mx), fp(INFINITY));
             result = select(inf, mx, b_.CreateFAdd(mx, call("log", {sum})));
             break;
@@ -642,13 +677,13 @@ private:
       Value* mx = b_.CreateLoad(t_, acc);
       b_.CreateStore(fp(0), acc);
       loop(g.len, [&](Value* j) {
-        b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), call("exp", {b_.CreateFSub(load(in, at(j)), mx)})), acc);
+        b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), exp(b_.CreateFSub(load(in, at(j)), mx))), acc);
       });
       Value* sum = b_.CreateLoad(t_, acc);
       if (s.op == Op::Softmax) {
         Value* inv = b_.CreateFDiv(fp(1), sum);
         loop(g.len, [&](Value* j) {
-          store(b_.CreateFMul(call("exp", {b_.CreateFSub(load(in, at(j)), mx)}), inv), s.out, at(j));
+          store(b_.CreateFMul(exp(b_.CreateFSub(load(in, at(j)), mx)), inv), s.out, at(j));
         });
       } else {
         Value* shift = b_.CreateFAdd(mx, call("log", {sum}));

@@ -421,7 +421,7 @@ TEST(Codegen, TranscendentalAccuracy) {
     long double (*ref)(long double);
   };
   const Fn fns[] = {
-      {ir::Op::Exp, -80, 80, [](long double x) { return expl(x); }},
+      {ir::Op::Exp, -87, 88.7, [](long double x) { return expl(x); }},
       {ir::Op::Log, 1e-6, 1e6, [](long double x) { return logl(x); }},
       {ir::Op::Tanh, -20, 20, [](long double x) { return tanhl(x); }},
       {ir::Op::Erf, -6, 6, [](long double x) { return erfl(x); }},
@@ -480,6 +480,45 @@ TEST(Codegen, TranscendentalAccuracy) {
 
 // The cache: a second compilation is a hit and loads working code; a
 // corrupted entry is a miss; concurrent writers leave a valid entry.
+// The f32 exp is computed inline (emit.cpp): its edges. Overflow to inf,
+// underflow through the subnormals to 0 (one rounding: within 1 ulp of the
+// subnormal spacing), NaN through, and exp(0) exactly 1.
+TEST(Codegen, ExpF32Edges) {
+  ir::Context c(ir::DType::F32);
+  const Node* x = c.var(ir::VarKind::Input, 0, "x", {});
+  KernelSpec spec;
+  spec.inputs = {x};
+  spec.outputs = {{"y", c.unary(ir::Op::Exp, x)}};
+  codegen::KernelOptions options;
+  options.grad = false;
+  options.use_cache = false;
+  std::string error;
+  auto k = codegen::compile_kernels(spec, ir::DType::F32, options, &error);
+  ASSERT_TRUE(k) << error;
+  std::vector<float> in = {0.f, 88.7f, 88.73f, 89.f, 1000.f, INFINITY, -INFINITY, NAN, -1000.f, -104.f, -87.3f};
+  for (float v = -103.9f; v < -87.f; v += 0.37f) in.push_back(v);  // subnormal results
+  const int64_t n = static_cast<int64_t>(in.size());
+  std::vector<float> out(in.size());
+  std::vector<char> ws(static_cast<size_t>(k->forward_workspace(n)) + 64);
+  void* w = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+  const void* ip[] = {in.data()};
+  void* op[] = {out.data()};
+  k->forward(ip, nullptr, op, n, w);
+  for (size_t i = 0; i < in.size(); ++i) {
+    const float want = static_cast<float>(expl(static_cast<long double>(in[i])));
+    if (std::isnan(in[i])) {
+      EXPECT_TRUE(std::isnan(out[i]));
+    } else if (std::isinf(want) || want == 0 || in[i] == 0) {
+      EXPECT_EQ(out[i], want) << "exp(" << in[i] << ")";
+    } else if (std::fpclassify(want) == FP_SUBNORMAL) {
+      EXPECT_LE(std::fabs(out[i] - want), std::numeric_limits<float>::denorm_min()) << "exp(" << in[i] << ")";
+    } else {
+      const float ulp = std::nextafter(want, INFINITY) - want;
+      EXPECT_LE(std::fabs(out[i] - want), 2 * ulp) << "exp(" << in[i] << ")";
+    }
+  }
+}
+
 TEST(Codegen, KernelCache) {
   const std::string dir = std::filesystem::temp_directory_path() / ("nabla-cache-test-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
