@@ -840,12 +840,12 @@ private:
   }
 
   // for (i = 0; i < count; ++i) body(i), for a count that may be 0.
-  void loop0(Value* count, const std::function<void(Value*)>& body) {
+  void loop0(Value* count, const std::function<void(Value*)>& body, bool scalar = false) {
     auto* run = llvm::BasicBlock::Create(c_, "loop0", f_);
     auto* skip = llvm::BasicBlock::Create(c_, "loop0.skip", f_);
     b_.CreateCondBr(b_.CreateICmpSGT(count, i64(0)), run, skip);
     b_.SetInsertPoint(run);
-    loop(count, body);
+    loop(count, body, scalar);
     b_.CreateBr(skip);
     b_.SetInsertPoint(skip);
   }
@@ -1097,8 +1097,19 @@ private:
           Value* v = load(B.buf, at(B, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, r)));
           store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(NR)), r)));
         };
-        branch(b_along_k, [&] { loop(cols, [&](Value* r) { loop(kc, [&](Value* kk) { copy(kk, r); }, true); }); },
-               [&] { loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); }); });
+        // B rows contiguous along n (NN, TN) and a whole panel: NR/VL vector
+        // copies per k.
+        Value* b_rows = b_.CreateAnd(b_.CreateICmpEQ(B.cs, i64(1)), b_.CreateICmpEQ(cols, i64(NR)));
+        branch(b_along_k, [&] { pack_transposed(B, sc, pc, kc, j0, cols, panel, NR, VL, copy); },
+               [&] {
+                 branch(b_rows, [&] {
+                   loop(kc, [&](Value* kk) {
+                     for (int64_t v = 0; v < NV; ++v)
+                       vstore(vload(B.buf, at(B, b_.CreateAdd(pc, kk), b_.CreateAdd(j0, i64(v * VL))), VL), sc,
+                              b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(NR)), i64(v * VL))));
+                   }, true);
+                 }, [&] { loop(kc, [&](Value* kk) { loop(cols, [&](Value* r) { copy(kk, r); }); }); });
+               });
       });
       loop(ceil_div(M, MC), [&](Value* ib) {
         Value* ic = b_.CreateMul(ib, i64(MC));
@@ -1114,10 +1125,20 @@ private:
             Value* i0 = b_.CreateAdd(ic, b_.CreateMul(q, i64(MR)));
             Value* rows = min(i64(MR), b_.CreateSub(b_.CreateAdd(ic, mc), i0));
             Value* panel = b_.CreateAdd(ap, b_.CreateMul(q, b_.CreateMul(kc, i64(MR))));
-            loop(kc, [&](Value* kk) {
-              loop(rows, [&](Value* r) {
-                Value* v = load(A.buf, at(A, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
-                store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
+            // A columns contiguous along m (TN: the weight gradient's
+            // Delta^T) and a whole panel: one MR-wide vector copy per k.
+            Value* a_cols = b_.CreateAnd(b_.CreateICmpEQ(A.rs, i64(1)), b_.CreateICmpEQ(rows, i64(MR)));
+            branch(a_cols, [&] {
+              loop(kc, [&](Value* kk) {
+                vstore(vload(A.buf, at(A, i0, b_.CreateAdd(pc, kk)), MR), sc,
+                       b_.CreateAdd(panel, b_.CreateMul(kk, i64(MR))));
+              }, true);
+            }, [&] {
+              loop(kc, [&](Value* kk) {
+                loop(rows, [&](Value* r) {
+                  Value* v = load(A.buf, at(A, b_.CreateAdd(i0, r), b_.CreateAdd(pc, kk)));
+                  store(v, sc, b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(kk, i64(MR)), r)));
+                });
               });
             });
           });
@@ -1130,15 +1151,37 @@ private:
             // Row r of the panel: packed at a0 + r (k stride MR), or row
             // min(i0 + r, M - 1) of A itself from column pc (k stride A.cs;
             // rows past M repeat the last one, their results are not stored).
+            // Two copies of the micro-kernel, so the packed one addresses A
+            // from one pointer (a select of the two would keep MR pointers
+            // live, more than there are registers).
+            auto* direct_bb = llvm::BasicBlock::Create(c_, "micro.direct", f_);
+            auto* packed_bb = llvm::BasicBlock::Create(c_, "micro.packed", f_);
+            auto* joined = llvm::BasicBlock::Create(c_, "micro.joined", f_);
+            b_.CreateCondBr(a_along_k, direct_bb, packed_bb);
+            b_.SetInsertPoint(direct_bb);
             std::vector<Value*> rows;
             for (int64_t r = 0; r < MR; ++r) {
-              Value* packed = b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(sc)], b_.CreateAdd(a0, i64(r)));
               Value* row = min(b_.CreateAdd(i0, i64(r)), b_.CreateSub(M, i64(1)));
-              Value* direct = b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(A.buf)], at(A, row, pc));
-              rows.push_back(b_.CreateSelect(a_along_k, direct, packed));
+              rows.push_back(b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(A.buf)], at(A, row, pc)));
             }
-            Value* a_kstride = b_.CreateSelect(a_along_k, A.cs, i64(MR));
-            std::vector<Value*> acc = micro_kernel(sc, rows, a_kstride, b0, kc, MR, NR, VL);
+            std::vector<Value*> acc_direct = micro_kernel(sc, rows, i64(1), b0, kc, MR, NR, VL);
+            llvm::BasicBlock* direct_end = b_.GetInsertBlock();
+            b_.CreateBr(joined);
+            b_.SetInsertPoint(packed_bb);
+            rows.clear();
+            for (int64_t r = 0; r < MR; ++r)
+              rows.push_back(b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(sc)], b_.CreateAdd(a0, i64(r))));
+            std::vector<Value*> acc_packed = micro_kernel(sc, rows, i64(MR), b0, kc, MR, NR, VL);
+            llvm::BasicBlock* packed_end = b_.GetInsertBlock();
+            b_.CreateBr(joined);
+            b_.SetInsertPoint(joined);
+            std::vector<Value*> acc;
+            for (size_t i = 0; i < acc_direct.size(); ++i) {
+              llvm::PHINode* phi = b_.CreatePHI(vec(VL), 2);
+              phi->addIncoming(acc_direct[i], direct_end);
+              phi->addIncoming(acc_packed[i], packed_end);
+              acc.push_back(phi);
+            }
             Value* j0 = b_.CreateMul(p, i64(NR));
             Value* valpha = b_.CreateVectorSplat(static_cast<unsigned>(VL), alpha);
             Value* full = b_.CreateAnd(b_.CreateICmpSLE(b_.CreateAdd(i0, i64(MR)), M),
@@ -1175,6 +1218,48 @@ private:
           });
         });
       });
+    });
+  }
+
+  // Packs a B running along k (x W^T: B(k, j) = W[j][k]) into a panel
+  // (row kk at panel + kk * NR): VL x VL blocks are read as VL vectors along
+  // k, transposed in registers, and written as VL vectors along j; what is
+  // left (k beyond a multiple of VL, columns beyond a multiple of VL) goes
+  // element by element through `copy(kk, r)`.
+  void pack_transposed(const MatV& B, int sc, Value* pc, Value* kc, Value* j0, Value* cols, Value* panel, int64_t NR,
+                       int64_t VL, const std::function<void(Value*, Value*)>& copy) {
+    Value* kv = b_.CreateMul(b_.CreateSDiv(kc, i64(VL)), i64(VL));
+    Value* cv = b_.CreateMul(b_.CreateSDiv(cols, i64(VL)), i64(VL));
+    loop0(b_.CreateSDiv(cols, i64(VL)), [&](Value* g) {
+      loop0(b_.CreateSDiv(kc, i64(VL)), [&](Value* kb) {
+        Value* k0 = b_.CreateMul(kb, i64(VL));
+        Value* c0 = b_.CreateMul(g, i64(VL));
+        std::vector<Value*> v;
+        for (int64_t t = 0; t < VL; ++t)
+          v.push_back(vload(B.buf, at(B, b_.CreateAdd(pc, k0), b_.CreateAdd(j0, b_.CreateAdd(c0, i64(t)))), VL));
+        // Stage b swaps bit b of the row and column index: after every bit,
+        // element (t, k) sits at (k, t).
+        for (int64_t bit = 1; bit < VL; bit *= 2)
+          for (int64_t i = 0; i < VL; ++i) {
+            if (i & bit) continue;
+            std::vector<int> lo, hi;
+            for (int64_t j = 0; j < VL; ++j) {
+              lo.push_back(static_cast<int>((j & bit) ? VL + (j ^ bit) : j));
+              hi.push_back(static_cast<int>((j & bit) ? VL + j : (j ^ bit)));
+            }
+            Value* x = v[static_cast<size_t>(i)];
+            Value* y = v[static_cast<size_t>(i | bit)];
+            v[static_cast<size_t>(i)] = b_.CreateShuffleVector(x, y, lo);
+            v[static_cast<size_t>(i | bit)] = b_.CreateShuffleVector(x, y, hi);
+          }
+        for (int64_t t = 0; t < VL; ++t)
+          vstore(v[static_cast<size_t>(t)], sc,
+                 b_.CreateAdd(panel, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(k0, i64(t)), i64(NR)), c0)));
+      });
+    });
+    loop0(cols, [&](Value* r) {
+      Value* from = b_.CreateSelect(b_.CreateICmpSLT(r, cv), kv, i64(0));
+      loop0(b_.CreateSub(kc, from), [&](Value* i) { copy(b_.CreateAdd(from, i), r); }, true);
     });
   }
 
