@@ -103,6 +103,7 @@ public:
       read(st.in.buf);
       read(st.a.buf);
       read(st.b.buf);
+      read(st.bias);
       if (st.accumulate) read(st.c.buf);
     }
     for (size_t i = 0; i < p_.steps.size();) {
@@ -799,6 +800,7 @@ private:
     batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
       if (s.scratch < 0) {
         gemm_loops(s, batch, M, K, alpha);
+        epilogue_loops(s, M);
         return;
       }
       auto base = [&](const Matrix& x) {
@@ -821,6 +823,7 @@ private:
         b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
                                             base(s.c), i64(s.c.row_stride), i64(s.c.col_stride), M,
                                             i64(s.n.value), K, alpha, b_.getInt1(s.accumulate)});
+        epilogue_loops(s, M);
         b_.CreateBr(join);
         plain = nullptr;
       }
@@ -828,14 +831,33 @@ private:
       b_.CreateCall(gemm_function(), {base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
                                       i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
                                       i64(s.c.col_stride), M, i64(s.n.value), K, alpha,
-                                      b_.getInt1(s.accumulate), base_[static_cast<size_t>(s.scratch)]});
+                                      b_.getInt1(s.accumulate), base_[static_cast<size_t>(s.scratch)],
+                                      s.bias >= 0 ? base_[static_cast<size_t>(s.bias)]
+                                                  : llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0)),
+                                      b_.getInt1(s.relu)});
       b_.CreateBr(join);
       if (plain) {
         b_.SetInsertPoint(plain);
         gemm_loops(s, batch, M, K, alpha);
+        epilogue_loops(s, M);
         b_.CreateBr(join);
       }
       b_.SetInsertPoint(join);
+    });
+  }
+
+  // The epilogue of a GEMM taking a path without one (fuse_epilogues only
+  // gives one to unbatched products with C row-major): C = relu?(C + bias).
+  void epilogue_loops(const Step& s, Value* M) {
+    if (s.bias < 0 && !s.relu) return;
+    loop0(M, [&](Value* i) {
+      loop(s.n.value, [&](Value* j) {
+        Value* c_at = b_.CreateAdd(b_.CreateMul(i, i64(s.c.row_stride)), j);
+        Value* v = load(s.c.buf, c_at);
+        if (s.bias >= 0) v = b_.CreateFAdd(v, load(s.bias, j));
+        if (s.relu) v = maximum(v, fp(0));
+        store(v, s.c.buf, c_at);
+      });
     });
   }
 
@@ -1055,17 +1077,20 @@ private:
   // large GEMM of both kernels calls it, so its code is compiled once.
   llvm::Function* gemm_function() {
     const std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
-                                           i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_};
-    // Buffers: A, B, C, the packing scratch; all distinct.
-    return support_function("nabla_gemm_", args, {0, 3, 6, 14}, {0, 1, 2, 3}, [](FunctionEmitter& e, llvm::Function* f) {
+                                           i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_, ptr_, b_.getInt1Ty()};
+    // Buffers: A, B, C, the packing scratch, the epilogue's bias (null:
+    // none); all distinct. The last argument: relu in the epilogue.
+    return support_function("nabla_gemm_", args, {0, 3, 6, 14, 15}, {0, 1, 2, 3, 4},
+                            [](FunctionEmitter& e, llvm::Function* f) {
       e.gemm_blocked({0, f->getArg(1), f->getArg(2)}, {1, f->getArg(4), f->getArg(5)},
                      {2, f->getArg(7), f->getArg(8)}, 3, f->getArg(9), f->getArg(10), f->getArg(11), f->getArg(12),
-                     f->getArg(13));
+                     f->getArg(13), 4, f->getArg(16));
     });
   }
 
   void gemm_blocked(const MatV& A, const MatV& B, const MatV& C, int sc, Value* M, Value* N, Value* K,
-                    Value* alpha, Value* accumulate) {
+                    Value* alpha, Value* accumulate, int bias, Value* relu) {
+    Value* has_bias = b_.CreateIsNotNull(base_[static_cast<size_t>(bias)]);
     const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
     const int64_t NR = 2 * VL, MR = target_.avx512 ? 12 : 4, NV = NR / VL;
     const int64_t KC = kGemmKC, MC = kGemmMC;
@@ -1083,6 +1108,8 @@ private:
       Value* pc = b_.CreateMul(kb, kc_size);
       Value* kc = min(kc_size, b_.CreateSub(K, pc));
       Value* first = b_.CreateAnd(b_.CreateNot(accumulate), b_.CreateICmpEQ(kb, i64(0)));
+      // The epilogue (bias, relu) once, as the last block's tiles are stored.
+      Value* epilogue = b_.CreateAnd(b_.CreateICmpEQ(kb, b_.CreateSub(kblocks, i64(1))), b_.CreateOr(has_bias, relu));
       // Pack B: panel p holds columns p*NR.. as kc rows of NR (the last
       // panel zero-padded).
       {
@@ -1192,14 +1219,28 @@ private:
             auto* done = llvm::BasicBlock::Create(c_, "tile.end", f_);
             b_.CreateCondBr(full, fast, slow);
             b_.SetInsertPoint(fast);
-            for (int64_t r = 0; r < MR; ++r)
-              for (int64_t v = 0; v < NV; ++v) {
-                Value* c_at = at(C, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
-                Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
-                Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
-                                                {valpha, acc[static_cast<size_t>(r * NV + v)], old});
-                vstore(sum, C.buf, c_at);
-              }
+            auto store_tile = [&](bool with_epilogue) {
+              std::vector<Value*> bv(static_cast<size_t>(NV));
+              if (with_epilogue)
+                for (int64_t v = 0; v < NV; ++v) {
+                  // Zero without a bias (the address then is never read).
+                  Value* j = b_.CreateSelect(has_bias, b_.CreateAdd(j0, i64(v * VL)), i64(0));
+                  Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);
+                  Value* at_j = b_.CreateInBoundsGEP(t_, ptr, j);
+                  Value* loaded = tag(b_.CreateAlignedLoad(vec(VL), at_j, llvm::Align(elem_bytes())), bias);
+                  bv[static_cast<size_t>(v)] = b_.CreateSelect(has_bias, loaded, llvm::Constant::getNullValue(vec(VL)));
+                }
+              for (int64_t r = 0; r < MR; ++r)
+                for (int64_t v = 0; v < NV; ++v) {
+                  Value* c_at = at(C, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
+                  Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
+                  Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+                                                  {valpha, acc[static_cast<size_t>(r * NV + v)], old});
+                  if (with_epilogue) sum = epilogue_value(sum, bv[static_cast<size_t>(v)], relu);
+                  vstore(sum, C.buf, c_at);
+                }
+            };
+            branch(epilogue, [&] { store_tile(true); }, [&] { store_tile(false); });
             b_.CreateBr(done);
             b_.SetInsertPoint(slow);
             for (int64_t r = 0; r < MR; ++r)
@@ -1210,7 +1251,13 @@ private:
                 Value* c_at = at(C, b_.CreateAdd(i0, r), b_.CreateAdd(j0, c));
                 Value* old = b_.CreateSelect(first, fp(0), load(C.buf, c_at));
                 Value* t = load(sc, b_.CreateAdd(tile, b_.CreateAdd(b_.CreateMul(r, i64(NR)), c)));
-                store(b_.CreateFAdd(old, b_.CreateFMul(alpha, t)), C.buf, c_at);
+                Value* sum = b_.CreateFAdd(old, b_.CreateFMul(alpha, t));
+                branch(epilogue, [&] {
+                  Value* bj = b_.CreateSelect(has_bias, b_.CreateAdd(j0, c), i64(0));
+                  Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);
+                  Value* loaded = tag(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, ptr, bj)), bias);
+                  store(epilogue_value(sum, b_.CreateSelect(has_bias, loaded, fp(0)), relu), C.buf, c_at);
+                }, [&] { store(sum, C.buf, c_at); });
               });
             });
             b_.CreateBr(done);
@@ -1219,6 +1266,13 @@ private:
         });
       });
     });
+  }
+
+  // The epilogue of one value (or vector) of C: relu?(c + bias), bias zero
+  // without one; relu as the elementwise Relu computes it (llvm.maximum).
+  Value* epilogue_value(Value* c, Value* bias, Value* relu) {
+    Value* z = b_.CreateFAdd(c, bias);
+    return b_.CreateSelect(relu, b_.CreateBinaryIntrinsic(llvm::Intrinsic::maximum, z, llvm::Constant::getNullValue(z->getType())), z);
   }
 
   // Packs a B running along k (x W^T: B(k, j) = W[j][k]) into a panel

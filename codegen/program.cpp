@@ -60,6 +60,7 @@ public:
     for (const Node* n : order_)
       if (mean_.count(n)) mean_of(n);
     bind_outputs(roots);
+    fuse_epilogues();
     plan_buffers();
     return std::move(p_);
   }
@@ -715,6 +716,137 @@ private:
     }
   }
 
+  // --- GEMM epilogues ---------------------------------------------------------
+
+  // The steps reading buffer `buf` (each once per Load, operand or input).
+  std::vector<size_t> readers(int buf) const {
+    std::vector<size_t> r;
+    for (size_t i = 0; i < p_.steps.size(); ++i) {
+      const Step& s = p_.steps[i];
+      for (const Expr& e : s.exprs)
+        if (e.kind == Expr::Kind::Load && e.access.buf == buf) r.push_back(i);
+      if (s.in.buf == buf || s.a.buf == buf || s.b.buf == buf || s.bias == buf || (s.accumulate && s.c.buf == buf))
+        r.push_back(i);
+    }
+    return r;
+  }
+  size_t writers(int buf) const {
+    size_t w = 0;
+    for (const Step& s : p_.steps) w += s.out == buf;
+    return w;
+  }
+  // `a` reads, over `s`'s index space, each element of its buffer at that
+  // same index (the buffer laid out row-major over the space).
+  bool identity_access(const Step& s, const Access& a) const {
+    const Buffer& b = p_.buffers[static_cast<size_t>(a.buf)];
+    return b.shape == s.shape && b.batched == s.batched && a.strides == row_major(s.shape) &&
+           a.batch_stride == (b.batched ? s.shape.numel() : 0);
+  }
+  const Expr& expr(const Step& s, int e) const { return s.exprs[static_cast<size_t>(e)]; }
+
+  // The layer pattern `relu(W @ x + b)` of the batch, stored as the GEMM's
+  // tiles are (the bias and activation as its epilogue), instead of three
+  // passes over the batch's activations (GEMM, + b, relu). Three rewrites:
+  //  1. relu'(z) is read as relu(z) > 0 where relu(z) is stored (equal, NaN
+  //     included), so z itself need not be kept for the backward pass;
+  //  2. a temp read by just one same-shaped elementwise step, at the same
+  //     index, is computed inside that step (z = G + b into relu(z));
+  //  3. a step `relu?(G + b)` over the batch, G a GEMM's product read by it
+  //     alone, b a vector along G's columns: the GEMM writes the step's
+  //     buffer and applies bias and relu itself.
+  void fuse_epilogues() {
+    auto& steps = p_.steps;
+    auto is_temp = [&](int buf) { return buf >= 0 && p_.buffers[static_cast<size_t>(buf)].kind == BufKind::Temp; };
+    // 1.
+    for (size_t r = 0; r < steps.size(); ++r) {
+      const Step& s = steps[r];
+      if (s.kind != StepKind::Elementwise) continue;
+      const Expr& root = expr(s, s.root);
+      if (root.kind != Expr::Kind::Apply || root.op != Op::Relu) continue;
+      const Expr& z = expr(s, root.args[0]);
+      if (z.kind != Expr::Kind::Load || !identity_access(s, z.access) || !is_temp(z.access.buf)) continue;
+      const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+      if (out.shape != s.shape || out.batched != s.batched || writers(s.out) != 1) continue;
+      const int zbuf = z.access.buf, rbuf = s.out;
+      for (size_t j = r + 1; j < steps.size(); ++j)
+        for (Expr& e : steps[j].exprs) {
+          if (e.kind != Expr::Kind::Apply || e.op != Op::Gt) continue;
+          Expr& lhs = steps[j].exprs[static_cast<size_t>(e.args[0])];
+          const Expr& rhs = steps[j].exprs[static_cast<size_t>(e.args[1])];
+          if (lhs.kind == Expr::Kind::Load && lhs.access.buf == zbuf && rhs.kind == Expr::Kind::Const && rhs.value == 0)
+            lhs.access.buf = rbuf;
+        }
+    }
+    // 2.
+    for (size_t t = 0; t < steps.size(); ++t) {
+      const Step& producer = steps[t];
+      if (producer.kind != StepKind::Elementwise || !is_temp(producer.out) || writers(producer.out) != 1) continue;
+      const std::vector<size_t> rd = readers(producer.out);
+      if (rd.size() != 1 || rd[0] <= t) continue;
+      Step& user = steps[rd[0]];
+      if (user.kind != StepKind::Elementwise || user.shape != producer.shape || user.batched != producer.batched) continue;
+      int at = -1;
+      for (size_t e = 0; e < user.exprs.size(); ++e)
+        if (user.exprs[e].kind == Expr::Kind::Load && user.exprs[e].access.buf == producer.out) at = static_cast<int>(e);
+      if (at < 0 || !identity_access(user, user.exprs[static_cast<size_t>(at)].access)) continue;
+      // Nothing between writes what the producer reads.
+      bool safe = true;
+      for (size_t j = t + 1; j < rd[0]; ++j)
+        for (const Expr& e : producer.exprs)
+          safe = safe && !(e.kind == Expr::Kind::Load && e.access.buf == steps[j].out);
+      if (!safe) continue;
+      // Append the producer's tree; its root replaces the load.
+      const int base = static_cast<int>(user.exprs.size());
+      for (Expr e : producer.exprs) {
+        for (int& a : e.args) a += base;
+        user.exprs.push_back(std::move(e));
+      }
+      user.exprs[static_cast<size_t>(at)] = user.exprs[static_cast<size_t>(base + producer.root)];
+      steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(t));
+      --t;
+    }
+    // 3.
+    for (size_t r = 0; r < steps.size(); ++r) {
+      const Step& s = steps[r];
+      if (s.kind != StepKind::Elementwise || !s.batched || s.shape.rank() != 1) continue;
+      int e = s.root;
+      const bool relu = expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Relu;
+      if (relu) e = expr(s, e).args[0];
+      int g = e, bias = -1;
+      if (expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Add) {
+        const Expr &x = expr(s, expr(s, e).args[0]), &y = expr(s, expr(s, e).args[1]);
+        auto is_bias = [&](const Expr& v) {
+          return v.kind == Expr::Kind::Load && v.access.batch_stride == 0 && v.access.strides == std::vector<int64_t>{1} &&
+                 !p_.buffers[static_cast<size_t>(v.access.buf)].batched;
+        };
+        if (is_bias(y)) g = expr(s, e).args[0], bias = y.access.buf;
+        else if (is_bias(x)) g = expr(s, e).args[1], bias = x.access.buf;
+        else continue;
+      } else if (!relu) {
+        continue;
+      }
+      const Expr& ge = expr(s, g);
+      if (ge.kind != Expr::Kind::Load || !identity_access(s, ge.access) || !is_temp(ge.access.buf)) continue;
+      const int gbuf = ge.access.buf;
+      if (writers(gbuf) != 1 || readers(gbuf).size() != 1 || writers(s.out) != 1) continue;
+      size_t gi = 0;
+      while (gi < r && steps[gi].out != gbuf) ++gi;
+      Step& gemm = steps[gi];
+      if (gi == r || gemm.kind != StepKind::Gemm || gemm.gemm_batched || gemm.accumulate || gemm.c.col_stride != 1 ||
+          !gemm.m.times_n || gemm.m.value != 1 || gemm.n.times_n || gemm.n.value != s.shape[0] ||
+          gemm.c.row_stride != s.shape[0] || gemm.c.buf != gbuf)
+        continue;
+      bool safe = true;  // nothing between the two writes the bias or the result
+      for (size_t j = gi + 1; j < r; ++j) safe = safe && steps[j].out != bias && steps[j].out != s.out;
+      if (!safe) continue;
+      gemm.out = gemm.c.buf = s.out;
+      gemm.bias = bias;
+      gemm.relu = relu;
+      steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(r));
+      --r;
+    }
+  }
+
   // Liveness-based placement of temps: first fit within two arenas (values
   // with a batch axis, sized per sample and scaled by n; the others).
   void plan_buffers() {
@@ -736,6 +868,7 @@ private:
       touch(s.b.buf, at);
       touch(s.c.buf, at);
       touch(s.scratch, at);
+      touch(s.bias, at);
     }
     struct Placed {
       int64_t offset, size;
@@ -874,7 +1007,8 @@ std::string Program::str() const {
             << dim_str(s.n) << " k " << dim_str(s.kdim) << " " << matrix_str(s.a) << " "
             << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
             << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
-            << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "");
+            << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "")
+            << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "");
         break;
     }
     out << "\n";
@@ -891,7 +1025,7 @@ bool updates_are_safe(const Program& p) {
     bool written = false;
     for (const Step& s : p.steps) {
       const bool writes = s.out == pbuf;
-      bool reads = s.in.buf == pbuf || s.a.buf == pbuf || s.b.buf == pbuf;
+      bool reads = s.in.buf == pbuf || s.a.buf == pbuf || s.b.buf == pbuf || s.bias == pbuf;
       for (const Expr& e : s.exprs) reads = reads || (e.kind == Expr::Kind::Load && e.access.buf == pbuf);
       if (written && (reads || (writes && s.kind != StepKind::Gemm))) return false;
       written = written || writes;

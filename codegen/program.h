@@ -101,6 +101,10 @@ struct Step {
   bool accumulate = false;    // C += alpha A B (C holds an earlier step's value)
   bool alpha_times_rate = false;  // alpha * the learning rate (SGD step kernels)
   int scratch = -1;           // packing space of the cache-blocked GEMM (-1: small, plain loops)
+  // The epilogue (fuse_epilogues): C = relu?(C + bias[j]) as each tile is
+  // stored; `bias` a buffer of n values (-1: none).
+  int bias = -1;
+  bool relu = false;
 };
 
 // Cache blocking of GEMMs (emit.cpp): K in blocks of kGemmKC, M in blocks of

@@ -215,17 +215,26 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
   struct Size {
     int64_t in, hidden, out, n;
   };
-  for (const Size sz : {Size{300, 17, 20, 9}, Size{20, 33, 18, 130}, Size{513, 40, 37, 300}, Size{784, 256, 10, 64}}) {
+  // Odd sizes: relu(W1 x + b1), the layer whose bias and relu become the
+  // GEMM's epilogue (on each of the three paths: plain loops at n = 3, the
+  // dot-product GEMM below 128 rows, the blocked one).
+  int which = 0;
+  for (const Size sz : {Size{300, 17, 20, 9}, Size{20, 33, 18, 130}, Size{513, 40, 37, 300}, Size{784, 256, 10, 64},
+                        Size{200, 40, 12, 3}, Size{300, 50, 33, 100}}) {
+    const bool relu = which++ % 2 == 1;
     for (ir::DType dt : {ir::DType::F64, ir::DType::F32}) {
       ir::Context c(dt);
       const Node* x = c.var(ir::VarKind::Input, 0, "x", {sz.in});
       const Node* w1 = c.var(ir::VarKind::Param, 0, "W1", {sz.hidden, sz.in});
       const Node* w2 = c.var(ir::VarKind::Param, 1, "W2", {sz.out, sz.hidden});
-      const Node* h = c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w1, x}));
+      const Node* b1 = c.var(ir::VarKind::Param, 2, "b1", {sz.hidden});
+      const Node* h = relu ? c.unary(ir::Op::Relu, c.make(ir::Op::Add, {c.make(ir::Op::MatMul, {w1, x}), b1}))
+                           : c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w1, x}));
       const Node* y = c.make(ir::Op::MatMul, {w2, h});
       KernelSpec spec;
       spec.inputs = {x};
       spec.params = {w1, w2};
+      if (relu) spec.params.push_back(b1);
       spec.outputs = {{"y", y}};
       spec.loss = c.make(ir::Op::Sum, {c.unary(ir::Op::Sin, y)});
       spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
@@ -242,14 +251,15 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
       options.use_cache = false;
       auto k = codegen::compile_kernels(spec, dt, options, &error);
       ASSERT_TRUE(k) << error;
-      std::vector<std::vector<double>> got(2);
+      const size_t np = spec.params.size();
+      std::vector<std::vector<double>> got(np);
       double loss = 0;
       auto run = [&](auto zero) {
         using T = decltype(zero);
         Converted<T> in(b.inputs), par(b.params);
-        std::vector<std::vector<T>> g(2);
+        std::vector<std::vector<T>> g(np);
         std::vector<void*> gp;
-        for (size_t i = 0; i < 2; ++i) {
+        for (size_t i = 0; i < np; ++i) {
           g[i].resize(static_cast<size_t>(spec.params[i]->shape().numel()));
           gp.push_back(g[i].data());
         }
@@ -257,21 +267,22 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
         std::vector<double> ws(static_cast<size_t>(k->grad_workspace(b.n)) / 8 + 16);
         k->grad(in.ptrs.data(), nullptr, par.ptrs.data(), &l, gp.data(), b.n, ws.data());
         loss = l;
-        for (size_t i = 0; i < 2; ++i) got[i].assign(g[i].begin(), g[i].end());
+        for (size_t i = 0; i < np; ++i) got[i].assign(g[i].begin(), g[i].end());
       };
       if (dt == ir::DType::F64) run(0.0);
       else run(0.0f);
-      std::vector<const Node*> roots{spec.loss, spec.gradients[0], spec.gradients[1]};
-      std::vector<std::vector<double>> mean(3);
+      std::vector<const Node*> roots{spec.loss};
+      roots.insert(roots.end(), spec.gradients.begin(), spec.gradients.end());
+      std::vector<std::vector<double>> mean(roots.size());
       for (int64_t s = 0; s < b.n; ++s) {
         const auto ref = ir::interpret(roots, sample_values(spec, b, s));
-        for (size_t r = 0; r < 3; ++r) {
+        for (size_t r = 0; r < roots.size(); ++r) {
           mean[r].resize(ref[r].data.size());
           for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / static_cast<double>(b.n);
         }
       }
       EXPECT_TRUE(finite_close(loss, mean[0][0], tol * 10)) << loss << " vs " << mean[0][0];
-      for (size_t i = 0; i < 2; ++i)
+      for (size_t i = 0; i < np; ++i)
         for (size_t e = 0; e < got[i].size(); ++e)
           ASSERT_TRUE(finite_close(got[i][e], mean[i + 1][e], tol))
               << "d/d" << spec.params[i]->name() << "[" << e << "] " << got[i][e] << " vs " << mean[i + 1][e]
