@@ -118,7 +118,8 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool
   k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
                                                    k.kernels->grad, k.kernels->grad_workspace,
                                                    std::move(sizes), thread_count(global));
-  if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace);
+  if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
+  k.executor->set_parallel(k.kernels->forward_par, k.kernels->grad_par);
   return k;
 }
 

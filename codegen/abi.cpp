@@ -65,21 +65,37 @@ std::string c_header(const HeaderInfo& info) {
   sizes("LABELS", info.labels);
   sizes("PARAMS", info.params);
   sizes("OUTPUTS", info.outputs);
-  out << "\n";
+  out << "\n"
+      << "/* Each kernel has a _par twin taking a parallel runner as its last argument\n"
+      << " * (NULL: the plain kernel): run(ctx, tasks, task, arg) must call task(arg, t)\n"
+      << " * for every t in [0, tasks), on any threads, and return when all have\n"
+      << " * returned. Large matrix products are then split into `tasks` parts. */\n"
+      << "#ifndef NABLA_PARALLEL_DEFINED\n#define NABLA_PARALLEL_DEFINED\n"
+      << "typedef struct nabla_parallel {\n"
+      << "  void (*run)(void* ctx, int64_t tasks, void (*task)(void* arg, int64_t t), void* arg);\n"
+      << "  void* ctx;\n  int64_t tasks;\n} nabla_parallel;\n#endif\n\n";
   if (info.forward)
     out << "void " << P << "_forward(const " << T << "* const* inputs, const " << T
         << "* const* params,\n    " << T << "* const* outputs, int64_t n, void* workspace);\n"
+        << "void " << P << "_forward_par(const " << T << "* const* inputs, const " << T
+        << "* const* params,\n    " << T << "* const* outputs, int64_t n, void* workspace, const nabla_parallel* par);\n"
         << "int64_t " << P << "_forward_workspace(int64_t n);\n\n";
   if (info.grad)
     out << "void " << P << "_grad(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
         << "    const " << T << "* const* params, " << T << "* loss, " << T
         << "* const* grads, int64_t n,\n    void* workspace);\n"
+        << "void " << P << "_grad_par(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
+        << "    const " << T << "* const* params, " << T << "* loss, " << T
+        << "* const* grads, int64_t n,\n    void* workspace, const nabla_parallel* par);\n"
         << "int64_t " << P << "_grad_workspace(int64_t n);\n\n"
         << "/* One SGD step: the gradient as above, and every param updated in place,\n"
         << " * params[i] -= *rate * grads[i]; *loss as above (before the update). */\n"
         << "void " << P << "_sgd_step(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
         << "    " << T << "* const* params, " << T << "* loss, const " << T << "* rate, int64_t n,\n"
         << "    void* workspace);\n"
+        << "void " << P << "_sgd_step_par(const " << T << "* const* inputs, const " << T << "* const* labels,\n"
+        << "    " << T << "* const* params, " << T << "* loss, const " << T << "* rate, int64_t n,\n"
+        << "    void* workspace, const nabla_parallel* par);\n"
         << "int64_t " << P << "_sgd_step_workspace(int64_t n);\n\n";
   out << "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return out.str();

@@ -10,6 +10,10 @@
 //   void PREFIX_sgd_step(const T* const* inputs, const T* const* labels,
 //                        T* const* params, T* loss, const T* rate,
 //                        int64_t n, void* workspace);   // (optional)
+//   PREFIX_forward_par, PREFIX_grad_par, PREFIX_sgd_step_par: the same with
+//     a last argument `const nabla_parallel* par` (ParallelRunner; null: as
+//     the plain kernel): large GEMMs are split by columns into par->tasks
+//     tasks that par->run runs (on the caller's threads).
 //   int64_t PREFIX_forward_workspace(int64_t n);   // bytes
 //   int64_t PREFIX_grad_workspace(int64_t n);
 //   int64_t PREFIX_sgd_step_workspace(int64_t n);
@@ -36,6 +40,20 @@ using WorkspaceFn = int64_t (*)(int64_t n);
 // The fused training step: params updated in place, p -= rate * (mean gradient).
 using SgdFn = void (*)(const void* const* inputs, const void* const* labels, void* const* params, void* loss,
                        const void* rate, int64_t n, void* workspace);
+
+// C's struct nabla_parallel: run(ctx, tasks, task, arg) calls task(arg, t)
+// for every t in [0, tasks), on any threads, and returns when all returned.
+struct ParallelRunner {
+  void (*run)(void* ctx, int64_t tasks, void (*task)(void* arg, int64_t t), void* arg);
+  void* ctx;
+  int64_t tasks;
+};
+using ForwardParFn = void (*)(const void* const* inputs, const void* const* params, void* const* outputs,
+                              int64_t n, void* workspace, const ParallelRunner* par);
+using GradParFn = void (*)(const void* const* inputs, const void* const* labels, const void* const* params,
+                           void* loss, void* const* grads, int64_t n, void* workspace, const ParallelRunner* par);
+using SgdParFn = void (*)(const void* const* inputs, const void* const* labels, void* const* params, void* loss,
+                          const void* rate, int64_t n, void* workspace, const ParallelRunner* par);
 
 // One array argument of a kernel, for the header's documentation.
 struct ArgDoc {

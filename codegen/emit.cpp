@@ -35,15 +35,34 @@ public:
   // The kernel: (inputs, params, outputs, n, ws) or
   // (inputs, labels, params, loss, grads, n, ws).
   // sgd: (inputs, labels, params, loss, rate, n, ws), params updated in place.
+  // NAME_par takes one more argument, the parallel runner (abi.h; null:
+  // one thread); NAME calls it with null.
   void emit_kernel(const std::string& name, bool gradient, bool sgd = false) {
     std::vector<llvm::Type*> args = gradient
         ? std::vector<llvm::Type*>{ptr_, ptr_, ptr_, ptr_, ptr_, i64_, ptr_}
         : std::vector<llvm::Type*>{ptr_, ptr_, ptr_, i64_, ptr_};
-    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
-    f_ = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    {
+      auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
+      llvm::Function* plain = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+      set_attributes(plain);
+      for (auto& a : plain->args())
+        if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+      std::vector<llvm::Type*> par_args = args;
+      par_args.push_back(ptr_);
+      f_ = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), par_args, false),
+                                  llvm::Function::ExternalLinkage, name + "_par", m_);
+      llvm::IRBuilder<> w(llvm::BasicBlock::Create(c_, "entry", plain));
+      std::vector<Value*> pass;
+      for (auto& a : plain->args()) pass.push_back(&a);
+      pass.push_back(llvm::ConstantPointerNull::get(ptr_));
+      w.CreateCall(f_, pass);
+      w.CreateRetVoid();
+    }
     set_attributes(f_);
+    f_->addFnAttr(llvm::Attribute::NoInline);  // one copy of the body, not two
     for (auto& a : f_->args())
       if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    par_ = f_->getArg(f_->arg_size() - 1);
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
     auto* body = llvm::BasicBlock::Create(c_, "body", f_);
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
@@ -818,23 +837,31 @@ private:
       // is a memory-bound rank-k update: plain loops, no packing.
       b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), b_.CreateICmpSGE(K, i64(8))),
                       blocked, plain);
+      Value* null = llvm::ConstantPointerNull::get(ptr_);
+      // The call's arguments (GemmArgs), for one call or for the tasks.
+      auto args = [&](int64_t kind) {
+        return std::vector<Value*>{i64(kind), base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
+                                   i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
+                                   i64(s.c.col_stride), M, i64(s.n.value), K, alpha, b_.getInt1(s.accumulate),
+                                   s.scratch >= 0 ? base_[static_cast<size_t>(s.scratch)] : null,
+                                   s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu)};
+      };
       if (along_k) {
         b_.SetInsertPoint(plain);
-        b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
-                                            base(s.c), i64(s.c.row_stride), i64(s.c.col_stride), M,
-                                            i64(s.n.value), K, alpha, b_.getInt1(s.accumulate)});
+        call_gemm(args(1), [&] {
+          b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
+                                              base(s.c), i64(s.c.row_stride), i64(s.c.col_stride), M,
+                                              i64(s.n.value), K, alpha, b_.getInt1(s.accumulate)});
+        });
         epilogue_loops(s, M);
         b_.CreateBr(join);
         plain = nullptr;
       }
       b_.SetInsertPoint(blocked);
-      b_.CreateCall(gemm_function(), {base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
-                                      i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
-                                      i64(s.c.col_stride), M, i64(s.n.value), K, alpha,
-                                      b_.getInt1(s.accumulate), base_[static_cast<size_t>(s.scratch)],
-                                      s.bias >= 0 ? base_[static_cast<size_t>(s.bias)]
-                                                  : llvm::ConstantPointerNull::get(llvm::PointerType::get(c_, 0)),
-                                      b_.getInt1(s.relu)});
+      call_gemm(args(0), [&] {
+        const std::vector<Value*> a = args(0);
+        b_.CreateCall(gemm_function(), std::vector<Value*>(a.begin() + 1, a.end()));
+      });
       b_.CreateBr(join);
       if (plain) {
         b_.SetInsertPoint(plain);
@@ -844,6 +871,96 @@ private:
       }
       b_.SetInsertPoint(join);
     });
+  }
+
+  // --- GEMMs across threads ---------------------------------------------------
+  //
+  // A kernel called with a parallel runner (abi.h) splits each large GEMM by
+  // columns of C into runner->tasks tasks (at most kGemmMaxTasks), each a
+  // call of the same GEMM function on its columns with its own packing
+  // scratch; nabla_gemm_task_<dt> is the task, GemmArgs its argument.
+
+  // GemmArgs: kind (0 blocked, 1 dot), then the blocked GEMM's arguments.
+  llvm::StructType* gemm_args_type() {
+    auto* i1 = b_.getInt1Ty();
+    return llvm::StructType::get(c_, {i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_,
+                                      i1, ptr_, ptr_, i1, i64_});
+  }
+
+  // `serial` emits the one-thread call; with a runner and enough work, the
+  // tasks run instead.
+  void call_gemm(const std::vector<Value*>& args, const std::function<void()>& serial) {
+    Value* M = args[10];
+    Value* work = b_.CreateMul(b_.CreateMul(M, args[11]), args[12]);
+    Value* has_par = b_.CreateIsNotNull(par_);
+    auto* parallel = llvm::BasicBlock::Create(c_, "gemm.parallel", f_);
+    auto* one = llvm::BasicBlock::Create(c_, "gemm.serial", f_);
+    auto* end = llvm::BasicBlock::Create(c_, "gemm.called", f_);
+    // Below 2^20 multiply-adds (~5 us) a dispatch costs more than it saves.
+    b_.CreateCondBr(b_.CreateAnd(has_par, b_.CreateICmpSGE(work, i64(1 << 20))), parallel, one);
+    b_.SetInsertPoint(parallel);
+    {
+      // runner: {run(ctx, tasks, task, arg), ctx, tasks}
+      auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
+      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 0));
+      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 1));
+      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par_, 2));
+      tasks = min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
+      llvm::StructType* at = gemm_args_type();
+      llvm::AllocaInst* slot_args = slot(at);
+      for (unsigned i = 0; i < args.size(); ++i) b_.CreateStore(args[i], b_.CreateStructGEP(at, slot_args, i));
+      b_.CreateStore(tasks, b_.CreateStructGEP(at, slot_args, static_cast<unsigned>(args.size())));
+      auto* run_t = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_, ptr_, ptr_}, false);
+      b_.CreateCall(run_t, run, {ctx, tasks, gemm_task_function(), slot_args});
+      b_.CreateBr(end);
+    }
+    b_.SetInsertPoint(one);
+    serial();
+    b_.CreateBr(end);
+    b_.SetInsertPoint(end);
+  }
+
+  // The task: columns [t * chunk, (t + 1) * chunk) of C (chunk a multiple of
+  // the tile's 32 columns), its packing scratch the t-th of `tasks` slots.
+  llvm::Function* gemm_task_function() {
+    return support_function("nabla_gemm_task_", {ptr_, i64_}, {}, {}, [](FunctionEmitter& e, llvm::Function* f) {
+      e.gemm_task(f->getArg(0), f->getArg(1));
+    });
+  }
+
+  void gemm_task(Value* args, Value* t) {
+    llvm::StructType* at = gemm_args_type();
+    std::vector<Value*> a;
+    for (unsigned i = 0; i < at->getNumElements(); ++i)
+      a.push_back(b_.CreateLoad(at->getElementType(i), b_.CreateStructGEP(at, args, i)));
+    Value *N = a[11], *tasks = a[18];
+    Value* chunk = b_.CreateMul(ceil_div(b_.CreateSDiv(b_.CreateAdd(N, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR),
+                         i64(kGemmMaxNR));
+    Value* j0 = min(b_.CreateMul(t, chunk), N);
+    Value* cols = b_.CreateSub(min(b_.CreateAdd(j0, chunk), N), j0);
+    auto* run = llvm::BasicBlock::Create(c_, "task.run", f_);
+    auto* done = llvm::BasicBlock::Create(c_, "task.done", f_);
+    b_.CreateCondBr(b_.CreateICmpSGT(cols, i64(0)), run, done);
+    b_.SetInsertPoint(run);
+    auto shift = [&](Value* p, Value* elems) { return b_.CreateInBoundsGEP(t_, p, elems); };
+    Value* B = shift(a[4], b_.CreateMul(j0, a[6]));
+    Value* C = shift(a[7], b_.CreateMul(j0, a[9]));
+    Value* bias = b_.CreateSelect(b_.CreateIsNull(a[16]), a[16], shift(a[16], j0));
+    // One task's packing slot: gemm_scratch(chunk) elements.
+    Value* slot_size = i64(kGemmMC * kGemmKC + kGemmMaxMR * kGemmMaxNR);
+    slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), chunk));
+    Value* scratch = b_.CreateSelect(b_.CreateIsNull(a[15]), a[15], shift(a[15], b_.CreateMul(t, slot_size)));
+    auto* blocked = llvm::BasicBlock::Create(c_, "task.blocked", f_);
+    auto* dot = llvm::BasicBlock::Create(c_, "task.dot", f_);
+    b_.CreateCondBr(b_.CreateICmpEQ(a[0], i64(0)), blocked, dot);
+    b_.SetInsertPoint(blocked);
+    b_.CreateCall(gemm_function(), {a[1], a[2], a[3], B, a[5], a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14],
+                                    scratch, bias, a[17]});
+    b_.CreateBr(done);
+    b_.SetInsertPoint(dot);
+    b_.CreateCall(gemm_dot_function(), {a[1], a[2], B, a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14]});
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
   }
 
   // The epilogue of a GEMM taking a path without one (fuse_epilogues only
@@ -914,7 +1031,7 @@ private:
     e.b_.SetInsertPoint(e.entry_);
     llvm::MDBuilder mdb(c_);
     llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(stem);
-    const int count = *std::max_element(regions.begin(), regions.end()) + 1;
+    const int count = regions.empty() ? 0 : *std::max_element(regions.begin(), regions.end()) + 1;
     std::vector<llvm::MDNode*> scopes;
     for (int i = 0; i < count; ++i) scopes.push_back(mdb.createAnonymousAliasScope(domain));
     for (size_t i = 0; i < buffers.size(); ++i) {
@@ -1413,9 +1530,11 @@ public:
     support_ = true;
     gemm_function();
     gemm_dot_function();
+    gemm_task_function();
   }
 
 private:
+  Value* par_ = nullptr;  // the kernel's parallel runner (null: one thread)
   std::vector<Value*> base_;
   std::vector<llvm::MDNode*> scope_of_, noalias_of_;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)

@@ -77,17 +77,20 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   if (programs.forward) {
     k.forward = reinterpret_cast<ForwardFn>(k.jit->lookup(p + "_forward", error));
     k.forward_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_forward_workspace", error));
-    if (!k.forward || !k.forward_workspace) return std::nullopt;
+    k.forward_par = reinterpret_cast<ForwardParFn>(k.jit->lookup(p + "_forward_par", error));
+    if (!k.forward || !k.forward_workspace || !k.forward_par) return std::nullopt;
   }
   if (programs.grad) {
     k.grad = reinterpret_cast<GradFn>(k.jit->lookup(p + "_grad", error));
     k.grad_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_grad_workspace", error));
-    if (!k.grad || !k.grad_workspace) return std::nullopt;
+    k.grad_par = reinterpret_cast<GradParFn>(k.jit->lookup(p + "_grad_par", error));
+    if (!k.grad || !k.grad_workspace || !k.grad_par) return std::nullopt;
   }
   if (programs.sgd) {
     k.sgd = reinterpret_cast<SgdFn>(k.jit->lookup(p + "_sgd_step", error));
     k.sgd_workspace = reinterpret_cast<WorkspaceFn>(k.jit->lookup(p + "_sgd_step_workspace", error));
-    if (!k.sgd || !k.sgd_workspace) return std::nullopt;
+    k.sgd_par = reinterpret_cast<SgdParFn>(k.jit->lookup(p + "_sgd_step_par", error));
+    if (!k.sgd || !k.sgd_workspace || !k.sgd_par) return std::nullopt;
   }
   k.times.link = since(t0);
   return k;

@@ -27,6 +27,10 @@ struct CompiledKernels {
   WorkspaceFn forward_workspace = nullptr, grad_workspace = nullptr;
   SgdFn sgd = nullptr;
   WorkspaceFn sgd_workspace = nullptr;
+  // The _par twins (abi.h), set with their kernels.
+  ForwardParFn forward_par = nullptr;
+  GradParFn grad_par = nullptr;
+  SgdParFn sgd_par = nullptr;
   double program_seconds = 0;  // batching, fusion, buffer planning
   double hash_seconds = 0, cache_seconds = 0;
   CompileTimes times;          // LLVM; zero on a cache hit except link

@@ -295,7 +295,7 @@ private:
   void plan_gemm(Step& s) {
     if (s.kind != StepKind::Gemm || s.n.times_n || s.n.value < 16) return;
     if (!s.kdim.times_n && s.kdim.value < 16) return;
-    s.scratch = temp(false, Shape{gemm_scratch(s.n.value)});
+    s.scratch = temp(false, Shape{gemm_scratch_tasks(s.n.value)});
   }
 
   // A step writing a new contiguous temp; returns its access.

@@ -19,6 +19,7 @@
 // (plan_buffers): a value's memory is reused once its last reader has run.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -113,6 +114,20 @@ constexpr int64_t kGemmKC = 256, kGemmMC = 120, kGemmMaxMR = 12, kGemmMaxNR = 32
 // Scratch elements a blocked GEMM with N columns needs: packed A, packed B, a tile.
 inline int64_t gemm_scratch(int64_t n) {
   return kGemmMC * kGemmKC + kGemmKC * ((n + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR) + kGemmMaxMR * kGemmMaxNR;
+}
+
+// A kernel called with a parallel runner splits a GEMM by columns into up to
+// kGemmMaxTasks tasks (emit.cpp), each packing into its own slot of the
+// scratch: slot t of T holds gemm_scratch(chunk), chunk = ceil(n / T)
+// rounded up to kGemmMaxNR columns.
+constexpr int64_t kGemmMaxTasks = 4;
+inline int64_t gemm_scratch_tasks(int64_t n) {
+  int64_t most = 0;
+  for (int64_t t = 1; t <= kGemmMaxTasks; ++t) {
+    const int64_t chunk = ((n + t - 1) / t + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR;
+    most = std::max(most, t * gemm_scratch(chunk));
+  }
+  return most;
 }
 
 struct Program {

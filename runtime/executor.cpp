@@ -10,6 +10,8 @@
 
 namespace nabla::runtime {
 
+constexpr int64_t kFusedBelow = 64;
+
 void* Workspace::get(int64_t bytes) {
   if (bytes > size_) {
     std::free(data_);
@@ -27,7 +29,13 @@ Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_w
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
     : forward_(forward_fn), forward_ws_(forward_ws), grad_(grad_fn), grad_ws_(grad_ws),
       sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)),
-      pool_(std::make_unique<ThreadPool>(threads_ - 1)) {}
+      pool_(std::make_unique<ThreadPool>(threads_ - 1)) {
+  runner_.run = [](void* ctx, int64_t tasks, void (*task)(void*, int64_t), void* arg) {
+    static_cast<ThreadPool*>(ctx)->run(static_cast<int>(tasks), [&](int t) { task(arg, t); });
+  };
+  runner_.ctx = pool_.get();
+  runner_.tasks = threads_;
+}
 
 int Executor::split(int64_t n) const {
   return static_cast<int>(std::clamp<int64_t>(n / 16, 1, threads_));
@@ -57,7 +65,8 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
     const auto out = offset(outputs, sizes_.outputs, first, sizes_.elem_bytes);
     void* ws = workspaces_[static_cast<size_t>(t)].get(forward_ws_(count));
-    forward_(in.data(), params.data(), out.data(), count, ws);
+    if (parts == 1 && threads_ > 1 && forward_par_) forward_par_(in.data(), params.data(), out.data(), count, ws, &runner_);
+    else forward_(in.data(), params.data(), out.data(), count, ws);
   });
 }
 
@@ -75,7 +84,10 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
     const auto lab = offset(labels, sizes_.labels, first, eb);
     void* ws = workspaces_[static_cast<size_t>(t)].get(grad_ws_(count));
     if (t == 0) {
-      grad_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws);
+      if (parts == 1 && threads_ > 1 && grad_par_)
+        grad_par_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws, &runner_);
+      else
+        grad_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws);
       return;
     }
     std::vector<char>& mine = partial_[static_cast<size_t>(t)];
@@ -116,10 +128,12 @@ void Executor::sgd_step(const std::vector<const void*>& inputs, const std::vecto
   const int eb = sizes_.elem_bytes;
   // Splitting writes one gradient copy per thread, then combines and
   // updates: below 64 samples a thread the fused kernel on one thread wins.
-  if (sgd_ && (split(n) == 1 || n / threads_ < 64)) {
+  if (sgd_ && (split(n) == 1 || n / threads_ < kFusedBelow)) {
     const float r32 = static_cast<float>(rate);
     const void* r = eb == 4 ? static_cast<const void*>(&r32) : static_cast<const void*>(&rate);
-    sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, workspaces_[0].get(sgd_ws_(n)));
+    void* ws = workspaces_[0].get(sgd_ws_(n));
+    if (threads_ > 1 && sgd_par_) sgd_par_(inputs.data(), labels.data(), params.data(), loss, r, n, ws, &runner_);
+    else sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, ws);
     return;
   }
   grads_.resize(params.size());

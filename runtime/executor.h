@@ -34,9 +34,16 @@ public:
   Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
            codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads);
   // The fused SGD step kernel, when compiled.
-  void set_sgd(codegen::SgdFn sgd, codegen::WorkspaceFn sgd_ws) {
+  void set_sgd(codegen::SgdFn sgd, codegen::WorkspaceFn sgd_ws, codegen::SgdParFn sgd_par = nullptr) {
     sgd_ = sgd;
     sgd_ws_ = sgd_ws;
+    sgd_par_ = sgd_par;
+  }
+  // The kernels' _par twins: a batch too small to split across the threads
+  // runs on one call whose large GEMMs are split across them instead.
+  void set_parallel(codegen::ForwardParFn forward_par, codegen::GradParFn grad_par) {
+    forward_par_ = forward_par;
+    grad_par_ = grad_par;
   }
 
   // outputs[i] holds n * sizes.outputs[i] elements.
@@ -48,7 +55,8 @@ public:
 
   // One SGD step: params[i] -= rate * gradient (in place); the loss before
   // the update to `loss`. Small batches (< 64 samples a thread): the fused
-  // kernel on one thread; else the threads' gradients combined, then the update.
+  // kernel, its large GEMMs split across the threads (sgd_par); else the
+  // threads' gradients combined, then the update.
   void sgd_step(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
                 const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
@@ -64,6 +72,10 @@ private:
   codegen::WorkspaceFn grad_ws_;
   codegen::SgdFn sgd_ = nullptr;
   codegen::WorkspaceFn sgd_ws_ = nullptr;
+  codegen::ForwardParFn forward_par_ = nullptr;
+  codegen::GradParFn grad_par_ = nullptr;
+  codegen::SgdParFn sgd_par_ = nullptr;
+  codegen::ParallelRunner runner_{};  // the pool, for the _par kernels
   std::vector<std::vector<char>> grads_;  // sgd_step on several threads: the gradient
   ArgSizes sizes_;
   int threads_;

@@ -56,6 +56,13 @@ static int64_t total(const int64_t* sizes, int count) {
   return t;
 }
 
+/* A parallel runner for the _par kernels: the tasks one after another, last
+ * first (any order must give the same result). */
+static void run_reversed(void* ctx, int64_t tasks, void (*task)(void* arg, int64_t t), void* arg) {
+  (void)ctx;
+  for (int64_t t = tasks - 1; t >= 0; --t) task(arg, t);
+}
+
 static void* workspace(int64_t bytes) {
   void* p = NULL;
   if (posix_memalign(&p, 64, (size_t)(bytes > 0 ? bytes : 64))) exit(1);
@@ -95,6 +102,20 @@ int main(int argc, char** argv) {
     P(_grad)((const T* const*)inputs, (const T* const*)labels, (const T* const*)params, gbuf, grads, n,
              workspace(P(_grad_workspace)(n)));
     write_all(dir, "grads.bin", gbuf, count);
+    /* The _par twin with 3 tasks: the same loss and gradients, bit for bit. */
+    {
+      const nabla_parallel runner = {run_reversed, NULL, 3};
+      T* gbuf2 = malloc(sizeof(T) * (size_t)count);
+      T* grads2[P(_N_PARAMS) + 1];
+      split(gbuf2 + 1, P(_PARAMS_SIZES), P(_N_PARAMS), 1, grads2);
+      P(_grad_par)((const T* const*)inputs, (const T* const*)labels, (const T* const*)params, gbuf2, grads2, n,
+                   workspace(P(_grad_workspace)(n)), &runner);
+      for (int64_t i = 0; i < count; ++i)
+        if (gbuf[i] != gbuf2[i]) {
+          fprintf(stderr, "driver: _grad_par differs from _grad at %lld\n", (long long)i);
+          return 1;
+        }
+    }
     /* One SGD step with rate 0.05: the params updated in place. */
     const T rate = (T)0.05;
     T loss = 0;

@@ -291,6 +291,75 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
   }
 }
 
+// The _par kernels split large GEMMs by columns into tasks: with a runner
+// that runs the tasks one after another, last first, and task counts that do
+// not divide the columns, every output and gradient equals the plain
+// kernel's bit for bit (the tasks compute disjoint columns the same way).
+TEST(Codegen, ParallelGemmTasksEqualOneCall) {
+  struct Reverse {
+    static void run(void*, int64_t tasks, void (*task)(void*, int64_t), void* arg) {
+      for (int64_t t = tasks - 1; t >= 0; --t) task(arg, t);
+    }
+  };
+  for (ir::DType dt : {ir::DType::F32, ir::DType::F64}) {
+    ir::Context c(dt);
+    const Node* x = c.var(ir::VarKind::Input, 0, "x", {300});
+    const Node* w1 = c.var(ir::VarKind::Param, 0, "W1", {200, 300});
+    const Node* b1 = c.var(ir::VarKind::Param, 1, "b1", {200});
+    const Node* w2 = c.var(ir::VarKind::Param, 2, "W2", {70, 200});
+    const Node* h = c.unary(ir::Op::Relu, c.make(ir::Op::Add, {c.make(ir::Op::MatMul, {w1, x}), b1}));
+    const Node* y = c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w2, h}));
+    KernelSpec spec;
+    spec.inputs = {x};
+    spec.params = {w1, b1, w2};
+    spec.outputs = {{"y", y}};
+    spec.loss = c.make(ir::Op::Sum, {c.unary(ir::Op::Sin, y)});
+    spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    codegen::KernelOptions options;
+    options.use_cache = false;
+    std::string error;
+    auto k = codegen::compile_kernels(spec, dt, options, &error);
+    ASSERT_TRUE(k) << error;
+    for (int64_t n : {40, 150}) {  // the dot-product GEMM (< 128 rows), the blocked one
+      Batch b = random_batch(spec, n, 5);
+      for (auto& p : b.params)
+        for (double& v : p) v *= 0.1;
+      for (int64_t tasks : {2, 3, 4, 7}) {
+        const codegen::ParallelRunner runner{&Reverse::run, nullptr, tasks};
+        auto check = [&](auto zero) {
+          using T = decltype(zero);
+          Converted<T> in(b.inputs), par(b.params);
+          std::vector<char> ws(static_cast<size_t>(std::max(k->forward_workspace(n), k->grad_workspace(n))) + 64);
+          void* w = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
+          std::vector<T> y1(static_cast<size_t>(n * 70)), y2(y1.size());
+          void* o1[] = {y1.data()};
+          void* o2[] = {y2.data()};
+          k->forward(in.ptrs.data(), par.ptrs.data(), o1, n, w);
+          k->forward_par(in.ptrs.data(), par.ptrs.data(), o2, n, w, &runner);
+          ASSERT_EQ(y1, y2) << "forward, n " << n << ", tasks " << tasks;
+          std::vector<std::vector<T>> g1, g2;
+          std::vector<void*> p1, p2;
+          for (const Node* p : spec.params) {
+            g1.emplace_back(static_cast<size_t>(p->shape().numel()));
+            g2.emplace_back(static_cast<size_t>(p->shape().numel()));
+          }
+          for (size_t i = 0; i < g1.size(); ++i) {
+            p1.push_back(g1[i].data());
+            p2.push_back(g2[i].data());
+          }
+          T l1 = 0, l2 = 0;
+          k->grad(in.ptrs.data(), nullptr, par.ptrs.data(), &l1, p1.data(), n, w);
+          k->grad_par(in.ptrs.data(), nullptr, par.ptrs.data(), &l2, p2.data(), n, w, &runner);
+          ASSERT_EQ(l1, l2);
+          for (size_t i = 0; i < g1.size(); ++i) ASSERT_EQ(g1[i], g2[i]) << "gradient " << i << ", n " << n << ", tasks " << tasks;
+        };
+        if (dt == ir::DType::F32) check(0.0f);
+        else check(0.0);
+      }
+    }
+  }
+}
+
 std::vector<std::string> example_models() {
   std::vector<std::string> paths;
   for (const auto& dir : {std::string(NABLA_SOURCE_DIR) + "/examples",
@@ -389,7 +458,8 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
                                for (const Node* v : m.params) sz.params.push_back(v->shape().numel());
                                return sz;
                              }(), threads);
-        ex.set_sgd(k.kernels->sgd, k.kernels->sgd_workspace);
+        ex.set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
+        ex.set_parallel(k.kernels->forward_par, k.kernels->grad_par);
         double loss = 0;
         ex.sgd_step(in, lab, pp, &loss, 0.1, 70);
         EXPECT_TRUE(finite_close(loss, g["loss"].f64[0], 1e-12)) << path << " sgd loss, threads " << threads;
