@@ -846,22 +846,20 @@ private:
                                    s.scratch >= 0 ? base_[static_cast<size_t>(s.scratch)] : null,
                                    s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu)};
       };
+      auto run = [&](int64_t kind) {
+        std::vector<Value*> a = args(kind);
+        a.push_back(par_);
+        b_.CreateCall(gemm_run_function(), a);
+      };
       if (along_k) {
         b_.SetInsertPoint(plain);
-        call_gemm(args(1), [&] {
-          b_.CreateCall(gemm_dot_function(), {base(s.a), i64(s.a.row_stride), base(s.b), i64(s.b.col_stride),
-                                              base(s.c), i64(s.c.row_stride), i64(s.c.col_stride), M,
-                                              i64(s.n.value), K, alpha, b_.getInt1(s.accumulate)});
-        });
+        run(1);
         epilogue_loops(s, M);
         b_.CreateBr(join);
         plain = nullptr;
       }
       b_.SetInsertPoint(blocked);
-      call_gemm(args(0), [&] {
-        const std::vector<Value*> a = args(0);
-        b_.CreateCall(gemm_function(), std::vector<Value*>(a.begin() + 1, a.end()));
-      });
+      run(0);
       b_.CreateBr(join);
       if (plain) {
         b_.SetInsertPoint(plain);
@@ -887,24 +885,37 @@ private:
                                       i1, ptr_, ptr_, i1, i64_});
   }
 
-  // `serial` emits the one-thread call; with a runner and enough work, the
-  // tasks run instead.
-  void call_gemm(const std::vector<Value*>& args, const std::function<void()>& serial) {
-    Value* M = args[10];
-    Value* work = b_.CreateMul(b_.CreateMul(M, args[11]), args[12]);
-    Value* has_par = b_.CreateIsNotNull(par_);
+  // The GEMM as a model's kernel calls it (blocked or dot, by `kind`): with
+  // a runner and enough work, split into tasks; else one call. A support
+  // function, so a kernel's call sites stay one call each (the dispatch
+  // written out at every call site cost 15 % of the MLP's compile time).
+  llvm::Function* gemm_run_function() {
+    llvm::StructType* at = gemm_args_type();
+    std::vector<llvm::Type*> args(at->element_begin(), at->element_end() - 1);
+    args.push_back(ptr_);  // the runner
+    return support_function("nabla_gemm_run_", args, {}, {}, [](FunctionEmitter& e, llvm::Function* f) {
+      std::vector<Value*> a;
+      for (unsigned i = 0; i + 1 < f->arg_size(); ++i) a.push_back(f->getArg(i));
+      e.gemm_run(a, f->getArg(f->arg_size() - 1));
+    });
+  }
+
+  void gemm_run(const std::vector<Value*>& args, Value* par) {
+    Value* work = b_.CreateMul(b_.CreateMul(args[10], args[11]), args[12]);
     auto* parallel = llvm::BasicBlock::Create(c_, "gemm.parallel", f_);
     auto* one = llvm::BasicBlock::Create(c_, "gemm.serial", f_);
+    auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
+    auto* dot = llvm::BasicBlock::Create(c_, "gemm.dot", f_);
     auto* end = llvm::BasicBlock::Create(c_, "gemm.called", f_);
     // Below 2^20 multiply-adds (~5 us) a dispatch costs more than it saves.
-    b_.CreateCondBr(b_.CreateAnd(has_par, b_.CreateICmpSGE(work, i64(1 << 20))), parallel, one);
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateIsNotNull(par), b_.CreateICmpSGE(work, i64(1 << 20))), parallel, one);
     b_.SetInsertPoint(parallel);
     {
       // runner: {run(ctx, tasks, task, arg), ctx, tasks}
       auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
-      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 0));
-      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 1));
-      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par_, 2));
+      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 0));
+      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 1));
+      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par, 2));
       tasks = min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
       llvm::StructType* at = gemm_args_type();
       llvm::AllocaInst* slot_args = slot(at);
@@ -915,7 +926,13 @@ private:
       b_.CreateBr(end);
     }
     b_.SetInsertPoint(one);
-    serial();
+    b_.CreateCondBr(b_.CreateICmpEQ(args[0], i64(0)), blocked, dot);
+    b_.SetInsertPoint(blocked);
+    b_.CreateCall(gemm_function(), std::vector<Value*>(args.begin() + 1, args.end()));
+    b_.CreateBr(end);
+    b_.SetInsertPoint(dot);
+    const auto& a = args;
+    b_.CreateCall(gemm_dot_function(), {a[1], a[2], a[4], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14]});
     b_.CreateBr(end);
     b_.SetInsertPoint(end);
   }
@@ -1531,6 +1548,7 @@ public:
     gemm_function();
     gemm_dot_function();
     gemm_task_function();
+    gemm_run_function();
   }
 
 private:
