@@ -126,6 +126,11 @@ public:
       if (st.accumulate) read(st.c.buf);
     }
     for (size_t i = 0; i < p_.steps.size();) {
+      if (initializes_gemm(i)) {
+        gemm(p_.steps[i + 1], &p_.steps[i]);
+        i += 2;
+        continue;
+      }
       if (p_.steps[i].kind != StepKind::Elementwise) {
         emit_step(p_.steps[i++]);
         continue;
@@ -498,7 +503,7 @@ private:
     size_t j = first + 1;
     for (; j < p_.steps.size(); ++j) {
       const Step& next = p_.steps[j];
-      if (next.kind != StepKind::Elementwise || next.batched != head.batched) break;
+      if (next.kind != StepKind::Elementwise || next.batched != head.batched || initializes_gemm(j)) break;
       Step f = next;
       flatten(f);
       if (f.shape != head.shape) break;
@@ -807,7 +812,32 @@ private:
     tag(b_.CreateAlignedStore(v, address(buf, offset), llvm::Align(elem_bytes())), buf);
   }
 
-  void gemm(const Step& s) {
+  // Step i writes the matrix that GEMM step i + 1 accumulates onto (the
+  // weight gradient's `lambda W + Delta^T X / n`, the SGD step's decay
+  // before its update), over the same [M, N] row-major, reading that matrix
+  // only at the element it writes: the GEMM computes it (init_loops).
+  bool initializes_gemm(size_t i) const {
+    if (i + 1 >= p_.steps.size()) return false;
+    const Step &init = p_.steps[i], &g = p_.steps[i + 1];
+    if (init.kind != StepKind::Elementwise || init.batched || g.kind != StepKind::Gemm || !g.accumulate ||
+        g.gemm_batched || g.c.buf != init.out || g.m.times_n || g.n.times_n || g.c.col_stride != 1 ||
+        g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value})
+      return false;
+    const std::vector<int64_t> rm = row_major(init.shape);
+    for (const Expr& e : init.exprs)
+      if (e.kind == Expr::Kind::Load && e.access.buf == init.out && e.access.strides != rm) return false;
+    return true;
+  }
+
+  // The init step's loop (before a GEMM path that does not take it in).
+  void init_loops(const Step* init) {
+    if (init) elementwise({init});
+  }
+
+  // `init`: the step writing C's initial value (initializes_gemm): the plain
+  // loops compute it row by row, just before the row's updates (C's row
+  // then stays in cache); the function paths run its loop first.
+  void gemm(const Step& s, const Step* init = nullptr) {
     Value* M = dim(s.m);
     Value* K = dim(s.kdim);
     Value* alpha = fp(s.alpha);
@@ -818,7 +848,7 @@ private:
     }
     batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
       if (s.scratch < 0) {
-        gemm_loops(s, batch, M, K, alpha);
+        gemm_loops(s, batch, M, K, alpha, init);
         epilogue_loops(s, M);
         return;
       }
@@ -853,17 +883,19 @@ private:
       };
       if (along_k) {
         b_.SetInsertPoint(plain);
+        init_loops(init);
         run(1);
         epilogue_loops(s, M);
         b_.CreateBr(join);
         plain = nullptr;
       }
       b_.SetInsertPoint(blocked);
+      init_loops(init);
       run(0);
       b_.CreateBr(join);
       if (plain) {
         b_.SetInsertPoint(plain);
-        gemm_loops(s, batch, M, K, alpha);
+        gemm_loops(s, batch, M, K, alpha, init);
         epilogue_loops(s, M);
         b_.CreateBr(join);
       }
@@ -1146,12 +1178,18 @@ private:
 
   // C (+)= alpha A B as plain loops: dot products when both operands run
   // along k, else rows of C updated by a * (row of B).
-  void gemm_loops(const Step& s, Value* batch, Value* M, Value* K, Value* alpha) {
+  void gemm_loops(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init = nullptr) {
     const Matrix &A = s.a, &B = s.b, &C = s.c;
     Value* N = dim(s.n);
     const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
     llvm::AllocaInst* acc = slot(t_);
     loop(M, [&](Value* i) {
+      if (init) {  // row i of C's initial value (unbatched: batch is null)
+        loop(N, [&](Value* j) {
+          store(eval(*init, init->root, nullptr, {i, j}), C.buf, at(C, batch, i, j));
+          local_.clear();
+        });
+      }
       if (dot) {
         loop(N, [&](Value* j) {
           b_.CreateStore(fp(0), acc);
