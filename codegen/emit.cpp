@@ -63,6 +63,7 @@ public:
     for (auto& a : f_->args())
       if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
     par_ = f_->getArg(f_->arg_size() - 1);
+    gradient_kernel_ = gradient;
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
     auto* body = llvm::BasicBlock::Create(c_, "body", f_);
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
@@ -879,6 +880,12 @@ private:
       auto run = [&](int64_t kind) {
         std::vector<Value*> a = args(kind);
         a.push_back(par_);
+        // The least work worth a dispatch. A forward kernel: 2^16
+        // multiply-adds (batch 1 inference on 2 threads: 9 -> 5.5 us). A
+        // gradient kernel: 2^20 (~5 us): there, what another core computed
+        // in the forward pass (activations, the weights it read) is read and
+        // written again by this one, and small splits cost more than they save.
+        a.push_back(i64(gradient_kernel_ ? 1 << 20 : 1 << 16));
         b_.CreateCall(gemm_run_function(), a);
       };
       if (along_k) {
@@ -925,22 +932,22 @@ private:
     llvm::StructType* at = gemm_args_type();
     std::vector<llvm::Type*> args(at->element_begin(), at->element_end() - 1);
     args.push_back(ptr_);  // the runner
+    args.push_back(i64_);  // the least work (multiply-adds) worth splitting
     return support_function("nabla_gemm_run_", args, {}, {}, [](FunctionEmitter& e, llvm::Function* f) {
       std::vector<Value*> a;
-      for (unsigned i = 0; i + 1 < f->arg_size(); ++i) a.push_back(f->getArg(i));
-      e.gemm_run(a, f->getArg(f->arg_size() - 1));
+      for (unsigned i = 0; i + 2 < f->arg_size(); ++i) a.push_back(f->getArg(i));
+      e.gemm_run(a, f->getArg(f->arg_size() - 2), f->getArg(f->arg_size() - 1));
     });
   }
 
-  void gemm_run(const std::vector<Value*>& args, Value* par) {
+  void gemm_run(const std::vector<Value*>& args, Value* par, Value* min_work) {
     Value* work = b_.CreateMul(b_.CreateMul(args[10], args[11]), args[12]);
     auto* parallel = llvm::BasicBlock::Create(c_, "gemm.parallel", f_);
     auto* one = llvm::BasicBlock::Create(c_, "gemm.serial", f_);
     auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
     auto* dot = llvm::BasicBlock::Create(c_, "gemm.dot", f_);
     auto* end = llvm::BasicBlock::Create(c_, "gemm.called", f_);
-    // Below 2^20 multiply-adds (~5 us) a dispatch costs more than it saves.
-    b_.CreateCondBr(b_.CreateAnd(b_.CreateIsNotNull(par), b_.CreateICmpSGE(work, i64(1 << 20))), parallel, one);
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateIsNotNull(par), b_.CreateICmpSGE(work, min_work)), parallel, one);
     b_.SetInsertPoint(parallel);
     {
       // runner: {run(ctx, tasks, task, arg), ctx, tasks}
@@ -1591,6 +1598,7 @@ public:
 
 private:
   Value* par_ = nullptr;  // the kernel's parallel runner (null: one thread)
+  bool gradient_kernel_ = false;
   std::vector<Value*> base_;
   std::vector<llvm::MDNode*> scope_of_, noalias_of_;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
