@@ -124,6 +124,7 @@ public:
       read(st.a.buf);
       read(st.b.buf);
       read(st.bias);
+      read(st.mask);
       if (st.accumulate) read(st.c.buf);
     }
     for (size_t i = 0; i < p_.steps.size();) {
@@ -875,7 +876,8 @@ private:
                                    i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
                                    i64(s.c.col_stride), M, i64(s.n.value), K, alpha, b_.getInt1(s.accumulate),
                                    s.scratch >= 0 ? base_[static_cast<size_t>(s.scratch)] : null,
-                                   s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu)};
+                                   s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu),
+                                   s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null};
       };
       auto run = [&](int64_t kind) {
         std::vector<Value*> a = args(kind);
@@ -921,7 +923,7 @@ private:
   llvm::StructType* gemm_args_type() {
     auto* i1 = b_.getInt1Ty();
     return llvm::StructType::get(c_, {i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_,
-                                      i1, ptr_, ptr_, i1, i64_});
+                                      i1, ptr_, ptr_, i1, ptr_, i64_});
   }
 
   // The GEMM as a model's kernel calls it (blocked or dot, by `kind`): with
@@ -989,7 +991,7 @@ private:
     std::vector<Value*> a;
     for (unsigned i = 0; i < at->getNumElements(); ++i)
       a.push_back(b_.CreateLoad(at->getElementType(i), b_.CreateStructGEP(at, args, i)));
-    Value *N = a[11], *tasks = a[18];
+    Value *N = a[11], *tasks = a[19];
     Value* chunk = b_.CreateMul(ceil_div(b_.CreateSDiv(b_.CreateAdd(N, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR),
                          i64(kGemmMaxNR));
     Value* j0 = min(b_.CreateMul(t, chunk), N);
@@ -1002,6 +1004,7 @@ private:
     Value* B = shift(a[4], b_.CreateMul(j0, a[6]));
     Value* C = shift(a[7], b_.CreateMul(j0, a[9]));
     Value* bias = b_.CreateSelect(b_.CreateIsNull(a[16]), a[16], shift(a[16], j0));
+    Value* mask = b_.CreateSelect(b_.CreateIsNull(a[18]), a[18], shift(a[18], b_.CreateMul(j0, a[9])));
     // One task's packing slot: gemm_scratch(chunk) elements.
     Value* slot_size = i64(kGemmMC * kGemmKC + kGemmMaxMR * kGemmMaxNR);
     slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), chunk));
@@ -1011,7 +1014,7 @@ private:
     b_.CreateCondBr(b_.CreateICmpEQ(a[0], i64(0)), blocked, dot);
     b_.SetInsertPoint(blocked);
     b_.CreateCall(gemm_function(), {a[1], a[2], a[3], B, a[5], a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14],
-                                    scratch, bias, a[17]});
+                                    scratch, bias, a[17], mask});
     b_.CreateBr(done);
     b_.SetInsertPoint(dot);
     b_.CreateCall(gemm_dot_function(), {a[1], a[2], B, a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14]});
@@ -1022,13 +1025,14 @@ private:
   // The epilogue of a GEMM taking a path without one (fuse_epilogues only
   // gives one to unbatched products with C row-major): C = relu?(C + bias).
   void epilogue_loops(const Step& s, Value* M) {
-    if (s.bias < 0 && !s.relu) return;
+    if (s.bias < 0 && !s.relu && s.mask < 0) return;
     loop0(M, [&](Value* i) {
       loop(s.n.value, [&](Value* j) {
         Value* c_at = b_.CreateAdd(b_.CreateMul(i, i64(s.c.row_stride)), j);
         Value* v = load(s.c.buf, c_at);
         if (s.bias >= 0) v = b_.CreateFAdd(v, load(s.bias, j));
         if (s.relu) v = maximum(v, fp(0));
+        if (s.mask >= 0) v = mask_value(v, load(s.mask, c_at));
         store(v, s.c.buf, c_at);
       });
     });
@@ -1256,20 +1260,22 @@ private:
   // large GEMM of both kernels calls it, so its code is compiled once.
   llvm::Function* gemm_function() {
     const std::vector<llvm::Type*> args = {ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_,
-                                           i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_, ptr_, b_.getInt1Ty()};
-    // Buffers: A, B, C, the packing scratch, the epilogue's bias (null:
-    // none); all distinct. The last argument: relu in the epilogue.
-    return support_function("nabla_gemm_", args, {0, 3, 6, 14, 15}, {0, 1, 2, 3, 4},
+                                           i64_, i64_, i64_, t_, b_.getInt1Ty(), ptr_, ptr_, b_.getInt1Ty(), ptr_};
+    // Buffers: A, B, C, the packing scratch, the epilogue's bias and mask
+    // (null: none; the mask laid out as C); all distinct. Argument 16: relu
+    // in the epilogue.
+    return support_function("nabla_gemm_", args, {0, 3, 6, 14, 15, 17}, {0, 1, 2, 3, 4, 5},
                             [](FunctionEmitter& e, llvm::Function* f) {
       e.gemm_blocked({0, f->getArg(1), f->getArg(2)}, {1, f->getArg(4), f->getArg(5)},
                      {2, f->getArg(7), f->getArg(8)}, 3, f->getArg(9), f->getArg(10), f->getArg(11), f->getArg(12),
-                     f->getArg(13), 4, f->getArg(16));
+                     f->getArg(13), 4, f->getArg(16), 5);
     });
   }
 
   void gemm_blocked(const MatV& A, const MatV& B, const MatV& C, int sc, Value* M, Value* N, Value* K,
-                    Value* alpha, Value* accumulate, int bias, Value* relu) {
+                    Value* alpha, Value* accumulate, int bias, Value* relu, int mask) {
     Value* has_bias = b_.CreateIsNotNull(base_[static_cast<size_t>(bias)]);
+    Value* has_mask = b_.CreateIsNotNull(base_[static_cast<size_t>(mask)]);
     const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
     const int64_t NR = 2 * VL, MR = target_.avx512 ? 12 : 4, NV = NR / VL;
     const int64_t KC = kGemmKC, MC = kGemmMC;
@@ -1288,7 +1294,7 @@ private:
       Value* kc = min(kc_size, b_.CreateSub(K, pc));
       Value* first = b_.CreateAnd(b_.CreateNot(accumulate), b_.CreateICmpEQ(kb, i64(0)));
       // The epilogue (bias, relu) once, as the last block's tiles are stored.
-      Value* epilogue = b_.CreateAnd(b_.CreateICmpEQ(kb, b_.CreateSub(kblocks, i64(1))), b_.CreateOr(has_bias, relu));
+      Value* epilogue = b_.CreateAnd(b_.CreateICmpEQ(kb, b_.CreateSub(kblocks, i64(1))), b_.CreateOr(b_.CreateOr(has_bias, relu), has_mask));
       // Pack B: panel p holds columns p*NR.. as kc rows of NR (the last
       // panel zero-padded).
       {
@@ -1415,7 +1421,13 @@ private:
                   Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
                   Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
                                                   {valpha, acc[static_cast<size_t>(r * NV + v)], old});
-                  if (with_epilogue) sum = epilogue_value(sum, bv[static_cast<size_t>(v)], relu);
+                  if (with_epilogue) {
+                    sum = epilogue_value(sum, bv[static_cast<size_t>(v)], relu);
+                    Value* ptr = b_.CreateSelect(has_mask, base_[static_cast<size_t>(mask)], base_[static_cast<size_t>(sc)]);
+                    Value* m_at = b_.CreateSelect(has_mask, c_at, i64(0));
+                    Value* m = tag(b_.CreateAlignedLoad(vec(VL), b_.CreateInBoundsGEP(t_, ptr, m_at), llvm::Align(elem_bytes())), mask);
+                    sum = b_.CreateSelect(has_mask, mask_value(sum, m), sum);
+                  }
                   vstore(sum, C.buf, c_at);
                 }
             };
@@ -1435,7 +1447,10 @@ private:
                   Value* bj = b_.CreateSelect(has_bias, b_.CreateAdd(j0, c), i64(0));
                   Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);
                   Value* loaded = tag(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, ptr, bj)), bias);
-                  store(epilogue_value(sum, b_.CreateSelect(has_bias, loaded, fp(0)), relu), C.buf, c_at);
+                  Value* v = epilogue_value(sum, b_.CreateSelect(has_bias, loaded, fp(0)), relu);
+                  Value* mptr = b_.CreateSelect(has_mask, base_[static_cast<size_t>(mask)], base_[static_cast<size_t>(sc)]);
+                  Value* m = tag(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, mptr, b_.CreateSelect(has_mask, c_at, i64(0)))), mask);
+                  store(b_.CreateSelect(has_mask, mask_value(v, m), v), C.buf, c_at);
                 }, [&] { store(sum, C.buf, c_at); });
               });
             });
@@ -1445,6 +1460,13 @@ private:
         });
       });
     });
+  }
+
+  // c * (m > 0), as the elementwise Mul(Gt(m, 0), c) computes it.
+  Value* mask_value(Value* c, Value* m) {
+    Value* zero = llvm::Constant::getNullValue(c->getType());
+    Value* one = llvm::ConstantFP::get(c->getType(), 1.0);
+    return b_.CreateFMul(b_.CreateSelect(b_.CreateFCmpOGT(m, zero), one, zero), c);
   }
 
   // The epilogue of one value (or vector) of C: relu?(c + bias), bias zero

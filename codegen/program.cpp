@@ -725,7 +725,8 @@ private:
       const Step& s = p_.steps[i];
       for (const Expr& e : s.exprs)
         if (e.kind == Expr::Kind::Load && e.access.buf == buf) r.push_back(i);
-      if (s.in.buf == buf || s.a.buf == buf || s.b.buf == buf || s.bias == buf || (s.accumulate && s.c.buf == buf))
+      if (s.in.buf == buf || s.a.buf == buf || s.b.buf == buf || s.bias == buf || s.mask == buf ||
+          (s.accumulate && s.c.buf == buf))
         r.push_back(i);
     }
     return r;
@@ -753,7 +754,8 @@ private:
   //     index, is computed inside that step (z = G + b into relu(z));
   //  3. a step `relu?(G + b)` over the batch, G a GEMM's product read by it
   //     alone, b a vector along G's columns: the GEMM writes the step's
-  //     buffer and applies bias and relu itself.
+  //     buffer and applies bias and relu itself; likewise a step
+  //     `(X > 0) * G` (relu' in the backward pass) becomes a mask epilogue.
   void fuse_epilogues() {
     auto& steps = p_.steps;
     auto is_temp = [&](int buf) { return buf >= 0 && p_.buffers[static_cast<size_t>(buf)].kind == BufKind::Temp; };
@@ -809,21 +811,12 @@ private:
     for (size_t r = 0; r < steps.size(); ++r) {
       const Step& s = steps[r];
       if (s.kind != StepKind::Elementwise || !s.batched || s.shape.rank() != 1) continue;
-      int e = s.root;
-      const bool relu = expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Relu;
-      if (relu) e = expr(s, e).args[0];
-      int g = e, bias = -1;
-      if (expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Add) {
-        const Expr &x = expr(s, expr(s, e).args[0]), &y = expr(s, expr(s, e).args[1]);
-        auto is_bias = [&](const Expr& v) {
-          return v.kind == Expr::Kind::Load && v.access.batch_stride == 0 && v.access.strides == std::vector<int64_t>{1} &&
-                 !p_.buffers[static_cast<size_t>(v.access.buf)].batched;
-        };
-        if (is_bias(y)) g = expr(s, e).args[0], bias = y.access.buf;
-        else if (is_bias(x)) g = expr(s, e).args[1], bias = x.access.buf;
-        else continue;
-      } else if (!relu) {
-        continue;
+      int g = -1, bias = -1, mask = -1;
+      bool relu = false;
+      if (!bias_relu_pattern(s, &g, &bias, &relu)) {
+        bias = -1;
+        relu = false;
+        if (!mask_pattern(s, &g, &mask)) continue;
       }
       const Expr& ge = expr(s, g);
       if (ge.kind != Expr::Kind::Load || !identity_access(s, ge.access) || !is_temp(ge.access.buf)) continue;
@@ -836,15 +829,56 @@ private:
           !gemm.m.times_n || gemm.m.value != 1 || gemm.n.times_n || gemm.n.value != s.shape[0] ||
           gemm.c.row_stride != s.shape[0] || gemm.c.buf != gbuf)
         continue;
-      bool safe = true;  // nothing between the two writes the bias or the result
-      for (size_t j = gi + 1; j < r; ++j) safe = safe && steps[j].out != bias && steps[j].out != s.out;
+      bool safe = true;  // nothing between the two writes what the epilogue reads, or the result
+      for (size_t j = gi + 1; j < r; ++j)
+        safe = safe && steps[j].out != bias && steps[j].out != mask && steps[j].out != s.out;
       if (!safe) continue;
       gemm.out = gemm.c.buf = s.out;
       gemm.bias = bias;
       gemm.relu = relu;
+      gemm.mask = mask;
       steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(r));
       --r;
     }
+  }
+
+  // relu?(G + b) or relu(G), b an unbatched vector along the step's axis.
+  bool bias_relu_pattern(const Step& s, int* g, int* bias, bool* relu) const {
+    int e = s.root;
+    *relu = expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Relu;
+    if (*relu) e = expr(s, e).args[0];
+    *g = e;
+    if (expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Add) {
+      const Expr &x = expr(s, expr(s, e).args[0]), &y = expr(s, expr(s, e).args[1]);
+      auto is_bias = [&](const Expr& v) {
+        return v.kind == Expr::Kind::Load && v.access.batch_stride == 0 && v.access.strides == std::vector<int64_t>{1} &&
+               !p_.buffers[static_cast<size_t>(v.access.buf)].batched;
+      };
+      if (is_bias(y)) *g = expr(s, e).args[0], *bias = y.access.buf;
+      else if (is_bias(x)) *g = expr(s, e).args[1], *bias = x.access.buf;
+      else return false;
+      return true;
+    }
+    return *relu;
+  }
+
+  // Mul(Gt(X, 0), G) either way round, X read at the step's own index (the
+  // backward pass's relu': delta = (h > 0) * (delta' W)).
+  bool mask_pattern(const Step& s, int* g, int* mask) const {
+    const Expr& root = expr(s, s.root);
+    if (root.kind != Expr::Kind::Apply || root.op != Op::Mul) return false;
+    for (int side = 0; side < 2; ++side) {
+      const Expr& gt = expr(s, root.args[static_cast<size_t>(side)]);
+      if (gt.kind != Expr::Kind::Apply || gt.op != Op::Gt) continue;
+      const Expr &x = expr(s, gt.args[0]), &zero = expr(s, gt.args[1]);
+      if (x.kind != Expr::Kind::Load || !identity_access(s, x.access) || zero.kind != Expr::Kind::Const ||
+          zero.value != 0)
+        continue;
+      *g = root.args[static_cast<size_t>(1 - side)];
+      *mask = x.access.buf;
+      return true;
+    }
+    return false;
   }
 
   // Liveness-based placement of temps: first fit within two arenas (values
@@ -869,6 +903,7 @@ private:
       touch(s.c.buf, at);
       touch(s.scratch, at);
       touch(s.bias, at);
+      touch(s.mask, at);
     }
     struct Placed {
       int64_t offset, size;
@@ -1008,7 +1043,8 @@ std::string Program::str() const {
             << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
             << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
             << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "")
-            << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "");
+            << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "")
+            << (s.mask >= 0 ? " mask %" + std::to_string(s.mask) : "");
         break;
     }
     out << "\n";
@@ -1025,7 +1061,7 @@ bool updates_are_safe(const Program& p) {
     bool written = false;
     for (const Step& s : p.steps) {
       const bool writes = s.out == pbuf;
-      bool reads = s.in.buf == pbuf || s.a.buf == pbuf || s.b.buf == pbuf || s.bias == pbuf;
+      bool reads = s.in.buf == pbuf || s.a.buf == pbuf || s.b.buf == pbuf || s.bias == pbuf || s.mask == pbuf;
       for (const Expr& e : s.exprs) reads = reads || (e.kind == Expr::Kind::Load && e.access.buf == pbuf);
       if (written && (reads || (writes && s.kind != StepKind::Gemm))) return false;
       written = written || writes;

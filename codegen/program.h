@@ -103,9 +103,11 @@ struct Step {
   bool alpha_times_rate = false;  // alpha * the learning rate (SGD step kernels)
   int scratch = -1;           // packing space of the cache-blocked GEMM (-1: small, plain loops)
   // The epilogue (fuse_epilogues): C = relu?(C + bias[j]) as each tile is
-  // stored; `bias` a buffer of n values (-1: none).
+  // stored; `bias` a buffer of n values (-1: none). Or C = C * (mask > 0),
+  // `mask` laid out as C (relu' applied to a backward product; -1: none).
   int bias = -1;
   bool relu = false;
+  int mask = -1;
 };
 
 // Cache blocking of GEMMs (emit.cpp): K in blocks of kGemmKC, M in blocks of
