@@ -823,7 +823,8 @@ private:
     const Step &init = p_.steps[i], &g = p_.steps[i + 1];
     if (init.kind != StepKind::Elementwise || init.batched || g.kind != StepKind::Gemm || !g.accumulate ||
         g.gemm_batched || g.c.buf != init.out || g.m.times_n || g.n.times_n || g.c.col_stride != 1 ||
-        g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value})
+        g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value} || g.a.buf == init.out ||
+        g.b.buf == init.out)
       return false;
     const std::vector<int64_t> rm = row_major(init.shape);
     for (const Expr& e : init.exprs)
