@@ -69,7 +69,7 @@ std::string c_header(const HeaderInfo& info) {
       << "/* Each kernel has a _par twin taking a parallel runner as its last argument\n"
       << " * (NULL: the plain kernel): run(ctx, tasks, task, arg) must call task(arg, t)\n"
       << " * for every t in [0, tasks), on any threads, and return when all have\n"
-      << " * returned. Large matrix products are then split into `tasks` parts. */\n"
+      << " * returned. Large matrix products are then split into up to `tasks` parts (at most 4). */\n"
       << "#ifndef NABLA_PARALLEL_DEFINED\n#define NABLA_PARALLEL_DEFINED\n"
       << "typedef struct nabla_parallel {\n"
       << "  void (*run)(void* ctx, int64_t tasks, void (*task)(void* arg, int64_t t), void* arg);\n"

@@ -352,7 +352,7 @@ private:
       p = fmuladd(p, r, fp(c));
     Value* e = fmuladd(B.CreateFMul(r, r), p, B.CreateFAdd(r, fp(1)));
     auto* i32 = llvm::Type::getInt32Ty(c_);
-    Value* k = B.CreateFPToSI(n, i32);
+    Value* k = B.CreateFreeze(B.CreateFPToSI(n, i32));  // NaN x: defined (any k; the result is NaN)
     Value* k1 = B.CreateAShr(k, 1);
     Value* k2 = B.CreateSub(k, k1);
     auto pow2 = [&](Value* ki) {
