@@ -1409,11 +1409,13 @@ private:
               std::vector<Value*> bv(static_cast<size_t>(NV));
               if (with_epilogue)
                 for (int64_t v = 0; v < NV; ++v) {
-                  // Zero without a bias (the address then is never read).
+                  // Without a bias (or mask) the load reads the scratch and
+                  // its value is dropped: so these loads carry no alias
+                  // scope (one would claim they never touch the scratch).
                   Value* j = b_.CreateSelect(has_bias, b_.CreateAdd(j0, i64(v * VL)), i64(0));
                   Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);
                   Value* at_j = b_.CreateInBoundsGEP(t_, ptr, j);
-                  Value* loaded = tag(b_.CreateAlignedLoad(vec(VL), at_j, llvm::Align(elem_bytes())), bias);
+                  Value* loaded = b_.CreateAlignedLoad(vec(VL), at_j, llvm::Align(elem_bytes()));
                   bv[static_cast<size_t>(v)] = b_.CreateSelect(has_bias, loaded, llvm::Constant::getNullValue(vec(VL)));
                 }
               for (int64_t r = 0; r < MR; ++r)
@@ -1426,7 +1428,7 @@ private:
                     sum = epilogue_value(sum, bv[static_cast<size_t>(v)], relu);
                     Value* ptr = b_.CreateSelect(has_mask, base_[static_cast<size_t>(mask)], base_[static_cast<size_t>(sc)]);
                     Value* m_at = b_.CreateSelect(has_mask, c_at, i64(0));
-                    Value* m = tag(b_.CreateAlignedLoad(vec(VL), b_.CreateInBoundsGEP(t_, ptr, m_at), llvm::Align(elem_bytes())), mask);
+                    Value* m = b_.CreateAlignedLoad(vec(VL), b_.CreateInBoundsGEP(t_, ptr, m_at), llvm::Align(elem_bytes()));
                     sum = b_.CreateSelect(has_mask, mask_value(sum, m), sum);
                   }
                   vstore(sum, C.buf, c_at);
@@ -1447,10 +1449,10 @@ private:
                 branch(epilogue, [&] {
                   Value* bj = b_.CreateSelect(has_bias, b_.CreateAdd(j0, c), i64(0));
                   Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);
-                  Value* loaded = tag(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, ptr, bj)), bias);
+                  Value* loaded = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, ptr, bj));
                   Value* v = epilogue_value(sum, b_.CreateSelect(has_bias, loaded, fp(0)), relu);
                   Value* mptr = b_.CreateSelect(has_mask, base_[static_cast<size_t>(mask)], base_[static_cast<size_t>(sc)]);
-                  Value* m = tag(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, mptr, b_.CreateSelect(has_mask, c_at, i64(0)))), mask);
+                  Value* m = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, mptr, b_.CreateSelect(has_mask, c_at, i64(0))));
                   store(b_.CreateSelect(has_mask, mask_value(v, m), v), C.buf, c_at);
                 }, [&] { store(sum, C.buf, c_at); });
               });
