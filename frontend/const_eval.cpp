@@ -1,13 +1,28 @@
 #include "frontend/const_eval.h"
 
 #include <cmath>
+#include <unordered_map>
 
 #include "ir/scalar_math.h"
 
 namespace nabla {
 
-double eval_scalar(const TExpr& e, const std::function<double(const TExpr&)>& ref_value) {
-  auto arg = [&](size_t i) { return eval_scalar(*e.args[i], ref_value); };
+namespace {
+
+using Memo = std::unordered_map<const TExpr*, double>;
+double eval_node(const TExpr& e, const std::function<double(const TExpr&)>& ref_value, Memo& memo);
+
+// Each node once: a DAG (a let or an inlined fn used twice) is evaluated in
+// time linear in its nodes, not in the size of the tree it unfolds to.
+double eval_memo(const TExpr& e, const std::function<double(const TExpr&)>& ref_value, Memo& memo) {
+  if (auto it = memo.find(&e); it != memo.end()) return it->second;
+  const double v = eval_node(e, ref_value, memo);
+  memo.emplace(&e, v);
+  return v;
+}
+
+double eval_node(const TExpr& e, const std::function<double(const TExpr&)>& ref_value, Memo& memo) {
+  auto arg = [&](size_t i) { return eval_memo(*e.args[i], ref_value, memo); };
   using K = TExpr::Kind;
   using ast::Op;
   switch (e.kind) {
@@ -97,6 +112,13 @@ double eval_scalar(const TExpr& e, const std::function<double(const TExpr&)>& re
       return std::isnan(arg(0)) ? std::nan("") : 1.0;
   }
   return std::nan("");
+}
+
+}  // namespace
+
+double eval_scalar(const TExpr& e, const std::function<double(const TExpr&)>& ref_value) {
+  Memo memo;
+  return eval_memo(e, ref_value, memo);
 }
 
 }  // namespace nabla

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -151,6 +153,12 @@ private:
   // Names whose declaration failed: uses stay quiet (the failure was reported).
   std::unordered_set<std::string> poisoned_;
   std::vector<FnDecl> fns_;
+  // Inlined fn calls: (fn, argument nodes, outermost call site) -> the
+  // body's node. A call repeated with the same arguments is one node, so
+  // inlining is linear in the program (f(a) + f(a) nested 60 deep is 60
+  // nodes, not 2^60); the call site is in the key because errors in a body
+  // are reported at the outermost call.
+  std::map<std::tuple<const FnDecl*, std::vector<const TExpr*>, uint32_t, uint32_t>, const TExpr*> inlined_;
   const ast::Stmt* current_ = nullptr;
   ConstOverrides overrides_;
   // Expression mode: free variables, by name.
@@ -485,6 +493,9 @@ const TExpr* Sema::elab_fn_call(const ast::Expr& e, const FnDecl& fn, const Env&
     return error_node(e.range);
   }
   if (failed || !fn.ok) return error_node(e.range);
+  const SourceRange site = env.call_site ? *env.call_site : e.range;
+  auto key = std::make_tuple(&fn, bound, site.begin, site.end);
+  if (auto it = inlined_.find(key); it != inlined_.end()) return it->second;
   std::unordered_map<std::string, const TExpr*> args;
   for (size_t i = 0; i < n; ++i) args.emplace(s.params[i], bound[i]);
   Env inner;
@@ -492,7 +503,9 @@ const TExpr* Sema::elab_fn_call(const ast::Expr& e, const FnDecl& fn, const Env&
   inner.fn = &fn;
   inner.call_site = env.call_site ? env.call_site : std::optional<SourceRange>(e.range);
   inner.call_name = env.call_site ? env.call_name : s.name;
-  return elab(s.value, inner);
+  const TExpr* body = elab(s.value, inner);
+  inlined_.emplace(std::move(key), body);
+  return body;
 }
 
 const TExpr* Sema::elab_builtin(const ast::Expr& e, const BuiltinInfo& info, const Env& env) {
@@ -966,6 +979,12 @@ CheckedModel Sema::check_model(const SemaOptions& options, std::vector<std::stri
       case ast::StmtKind::Const: {
         const bool name_ok = check_new_name(s);
         auto value = const_value(s.value, "a const");
+        if (value && !std::isfinite(*value)) {  // as --set: a const is a finite number
+          diags_.error(m_.expr(s.value).range, "the const '" + s.name + "' is " +
+                                                   (std::isnan(*value) ? "not a number" : "infinite") +
+                                                   ": a const must be finite");
+          value.reset();
+        }
         if (!name_ok) break;
         ConstDecl c{s.name, value.value_or(0.0), false, s.name_range};
         if (auto it = overrides_.find(s.name); it != overrides_.end()) {
