@@ -1,27 +1,35 @@
 #include "runtime/npz.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
-#include <unistd.h>
+#include <set>
+
+#include "ir/assert.h"
+#include "runtime/budget.h"
+#include "runtime/output.h"
 
 namespace nabla::runtime {
 namespace {
 
 // ---------------------------------------------------------------------------
-// Little-endian fields
+// Little-endian fields (the caller has checked the bounds)
 
-uint32_t u16(const std::string& s, size_t at) {
-  return static_cast<uint32_t>(static_cast<unsigned char>(s[at])) |
-         static_cast<uint32_t>(static_cast<unsigned char>(s[at + 1])) << 8;
+uint32_t u16(const char* p) {
+  return static_cast<uint32_t>(static_cast<unsigned char>(p[0])) |
+         static_cast<uint32_t>(static_cast<unsigned char>(p[1])) << 8;
 }
-uint32_t u32(const std::string& s, size_t at) { return u16(s, at) | u16(s, at + 2) << 16; }
-uint64_t u64(const std::string& s, size_t at) {
-  return static_cast<uint64_t>(u32(s, at)) | static_cast<uint64_t>(u32(s, at + 4)) << 32;
-}
+uint32_t u32(const char* p) { return u16(p) | u16(p + 2) << 16; }
+uint64_t u64(const char* p) { return static_cast<uint64_t>(u32(p)) | static_cast<uint64_t>(u32(p + 4)) << 32; }
 void put16(std::string& s, uint32_t v) {
   s += static_cast<char>(v & 0xFF);
   s += static_cast<char>((v >> 8) & 0xFF);
@@ -32,29 +40,706 @@ void put32(std::string& s, uint32_t v) {
 }
 
 // ---------------------------------------------------------------------------
+// Names in messages
+
+// Code points a terminal shows as nothing, or that reorder the text around
+// them: C1 controls, soft hyphen, zero-width and direction marks, separators,
+// the byte order mark, tags.
+bool invisible(uint32_t cp) {
+  return cp < 0xA0 || cp == 0xAD || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202E) ||
+         (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB) ||
+         (cp >= 0xE0000 && cp <= 0xE007F);
+}
+
+// The length of the valid UTF-8 sequence of a visible code point of two to
+// four bytes at s[i], or 0.
+size_t printable_utf8(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char lead = byte(i);
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (lead >= 0xC2 && lead <= 0xDF) n = 2, cp = lead & 0x1F;
+  else if (lead >= 0xE0 && lead <= 0xEF) n = 3, cp = lead & 0x0F;
+  else if (lead >= 0xF0 && lead <= 0xF4) n = 4, cp = lead & 0x07;
+  else return 0;
+  if (s.size() - i < n) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = cp << 6 | (byte(i + k) & 0x3F);
+  }
+  const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
+  if (cp < least[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || invisible(cp)) return 0;
+  return n;
+}
+
+std::string quoted(std::string_view text) { return "'" + escaped(text) + "'"; }
+
+// The start of a long text for a message.
+std::string excerpt(std::string_view text) {
+  constexpr size_t kShown = 120;
+  return quoted(text.substr(0, kShown)) + (text.size() > kShown ? "..." : "");
+}
+
+}  // namespace
+
+std::string escaped(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7F) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (const size_t n = printable_utf8(text, i)) {
+      out.append(text.substr(i, n));
+      i += n;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+      ++i;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Where archives are read from
+
+// The archive being read: size() bytes with random access.
+class ByteSource {
+public:
+  virtual ~ByteSource() = default;
+  virtual uint64_t size() const = 0;
+  // Copies the `n` bytes at `offset`, which lie within size(), to `out`.
+  virtual void read(uint64_t offset, size_t n, char* out) const = 0;
+};
+
+class MemorySource final : public ByteSource {
+public:
+  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  uint64_t size() const override { return bytes_.size(); }
+  void read(uint64_t offset, size_t n, char* out) const override {
+    NABLA_ASSERT(offset <= bytes_.size() && n <= bytes_.size() - offset, "read past the archive");
+    if (n > 0) std::memcpy(out, bytes_.data() + offset, n);
+  }
+
+private:
+  std::string_view bytes_;
+};
+
+// A regular file read with pread: only what is asked for is in memory.
+class FileSource final : public ByteSource {
+public:
+  FileSource(int fd, uint64_t size, std::string what) : fd_(fd), size_(size), what_(std::move(what)) {}
+  uint64_t size() const override { return size_; }
+  void read(uint64_t offset, size_t n, char* out) const override {
+    NABLA_ASSERT(offset <= size_ && n <= size_ - offset, "read past the archive");
+    while (n > 0) {
+      const ssize_t got = ::pread(fd_, out, std::min<size_t>(n, size_t{1} << 30), static_cast<off_t>(offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) throw NpzError("cannot read " + what_ + ": " + std::strerror(errno));
+      if (got == 0) throw NpzError(what_ + " became shorter while it was read");
+      out += got, offset += static_cast<uint64_t>(got), n -= static_cast<size_t>(got);
+    }
+  }
+
+private:
+  int fd_;
+  uint64_t size_;
+  std::string what_;
+};
+
+// ---------------------------------------------------------------------------
+// One member's bytes
+
+// The bytes of one ZIP member in order, inflated when it is deflated, with
+// their running CRC-32. It never produces more than the member's declared
+// size, so a member that inflates past it costs no memory.
+class MemberStream {
+public:
+  // `size` bytes (declared), stored or deflated in the `csize` bytes at `at`.
+  MemberStream(const ByteSource& src, uint64_t at, uint64_t csize, uint64_t size, bool deflated, std::string what)
+      : src_(src), at_(at), csize_(csize), size_(size), deflated_(deflated), what_(std::move(what)) {
+    if (!deflated_) return;
+    in_.resize(static_cast<size_t>(std::min<uint64_t>(csize_, 64 * 1024)));
+    if (inflateInit2(&z_, -MAX_WBITS) != Z_OK) throw NpzError(what_ + ": cannot start inflating");
+  }
+  ~MemberStream() {
+    if (deflated_) inflateEnd(&z_);
+  }
+  MemberStream(const MemberStream&) = delete;
+  MemberStream& operator=(const MemberStream&) = delete;
+
+  uint32_t crc() const { return crc_; }
+
+  // Fills out[0, n) with the next n of the declared bytes.
+  void read(char* out, size_t n) {
+    NABLA_ASSERT(n <= size_ - produced_, "read past a member's declared size");
+    while (n > 0) {
+      const size_t k = next(out, n);
+      if (k == 0)
+        throw NpzError(what_ + ": its data inflates to " + std::to_string(produced_) + " bytes, fewer than the " +
+                       std::to_string(size_) + " its ZIP entry declares (the file is truncated or corrupt)");
+      crc_ = static_cast<uint32_t>(crc32_z(crc_, reinterpret_cast<const Bytef*>(out), k));
+      produced_ += k, out += k, n -= k;
+    }
+  }
+
+  // Throws unless the member ends right after its declared bytes.
+  void expect_end() {
+    NABLA_ASSERT(produced_ == size_, "a member's end checked before its declared size");
+    char extra;
+    if (next(&extra, 1) != 0)
+      throw NpzError(what_ + ": trailing data: it inflates past the " + std::to_string(size_) +
+                     " bytes its ZIP entry and .npy header declare");
+  }
+
+  // Reads the rest of the declared bytes for their CRC-32; false when they
+  // cannot be read.
+  bool finish() {
+    std::vector<char> scratch(static_cast<size_t>(std::min<uint64_t>(size_ - produced_, 64 * 1024)));
+    try {
+      while (produced_ < size_)
+        read(scratch.data(), static_cast<size_t>(std::min<uint64_t>(size_ - produced_, scratch.size())));
+    } catch (const NpzError&) {
+      return false;
+    }
+    return true;
+  }
+
+private:
+  // Up to n next bytes of the member, 0 at its end.
+  size_t next(char* out, size_t n) {
+    if (!deflated_) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(n, csize_ - produced_));
+      src_.read(at_ + produced_, k, out);
+      return k;
+    }
+    if (ended_) return 0;
+    const uInt want = static_cast<uInt>(std::min<size_t>(n, UINT_MAX));
+    z_.next_out = reinterpret_cast<Bytef*>(out);
+    z_.avail_out = want;
+    while (z_.avail_out == want) {
+      if (z_.avail_in == 0 && consumed_ < csize_) refill();
+      const int rc = ::inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        ended_ = true;
+        break;
+      }
+      if (rc == Z_BUF_ERROR && z_.avail_in == 0 && consumed_ == csize_)
+        throw NpzError(what_ + ": its deflate data is truncated");
+      if (rc != Z_OK)
+        throw NpzError(what_ + ": corrupt deflate data" + (z_.msg ? std::string(" (") + z_.msg + ")" : ""));
+    }
+    return want - z_.avail_out;
+  }
+
+  void refill() {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(in_.size(), csize_ - consumed_));
+    src_.read(at_ + consumed_, k, in_.data());
+    consumed_ += k;
+    z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+    z_.avail_in = static_cast<uInt>(k);
+  }
+
+  const ByteSource& src_;
+  uint64_t at_, csize_, size_;
+  bool deflated_;
+  std::string what_;
+  uint64_t produced_ = 0, consumed_ = 0;  // bytes out; compressed bytes handed to zlib
+  uint32_t crc_ = 0;
+  bool ended_ = false;
+  z_stream z_{};
+  std::vector<char> in_;
+};
+
+// ---------------------------------------------------------------------------
 // .npy header: {'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }
 
-std::string header_value(const std::string& header, const std::string& key) {
-  const size_t k = header.find("'" + key + "'");
-  if (k == std::string::npos) return "";
-  size_t v = header.find(':', k);
-  if (v == std::string::npos) return "";
-  ++v;
-  while (v < header.size() && header[v] == ' ') ++v;
-  size_t end = v;
-  if (header[v] == '(') {
-    end = header.find(')', v);
-    return end == std::string::npos ? "" : header.substr(v, end - v + 1);
+constexpr uint64_t kMaxHeaderBytes = 65536;  // NumPy writes a few hundred
+constexpr size_t kMaxDims = 64;              // NumPy's limit
+
+// What a .npy header declares.
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  std::vector<int64_t> shape;
+};
+
+// The Python dict literal of a .npy header, parsed strictly: the keys
+// 'descr', 'fortran_order' and 'shape', once each and no other, their values
+// a string, True or False, and a tuple of non-negative integers; nothing is
+// evaluated.
+//   header := '{' [item (',' item)* [',']] '}' (' ' | '\n')*
+//   item   := string ':' value            (spaces and tabs between tokens)
+class HeaderParser {
+public:
+  HeaderParser(std::string_view text, const std::string& what) : text_(text), what_(what) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool seen[3] = {false, false, false};  // descr, fortran_order, shape
+    expect('{');
+    while (skip_spaces(), !accept('}')) {
+      const std::string_view key = string_literal("a key");
+      skip_spaces();
+      expect(':');
+      skip_spaces();
+      const int k = key == "descr" ? 0 : key == "fortran_order" ? 1 : key == "shape" ? 2 : -1;
+      if (k < 0) fail("unknown key " + quoted(key) + "; a .npy header has 'descr', 'fortran_order' and 'shape'");
+      if (seen[k]) fail("the key " + quoted(key) + " appears twice");
+      seen[k] = true;
+      if (k == 0) h.descr = descr();
+      else if (k == 1) h.fortran_order = boolean();
+      else h.shape = shape();
+      skip_spaces();
+      if (!accept(',')) {
+        expect('}');
+        break;
+      }
+    }
+    for (; at_ < text_.size(); ++at_)
+      if (text_[at_] != ' ' && text_[at_] != '\n') fail("text after the closing '}'");
+    for (int k = 0; k < 3; ++k)
+      if (!seen[k]) fail(std::string("no key '") + (k == 0 ? "descr" : k == 1 ? "fortran_order" : "shape") + "'");
+    return h;
   }
-  if (header[v] == '\'') {
-    end = header.find('\'', v + 1);
-    return end == std::string::npos ? "" : header.substr(v + 1, end - v - 1);
+
+private:
+  [[noreturn]] void fail(const std::string& why) const {
+    const size_t end = text_.find_last_not_of(" \n");  // without NumPy's padding
+    throw NpzError(what_ + ": bad .npy header " + excerpt(text_.substr(0, end + 1)) + ": " + why);
   }
-  while (end < header.size() && header[end] != ',' && header[end] != '}') ++end;
-  return header.substr(v, end - v);
+  void skip_spaces() {
+    while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t')) ++at_;
+  }
+  bool accept(char c) {
+    if (at_ >= text_.size() || text_[at_] != c) return false;
+    ++at_;
+    return true;
+  }
+  void expect(char c) {
+    if (!accept(c)) fail(std::string("expected '") + c + "' at byte " + std::to_string(at_));
+  }
+  // A quoted string without escapes: 'text' or "text".
+  std::string_view string_literal(const char* expected) {
+    const char quote = at_ < text_.size() ? text_[at_] : '\0';
+    if (quote != '\'' && quote != '"') fail(std::string("expected ") + expected + " at byte " + std::to_string(at_));
+    const size_t end = text_.find(quote, at_ + 1);
+    if (end == std::string_view::npos) fail("a string that does not end");
+    const std::string_view s = text_.substr(at_ + 1, end - at_ - 1);
+    if (s.find_first_of("\\\n") != std::string_view::npos) fail("a string with an escape or a line break");
+    at_ = end + 1;
+    return s;
+  }
+  std::string descr() {
+    if (at_ < text_.size() && text_[at_] == '[')
+      fail("a structured dtype (a list of fields); nabla reads float32 and float64 arrays");
+    return std::string(string_literal("a dtype string"));
+  }
+  bool boolean() {
+    for (const bool b : {true, false}) {
+      const std::string_view word = b ? "True" : "False";
+      if (text_.substr(at_, word.size()) == word) {
+        at_ += word.size();
+        return b;
+      }
+    }
+    fail("'fortran_order' is not True or False");
+  }
+  std::vector<int64_t> shape();
+  int64_t dimension();
+
+  std::string_view text_;
+  const std::string& what_;
+  size_t at_ = 0;
+};
+
+// A tuple of dimensions: (), (3,), (3, 4) or (3, 4,).
+std::vector<int64_t> HeaderParser::shape() {
+  expect('(');
+  std::vector<int64_t> dims;
+  bool trailing_comma = false;
+  while (skip_spaces(), !accept(')')) {
+    if (dims.size() == kMaxDims) fail("a shape of more than " + std::to_string(kMaxDims) + " dimensions");
+    dims.push_back(dimension());
+    skip_spaces();
+    trailing_comma = accept(',');
+    if (!trailing_comma) {
+      expect(')');
+      break;
+    }
+  }
+  if (dims.size() == 1 && !trailing_comma) fail("the shape is not a tuple (a 1-d shape is written (n,))");
+  return dims;
+}
+
+// A non-negative decimal integer (Python 2 wrote a long as 3L).
+int64_t HeaderParser::dimension() {
+  if (at_ >= text_.size() || text_[at_] < '0' || text_[at_] > '9')
+    fail("a dimension that is not a non-negative integer, at byte " + std::to_string(at_));
+  int64_t d = 0;
+  for (; at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9'; ++at_) {
+    const int digit = text_[at_] - '0';
+    if (d > (INT64_MAX - digit) / 10) fail("a dimension too large for 64 bits");
+    d = d * 10 + digit;
+  }
+  accept('L');
+  return d;
+}
+
+// What a dtype's kind letter holds, for a refusal.
+std::string dtype_kind(std::string_view body) {
+  if (body.empty()) return "";
+  switch (body[0]) {
+    case 'i': return " (integers)";
+    case 'u': return " (unsigned integers)";
+    case 'b': case '?': return " (booleans)";
+    case 'f': return body == "f2" ? " (float16)" : " (floats of another size)";
+    case 'c': return " (complex numbers)";
+    case 'O': return " (Python objects)";
+    case 'S': case 'a': case 'U': return " (strings)";
+    case 'V': return " (raw bytes)";
+    case 'M': case 'm': return " (dates or times)";
+    default: return "";
+  }
+}
+
+// The element type and byte order of `descr`: float32 or float64, in this
+// machine's order ('=' or none), little ('<') or big ('>') endian.
+DType element_type(std::string_view descr, bool* swap, const std::string& what) {
+  const char first = descr.empty() ? '\0' : descr[0];
+  const bool marked = first == '<' || first == '>' || first == '=' || first == '|';
+  const char order = marked ? first : '=';
+  const std::string_view body = marked ? descr.substr(1) : descr;
+  const bool float_body = body == "f4" || body == "f8";
+  if (float_body && order != '|') {
+    constexpr bool little = std::endian::native == std::endian::little;
+    *swap = (order == '<' && !little) || (order == '>' && little);
+    return body == "f4" ? DType::F32 : DType::F64;
+  }
+  throw NpzError(what + " has dtype " + quoted(descr) + (float_body ? " (no byte order)" : dtype_kind(body)) +
+                 "; nabla reads float32 and float64 arrays ('<f4', '<f8', or big-endian '>f4', '>f8'): "
+                 "convert it with .astype(numpy.float32)");
 }
 
 size_t element_size(DType t) { return t == DType::F32 ? 4 : 8; }
+
+// The bytes of the data `shape` declares; throws when the shape's size (zero
+// dimensions counted as one) overflows 64 bits, so no product of its
+// dimensions ever overflows.
+uint64_t data_bytes(const std::vector<int64_t>& shape, DType t, const std::string& what) {
+  uint64_t bound = element_size(t), elements = 1;
+  for (const int64_t d : shape) {
+    const uint64_t u = static_cast<uint64_t>(d);
+    bound = product_bytes(bound, std::max<uint64_t>(u, 1));
+    elements *= u;
+    if (bound > static_cast<uint64_t>(INT64_MAX))
+      throw NpzError(what + " has shape " + shape_str(shape) + ", too large for 64-bit sizes");
+  }
+  return elements * element_size(t);
+}
+
+// Reverses the bytes of each `size`-byte element of data[0, bytes): exact
+// for every bit pattern, NaN payloads included.
+void swap_bytes(char* data, size_t bytes, size_t size) {
+  for (size_t i = 0; i + size <= bytes; i += size) std::reverse(data + i, data + i + size);
+}
+
+// An array with the header's shape and type, its data read from `in`, which
+// holds exactly `bytes` more bytes.
+Array read_data(MemberStream& in, uint64_t bytes, const NpyHeader& h, const std::string& what) {
+  Array a;
+  bool swap = false;
+  a.dtype = element_type(h.descr, &swap, what);
+  if (h.fortran_order && std::count_if(h.shape.begin(), h.shape.end(), [](int64_t d) { return d > 1; }) > 1)
+    throw NpzError(what + " is in Fortran order; write it in C order (numpy.ascontiguousarray)");
+  a.shape = h.shape;
+  const uint64_t want = data_bytes(a.shape, a.dtype, what);
+  if (bytes != want)
+    throw NpzError(what + ": " + std::to_string(bytes) + " bytes of data for shape " + shape_str(a.shape) + " of " +
+                   dtype_name(a.dtype) + " (" + std::to_string(want) + " expected; " +
+                   (bytes > want ? "trailing data)" : "the array is truncated)"));
+  check_memory(what, want);
+  const size_t n = static_cast<size_t>(want / element_size(a.dtype));
+  char* out = nullptr;
+  if (a.dtype == DType::F32) a.f32.resize(n), out = reinterpret_cast<char*>(a.f32.data());
+  else a.f64.resize(n), out = reinterpret_cast<char*>(a.f64.data());
+  in.read(out, static_cast<size_t>(want));
+  if (swap) swap_bytes(out, static_cast<size_t>(want), element_size(a.dtype));
+  return a;
+}
+
+// The .npy payload of `size` bytes that `in` produces: magic, version,
+// header length, header, data.
+Array read_npy(MemberStream& in, uint64_t size, const std::string& what) {
+  char prefix[12] = {};
+  in.read(prefix, static_cast<size_t>(std::min<uint64_t>(size, 8)));
+  if (size < 10 || std::memcmp(prefix, "\x93NUMPY", 6) != 0) throw NpzError(what + " is not a .npy array (bad magic)");
+  const int major = static_cast<unsigned char>(prefix[6]), minor = static_cast<unsigned char>(prefix[7]);
+  if ((major != 1 && major != 2 && major != 3) || minor != 0)
+    throw NpzError(what + ": unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor));
+  const uint64_t header_at = major == 1 ? 10 : 12;
+  if (size < header_at) throw NpzError(what + ": truncated .npy header");
+  in.read(prefix + 8, static_cast<size_t>(header_at - 8));
+  const uint64_t header_len = major == 1 ? u16(prefix + 8) : u32(prefix + 8);
+  if (header_len > kMaxHeaderBytes)
+    throw NpzError(what + ": a .npy header of " + std::to_string(header_len) + " bytes (nabla reads up to " +
+                   std::to_string(kMaxHeaderBytes) + ")");
+  if (size - header_at < header_len) throw NpzError(what + ": truncated .npy header");
+  std::string text(static_cast<size_t>(header_len), '\0');
+  in.read(text.data(), text.size());
+  const NpyHeader h = HeaderParser(text, what).parse();
+  return read_data(in, size - header_at - header_len, h, what);
+}
+
+// ---------------------------------------------------------------------------
+// ZIP
+
+constexpr uint32_t kEncrypted = 1 | 1 << 6 | 1 << 13;  // encrypted, strong encryption, masked headers
+constexpr uint32_t kDataDescriptor = 1 << 3;          // sizes and CRC after the data
+constexpr uint32_t kFull32 = 0xFFFFFFFF;              // the field is in the ZIP64 extra record
+
+// Where the central directory lies and how many entries it holds.
+struct ZipDirectory {
+  uint64_t at = 0, size = 0, entries = 0;
+};
+
+// One member as the central directory describes it.
+struct ZipEntry {
+  std::string name;
+  uint32_t flags = 0, method = 0, crc = 0;
+  uint64_t csize = 0, usize = 0, local = 0;
+};
+
+// Replaces each of `fields` that holds 0xFFFFFFFF, in order, by its 64-bit
+// value in the ZIP64 extra record (id 1) of `extra`.
+void apply_zip64(std::string_view extra, std::initializer_list<uint64_t*> fields, const std::string& what) {
+  for (size_t x = 0; extra.size() - x >= 4;) {
+    const uint32_t id = u16(extra.data() + x), len = u16(extra.data() + x + 2);
+    if (extra.size() - x - 4 < len) throw NpzError(what + ": corrupt ZIP extra field");
+    if (id == 0x0001) {
+      size_t q = x + 4;
+      for (uint64_t* f : fields) {
+        if (*f != kFull32) continue;
+        if (x + 4 + len - q < 8) throw NpzError(what + ": corrupt ZIP64 extra field");
+        *f = u64(extra.data() + q);
+        q += 8;
+      }
+    }
+    x += 4 + len;
+  }
+}
+
+// The ZIP64 end record's directory, when the end record at `eocd` points to
+// one; `d` unchanged otherwise. `*end` becomes the record's offset.
+void read_zip64_end(const ByteSource& src, uint64_t eocd, ZipDirectory& d, uint64_t* end, const std::string& what) {
+  if (eocd < 20) return;
+  char loc[20];
+  src.read(eocd - 20, 20, loc);
+  if (std::memcmp(loc, "PK\x06\x07", 4) != 0) return;
+  const uint64_t at = u64(loc + 8);
+  if (at > eocd - 20 || eocd - 20 - at < 56) throw NpzError(what + ": corrupt ZIP64 end record");
+  char rec[56];
+  src.read(at, 56, rec);
+  if (std::memcmp(rec, "PK\x06\x06", 4) != 0) throw NpzError(what + ": corrupt ZIP64 end record");
+  d.entries = u64(rec + 32);
+  d.size = u64(rec + 40);
+  d.at = u64(rec + 48);
+  *end = at;
+}
+
+// The central directory, from the end record (the last "PK\5\6" in the final
+// 64 KiB + 22 bytes), bounded by the file.
+ZipDirectory find_directory(const ByteSource& src, const std::string& what) {
+  const uint64_t n = src.size();
+  const size_t tail_len = static_cast<size_t>(std::min<uint64_t>(n, 22 + 0xFFFF));
+  std::string tail(tail_len, '\0');
+  src.read(n - tail_len, tail_len, tail.data());
+  const size_t i = tail_len < 22 ? std::string::npos : tail.rfind("PK\x05\x06", tail_len - 22);
+  if (i == std::string::npos) throw NpzError(what + " is not a .npz file (no ZIP directory)");
+  const char* e = tail.data() + i;
+  ZipDirectory d{u32(e + 16), u32(e + 12), u16(e + 10)};
+  uint64_t end = n - tail_len + i;  // the directory ends before this
+  if (d.entries == 0xFFFF || d.size == kFull32 || d.at == kFull32) read_zip64_end(src, end, d, &end, what);
+  if (d.at > end || d.size > end - d.at)
+    throw NpzError(what + ": corrupt ZIP directory (it does not lie within the file)");
+  if (d.entries > d.size / 46)
+    throw NpzError(what + ": corrupt ZIP directory (" + std::to_string(d.entries) + " entries cannot fit in " +
+                   std::to_string(d.size) + " bytes)");
+  return d;
+}
+
+// The entries of the central directory.
+std::vector<ZipEntry> read_entries(const ByteSource& src, const ZipDirectory& d, const std::string& what) {
+  check_memory("the ZIP directory of " + what, d.size);
+  std::string cd(static_cast<size_t>(d.size), '\0');
+  src.read(d.at, cd.size(), cd.data());
+  std::vector<ZipEntry> out;
+  out.reserve(static_cast<size_t>(d.entries));
+  size_t p = 0;
+  for (uint64_t k = 0; k < d.entries; ++k) {
+    const auto corrupt = [&] {
+      return NpzError(what + ": corrupt ZIP directory (entry " + std::to_string(k + 1) + ")");
+    };
+    if (cd.size() - p < 46 || cd.compare(p, 4, "PK\x01\x02") != 0) throw corrupt();
+    const char* h = cd.data() + p;
+    ZipEntry e{"", u16(h + 8), u16(h + 10), u32(h + 16), u32(h + 20), u32(h + 24), u32(h + 42)};
+    const size_t name_len = u16(h + 28), extra_len = u16(h + 30), comment_len = u16(h + 32);
+    if (cd.size() - p - 46 < name_len + extra_len + comment_len) throw corrupt();
+    e.name = cd.substr(p + 46, name_len);
+    apply_zip64(std::string_view(cd).substr(p + 46 + name_len, extra_len), {&e.usize, &e.csize, &e.local}, what);
+    out.push_back(std::move(e));
+    p += 46 + name_len + extra_len + comment_len;
+  }
+  return out;
+}
+
+// Where entry `e`'s data starts, once its local header agrees with the
+// directory (name, method, and CRC and sizes unless they follow the data) and
+// the data lies before `data_end`.
+uint64_t local_data_at(const ByteSource& src, const ZipEntry& e, uint64_t data_end, const std::string& what) {
+  char h[30];
+  if (e.local > data_end || data_end - e.local < 30) throw NpzError(what + ": corrupt ZIP entry (bad offset)");
+  src.read(e.local, 30, h);
+  if (std::memcmp(h, "PK\x03\x04", 4) != 0) throw NpzError(what + ": corrupt ZIP entry (no local header)");
+  const size_t name_len = u16(h + 26), extra_len = u16(h + 28);
+  if (data_end - e.local - 30 < name_len + extra_len) throw NpzError(what + ": corrupt ZIP entry (bad local header)");
+  std::string rest(name_len + extra_len, '\0');
+  src.read(e.local + 30, rest.size(), rest.data());
+  const uint32_t flags = u16(h + 6);
+  uint64_t csize = u32(h + 18), usize = u32(h + 22);
+  apply_zip64(std::string_view(rest).substr(name_len), {&usize, &csize}, what);
+  bool agree = rest.compare(0, name_len, e.name) == 0 && u16(h + 8) == e.method;
+  if (!(flags & kDataDescriptor)) agree = agree && u32(h + 14) == e.crc && csize == e.csize && usize == e.usize;
+  if (!agree) throw NpzError(what + ": corrupt ZIP entry (its local header disagrees with the ZIP directory)");
+  if (flags & kEncrypted) throw NpzError(what + " is encrypted; nabla reads unencrypted archives");
+  const uint64_t at = e.local + 30 + name_len + extra_len;
+  if (data_end - at < e.csize) throw NpzError(what + ": truncated ZIP entry");
+  return at;
+}
+
+[[noreturn]] void crc_mismatch(const std::string& what) {
+  throw NpzError(what + ": CRC-32 mismatch (the file is corrupt)");
+}
+
+// The array name of member `name`: NAME for NAME.npy, as numpy.savez writes.
+std::string array_name(const std::string& name, const std::string& what) {
+  if (name.size() <= 4 || !name.ends_with(".npy"))
+    throw NpzError(what + " holds " + quoted(name) +
+                   ", which is not an array: the members of a .npz are NAME.npy, as numpy.savez writes them");
+  return name.substr(0, name.size() - 4);
+}
+
+// A member ready to be read: its entry, its array's name, the array as
+// messages name it, and where its data starts.
+struct Member {
+  ZipEntry entry;
+  std::string name, what;
+  uint64_t data_at = 0;
+};
+
+// Throws unless the members' bytes (local header to the end of the data) are
+// disjoint: overlapping members would let a small file make the reader
+// inflate the same bytes once for every member.
+void check_disjoint(const std::vector<Member>& members, const std::string& what) {
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  for (const Member& m : members) spans.emplace_back(m.entry.local, m.data_at + m.entry.csize);
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first < spans[i - 1].second) throw NpzError(what + ": corrupt ZIP directory (two members overlap)");
+}
+
+// The members of the directory, checked before any is read: arrays named
+// once each, entries nabla reads, local headers that agree, no overlap.
+std::vector<Member> locate_members(const ByteSource& src, const ZipDirectory& d, std::vector<ZipEntry> entries,
+                                   const std::string& what) {
+  std::vector<Member> out;
+  std::set<std::string> names;
+  for (ZipEntry& e : entries) {
+    Member m;
+    m.name = array_name(e.name, what);
+    if (!names.insert(m.name).second) throw NpzError(what + " holds two arrays named " + quoted(m.name));
+    m.what = "array " + quoted(m.name) + " in " + what;
+    if (e.flags & kEncrypted) throw NpzError(m.what + " is encrypted; nabla reads unencrypted archives");
+    if (e.method != 0 && e.method != 8)
+      throw NpzError(m.what + " uses ZIP compression method " + std::to_string(e.method) +
+                     "; nabla reads stored and deflate entries (numpy.savez, numpy.savez_compressed)");
+    if (e.method == 0 && e.csize != e.usize)
+      throw NpzError(m.what + ": corrupt ZIP entry (a stored entry whose sizes differ)");
+    m.data_at = local_data_at(src, e, d.at, m.what);
+    m.entry = std::move(e);
+    out.push_back(std::move(m));
+  }
+  check_disjoint(out, what);
+  return out;
+}
+
+// The array in member `m`, its CRC-32 checked. When the array cannot be read
+// and its bytes do not match their CRC-32, the corruption is what is reported.
+Array read_member(const ByteSource& src, const Member& m) {
+  const ZipEntry& e = m.entry;
+  MemberStream in(src, m.data_at, e.csize, e.usize, e.method == 8, m.what);
+  Array a;
+  try {
+    a = read_npy(in, e.usize, m.what);
+    in.expect_end();
+  } catch (const NpzError&) {
+    if (in.finish() && in.crc() != e.crc) crc_mismatch(m.what);
+    throw;
+  }
+  if (in.crc() != e.crc) crc_mismatch(m.what);
+  return a;
+}
+
+ArrayMap read_archive(const ByteSource& src, const std::string& file) {
+  const std::string what = quoted(file);
+  const ZipDirectory d = find_directory(src, what);
+  std::vector<ZipEntry> entries = read_entries(src, d, what);
+  uint64_t total = 0;  // the arrays' declared bytes, saturating
+  for (const ZipEntry& e : entries) total = e.usize > UINT64_MAX - total ? UINT64_MAX : total + e.usize;
+  check_memory("reading the arrays of " + what, total);
+  ArrayMap out;
+  for (const Member& m : locate_members(src, d, std::move(entries), what)) out.emplace(m.name, read_member(src, m));
+  return out;
+}
+
+// A file that is not a regular file (a pipe, a device), read to its end
+// within the memory budget.
+std::string read_stream(int fd, const std::string& what) {
+  std::string bytes;
+  char chunk[64 * 1024];
+  for (;;) {
+    const ssize_t got = ::read(fd, chunk, sizeof chunk);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw NpzError("cannot read " + what + ": " + std::strerror(errno));
+    if (got == 0) return bytes;
+    check_memory(what, bytes.size() + static_cast<size_t>(got));
+    bytes.append(chunk, static_cast<size_t>(got));
+  }
+}
+
+// Closes a file descriptor when it goes out of scope.
+struct FdCloser {
+  int fd;
+  ~FdCloser() { ::close(fd); }
+};
+
+std::string deflate_raw(const std::string& in) {
+  z_stream z{};
+  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, static_cast<uLong>(in.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
 
 }  // namespace
 
@@ -91,62 +776,16 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-Array parse_npy(const std::string& b, const std::string& what) {
-  if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0)
-    throw NpzError(what + " is not a .npy array (bad magic)");
-  const int major = static_cast<unsigned char>(b[6]);
-  size_t header_len, header_at;
-  if (major == 1) {
-    header_len = u16(b, 8);
-    header_at = 10;
-  } else if (major == 2 || major == 3) {
-    if (b.size() < 12) throw NpzError(what + ": truncated .npy header");
-    header_len = u32(b, 8);
-    header_at = 12;
-  } else {
-    throw NpzError(what + ": unsupported .npy format version " + std::to_string(major));
-  }
-  if (header_at + header_len > b.size()) throw NpzError(what + ": truncated .npy header");
-  const std::string header = b.substr(header_at, header_len);
-  const std::string descr = header_value(header, "descr");
-  Array a;
-  if (descr == "<f4" || descr == "=f4" || descr == "f4") a.dtype = DType::F32;
-  else if (descr == "<f8" || descr == "=f8" || descr == "f8") a.dtype = DType::F64;
-  else
-    throw NpzError(what + " has dtype '" + descr +
-                   "'; nabla reads float32 and float64 arrays (little-endian)");
-  if (header_value(header, "fortran_order") != "False")
-    throw NpzError(what + " is in Fortran order; write it in C order (numpy.ascontiguousarray)");
-  const std::string shape = header_value(header, "shape");
-  if (shape.empty() || shape.front() != '(') throw NpzError(what + ": .npy header has no shape");
-  std::stringstream ss(shape.substr(1, shape.size() - 2));
-  std::string dim;
-  while (std::getline(ss, dim, ',')) {
-    const size_t first = dim.find_first_not_of(' ');
-    if (first == std::string::npos) continue;
-    char* end = nullptr;
-    const long long d = std::strtoll(dim.c_str() + first, &end, 10);
-    if (d < 0 || end == dim.c_str() + first) throw NpzError(what + ": bad shape " + shape);
-    a.shape.push_back(d);
-  }
-  const size_t data_at = header_at + header_len;
-  const size_t bytes = static_cast<size_t>(a.size()) * element_size(a.dtype);
-  if (b.size() - data_at < bytes)
-    throw NpzError(what + ": " + std::to_string(b.size() - data_at) + " bytes of data for shape " +
-                   shape_str(a.shape) + " (" + std::to_string(bytes) + " expected)");
-  if (a.dtype == DType::F32) {
-    a.f32.resize(static_cast<size_t>(a.size()));
-    std::memcpy(a.f32.data(), b.data() + data_at, bytes);
-  } else {
-    a.f64.resize(static_cast<size_t>(a.size()));
-    std::memcpy(a.f64.data(), b.data() + data_at, bytes);
-  }
-  return a;
+Array parse_npy(std::string_view bytes, const std::string& what) {
+  const MemorySource src(bytes);
+  MemberStream in(src, 0, bytes.size(), bytes.size(), false, what);
+  return read_npy(in, bytes.size(), what);
 }
 
 std::string make_npy(const Array& a) {
   std::string shape = "(";
-  for (size_t i = 0; i < a.shape.size(); ++i) shape += std::to_string(a.shape[i]) + (a.shape.size() == 1 || i + 1 < a.shape.size() ? "," : "");
+  for (size_t i = 0; i < a.shape.size(); ++i)
+    shape += std::to_string(a.shape[i]) + (a.shape.size() == 1 || i + 1 < a.shape.size() ? "," : "");
   shape += ")";
   std::string header = std::string("{'descr': '") + (a.dtype == DType::F32 ? "<f4" : "<f8") +
                        "', 'fortran_order': False, 'shape': " + shape + ", }";
@@ -166,120 +805,34 @@ std::string make_npy(const Array& a) {
   return out;
 }
 
-// ---------------------------------------------------------------------------
-// ZIP
-
-namespace {
-
-std::string inflate_raw(const std::string& in, size_t out_size, const std::string& what) {
-  std::string out(out_size, '\0');
-  z_stream z{};
-  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw NpzError(what + ": cannot start inflate");
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = inflate(&z, Z_FINISH);
-  const size_t produced = out.size() - z.avail_out;
-  inflateEnd(&z);
-  if (rc != Z_STREAM_END || produced != out_size)
-    throw NpzError(what + ": corrupt deflate data");
-  return out;
-}
-
-std::string deflate_raw(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, static_cast<uLong>(in.size())), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  return out;
-}
-
-}  // namespace
-
 ArrayMap read_npz(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw NpzError("cannot open '" + path + "': " + std::strerror(errno));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string f = buf.str();
-  const std::string what = "'" + path + "'";
-  // End of central directory: the last "PK\5\6" within the final 64 KiB + 22 bytes.
-  size_t eocd = std::string::npos;
-  for (size_t i = f.size() >= 22 ? f.size() - 22 : std::string::npos;
-       i != std::string::npos && f.size() - i <= 65557; --i) {
-    if (f.compare(i, 4, "PK\x05\x06") == 0) {
-      eocd = i;
-      break;
-    }
-    if (i == 0) break;
-  }
-  if (eocd == std::string::npos) throw NpzError(what + " is not a .npz file (no ZIP directory)");
-  uint64_t entries = u16(f, eocd + 10);
-  uint64_t dir_at = u32(f, eocd + 16);
-  if ((entries == 0xFFFF || dir_at == 0xFFFFFFFF) && eocd >= 20 && f.compare(eocd - 20, 4, "PK\x06\x07") == 0) {
-    const uint64_t z64 = u64(f, eocd - 20 + 8);  // ZIP64 end record
-    if (z64 + 56 > f.size() || f.compare(z64, 4, "PK\x06\x06") != 0) throw NpzError(what + ": corrupt ZIP64 record");
-    entries = u64(f, z64 + 32);
-    dir_at = u64(f, z64 + 48);
-  }
-  ArrayMap out;
-  size_t p = dir_at;
-  for (uint64_t e = 0; e < entries; ++e) {
-    if (p + 46 > f.size() || f.compare(p, 4, "PK\x01\x02") != 0)
-      throw NpzError(what + ": corrupt ZIP directory");
-    const uint32_t method = u16(f, p + 10);
-    uint64_t csize = u32(f, p + 20), usize = u32(f, p + 24);
-    const uint32_t name_len = u16(f, p + 28), extra_len = u16(f, p + 30), comment_len = u16(f, p + 32);
-    uint64_t local = u32(f, p + 42);
-    if (p + 46 + name_len + extra_len > f.size()) throw NpzError(what + ": corrupt ZIP directory");
-    const std::string name = f.substr(p + 46, name_len);
-    // ZIP64 sizes and offset, in that order, for the fields that are full.
-    for (size_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {
-      const uint32_t id = u16(f, x), len = u16(f, x + 2);
-      if (id == 0x0001) {
-        size_t q = x + 4;
-        if (usize == 0xFFFFFFFF) usize = u64(f, q), q += 8;
-        if (csize == 0xFFFFFFFF) csize = u64(f, q), q += 8;
-        if (local == 0xFFFFFFFF) local = u64(f, q);
-      }
-      x += 4 + len;
-    }
-    p += 46 + name_len + extra_len + comment_len;
-    if (local + 30 > f.size() || f.compare(local, 4, "PK\x03\x04") != 0)
-      throw NpzError(what + ": corrupt ZIP entry '" + name + "'");
-    const size_t data = local + 30 + u16(f, local + 26) + u16(f, local + 28);
-    if (data + csize > f.size()) throw NpzError(what + ": truncated ZIP entry '" + name + "'");
-    std::string array_name = name;
-    if (array_name.size() > 4 && array_name.ends_with(".npy")) array_name.resize(array_name.size() - 4);
-    const std::string array_what = "array '" + array_name + "' in " + what;
-    std::string bytes = f.substr(data, csize);
-    if (method == 8) bytes = inflate_raw(bytes, usize, array_what);
-    else if (method != 0)
-      throw NpzError(array_what + " uses ZIP compression method " + std::to_string(method) +
-                     "; nabla reads stored and deflate entries (numpy.savez, numpy.savez_compressed)");
-    out[array_name] = parse_npy(bytes, array_what);
-  }
-  return out;
+  const std::string what = quoted(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw NpzError("cannot open " + what + ": " + std::strerror(errno));
+  const FdCloser closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw NpzError("cannot open " + what + ": " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw NpzError("cannot open " + what + ": " + std::strerror(EISDIR));
+  if (S_ISREG(st.st_mode)) return read_archive(FileSource(fd, static_cast<uint64_t>(st.st_size), what), path);
+  const std::string bytes = read_stream(fd, what);
+  return read_npz_bytes(bytes, path);
 }
 
-void write_npz(const std::string& path, const ArrayMap& arrays, bool compress) {
+ArrayMap read_npz_bytes(std::string_view bytes, const std::string& what) {
+  return read_archive(MemorySource(bytes), what);
+}
+
+std::string npz_bytes(const ArrayMap& arrays, bool compress) {
   std::string zip, dir;
   uint32_t count = 0;
   for (const auto& [name, array] : arrays) {
     const std::string npy = make_npy(array);
     const std::string body = compress ? deflate_raw(npy) : npy;
     const std::string file = name + ".npy";
-    const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(npy.data()),
-                                                     static_cast<uInt>(npy.size())));
+    const uint32_t crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(npy.data()), npy.size()));
     if (zip.size() > 0xFFFFFFF0u || npy.size() > 0xFFFFFFF0u)
-      throw NpzError("'" + path + "': arrays over 4 GiB are not supported");
+      throw NpzError("arrays over 4 GiB are not supported");
+    if (file.size() > 0xFFFF) throw NpzError("an array name of " + std::to_string(name.size()) + " bytes is too long");
     const uint32_t offset = static_cast<uint32_t>(zip.size());
     auto common = [&](std::string& s) {
       put16(s, 20);                   // version needed
@@ -317,22 +870,18 @@ void write_npz(const std::string& path, const ArrayMap& arrays, bool compress) {
   put32(zip, static_cast<uint32_t>(dir.size()));
   put32(zip, dir_at);
   put16(zip, 0);
+  return zip;
+}
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(zip.data(), static_cast<std::streamsize>(zip.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw NpzError("cannot write '" + path + "': " + std::strerror(errno));
-    }
+void write_npz(const std::string& path, const ArrayMap& arrays, bool compress,
+               const std::vector<std::string>& inputs) {
+  std::string zip;
+  try {
+    zip = npz_bytes(arrays, compress);
+  } catch (const NpzError& e) {
+    throw NpzError("'" + path + "': " + e.what());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw NpzError("cannot write '" + path + "': " + why);
-  }
+  write_output(path, zip, inputs);
 }
 
 }  // namespace nabla::runtime

@@ -1,17 +1,24 @@
 // NumPy .npy / .npz files: how tensors go in and out of nabla (spec/cli.md).
 //
 // Reads what numpy.save, numpy.savez and numpy.savez_compressed write: ZIP
-// archives (stored or deflate-compressed, ZIP64 records included) of .npy
-// arrays in format 1.0, 2.0 or 3.0, little-endian float32 or float64, C order.
+// archives (stored or deflate-compressed, ZIP64 records included) of NAME.npy
+// members in .npy format 1.0, 2.0 or 3.0, float32 or float64 (little- or
+// big-endian, the latter byte-swapped), C order. Every member's CRC-32 is
+// checked; the .npy header is parsed strictly; no member is inflated past the
+// size its header declares, and the arrays' memory is checked against the
+// budget (runtime/budget.h) before it is allocated. docs/npz.md lists what is
+// read and what is refused.
 // Writes the same (stored, or deflate with `compress`), readable by numpy.load.
-// Every failure is an NpzError whose message names the file and, where there
-// is one, the array.
+// Every failure is an NpzError (or a ResourceError for a request over the
+// memory budget) whose message names the file and, where there is one, the
+// array; names taken from a file are printed escaped().
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nabla::runtime {
@@ -43,13 +50,27 @@ public:
 // Arrays by name, in name order.
 using ArrayMap = std::map<std::string, Array>;
 
-ArrayMap read_npz(const std::string& path);
-// Writes to `path` through a temporary file and a rename, so a reader (or a
-// crash) never sees half a file.
-void write_npz(const std::string& path, const ArrayMap& arrays, bool compress = false);
+// `text` fit for a message: printable ASCII and printable UTF-8 as they are,
+// every other byte (control characters, invalid UTF-8, invisible or
+// direction-changing code points) as \xNN.
+std::string escaped(std::string_view text);
 
-// One .npy payload (the bytes of a .npy file): parse and make.
-Array parse_npy(const std::string& bytes, const std::string& what);
+// The arrays of the .npz file at `path` (a regular file, or a pipe read whole).
+ArrayMap read_npz(const std::string& path);
+// The arrays of an .npz archive held in memory; messages call it `what`.
+ArrayMap read_npz_bytes(std::string_view bytes, const std::string& what);
+
+// The .npz archive of `arrays` (members NAME.npy, stored or deflated).
+std::string npz_bytes(const ArrayMap& arrays, bool compress);
+// Writes npz_bytes to `path` through the one output path (runtime/output.h):
+// a regular file atomically (a reader or a crash never sees half a file), a
+// device in place; refused when it is one of `inputs`. Throws OutputError.
+void write_npz(const std::string& path, const ArrayMap& arrays, bool compress = false,
+               const std::vector<std::string>& inputs = {});
+
+// One .npy payload (the bytes of a .npy file, nothing after the data): parse
+// and make. Messages name the array `what`.
+Array parse_npy(std::string_view bytes, const std::string& what);
 std::string make_npy(const Array& a);
 
 }  // namespace nabla::runtime
