@@ -12,6 +12,8 @@
 #include "cli/commands.h"
 #include "cli/model_kernels.h"
 #include "cli/options.h"
+#include "runtime/budget.h"
+#include "runtime/output.h"
 #include "cli/pipeline.h"
 #include "codegen/abi.h"
 #include "codegen/jit.h"
@@ -31,29 +33,6 @@ std::string c_identifier(const std::string& name) {
   for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "m_" + s;
   return s;
-}
-
-// Writes `bytes` to `path` through a temporary file and a rename.
-bool write_file(const std::string& path, const std::string& bytes, std::ostream& err) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) {
-      print_error(err, "cannot write '" + path + "'");
-      std::error_code ec;
-      std::filesystem::remove(tmp, ec);
-      return false;
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    print_error(err, "cannot write '" + path + "': " + ec.message());
-    std::filesystem::remove(tmp, ec);
-    return false;
-  }
-  return true;
 }
 
 std::vector<codegen::ArgDoc> docs(const std::vector<const ir::Node*>& vars) {
@@ -77,6 +56,7 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
     print_error(std::cerr, "--emit " + args.emit + " needs -o FILE");
     return kExitUsage;
   }
+  if (!args.out.empty() && args.out != "-") runtime::check_output(args.out, {args.model});
   ir::Context ctx;
   const LoweredModel m = times.time("lower", [&] { return lower_model(loaded->model, ctx); });
   const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
@@ -130,7 +110,8 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
     std::cout << text;
     return kExitOk;
   }
-  return write_file(args.out, text, std::cerr) ? kExitOk : kExitUserError;
+  runtime::write_output(args.out, text, {args.model});
+  return kExitOk;
 }
 
 // --- bench -------------------------------------------------------------------
@@ -255,6 +236,13 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
     inits.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
   runtime::ArrayMap params = runtime::initialize(inits, global.seed.value_or(1), dtype);
   for (int64_t n : args.batches) {
+    // Inputs, labels and outputs of the batch (made in f64, then converted).
+    uint64_t per_sample = 0;
+    for (const ir::Node* v : m.inputs) per_sample += static_cast<uint64_t>(v->shape().numel());
+    for (const ir::Node* v : m.labels) per_sample += static_cast<uint64_t>(v->shape().numel());
+    for (const auto& o : k.spec.outputs) per_sample += static_cast<uint64_t>(o.second->shape().numel());
+    runtime::check_memory("a batch of " + std::to_string(n) + " samples",
+                          runtime::product_bytes(static_cast<uint64_t>(n), runtime::product_bytes(per_sample, 16)));
     runtime::ArrayMap data;
     auto fill = [&](const ir::Node* v, bool label, bool distribution) {
       std::vector<int64_t> shape = v->shape().dims();
@@ -326,15 +314,10 @@ std::vector<int64_t> parse_batches(const std::string& text) {
   while (at <= text.size()) {
     const size_t comma = text.find(',', at);
     const std::string part = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(part, &used);
-    } catch (...) {
-      throw CLI::ValidationError("--batch", "'" + part + "' is not a batch size");
-    }
-    if (used != part.size() || v < 1) throw CLI::ValidationError("--batch", "'" + part + "' is not a positive batch size");
-    r.push_back(v);
+    std::string checked = part;
+    const std::string why = positive_integer("batch size", kMaxBatch)(checked);
+    if (!why.empty()) throw CLI::ValidationError("--batch", why);
+    r.push_back(std::stoll(part));
     if (comma == std::string::npos) break;
     at = comma + 1;
   }
@@ -363,7 +346,7 @@ void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Acti
   auto batch_text = std::make_shared<std::string>("32");
   bench->add_option("--batch", *batch_text, "batch size, or a comma-separated list (default 32)");
   bench->add_option("--min-time", bargs->min_time, "seconds of timed calls per figure (default 0.3)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number("time per figure in seconds", 60));
   bench->add_flag("--json", bargs->json, "one JSON object per figure (for scripts)");
   bench->callback([bargs, batch_text, &action, &global] {
     bargs->batches = parse_batches(*batch_text);

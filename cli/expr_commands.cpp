@@ -36,13 +36,21 @@ std::optional<std::map<std::string, double>> parse_point(const std::string& text
       print_error(std::cerr, "--at takes NAME=VALUE pairs separated by commas, as in --at x=1.5,w=2; got '" + item + "'");
       return std::nullopt;
     }
-    const std::string value = item.substr(eq + 1);
+    const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
     const double v = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0') {
-      print_error(std::cerr, "--at " + item.substr(0, eq) + ": '" + value + "' is not a number");
+      print_error(std::cerr, "--at " + name + ": '" + value + "' is not a number");
       return std::nullopt;
     }
-    out[item.substr(0, eq)] = v;
+    // The same rule as --set: a point is finite (1e999 is not 'inf' by accident).
+    if (!std::isfinite(v)) {
+      print_error(std::cerr, "--at " + name + ": '" + value + "' is not a finite number");
+      return std::nullopt;
+    }
+    if (!out.emplace(name, v).second) {
+      print_error(std::cerr, "--at gives '" + name + "' twice");
+      return std::nullopt;
+    }
   }
   return out;
 }

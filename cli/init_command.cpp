@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "cli/pipeline.h"
 #include "runtime/init.h"
+#include "runtime/output.h"
 
 namespace nabla::cli {
 namespace {
@@ -26,8 +27,11 @@ int run_init(const std::string& path, const std::string& out, const GlobalOption
     std::cerr << "nabla: initialized with --seed " << seed << "\n";
   }
   try {
-    runtime::write_npz(out, runtime::initialize(params, seed,
-                                                global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32));
+    runtime::check_output(out, {path});
+    runtime::write_npz(out,
+                       runtime::initialize(params, seed,
+                                           global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32),
+                       false, {path});
   } catch (const runtime::NpzError& e) {
     print_error(std::cerr, e.what());
     return kExitUserError;

@@ -1,17 +1,57 @@
 // nabla: symbolic differentiation and expression compiler for neural networks.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/pipeline.h"
 #include "codegen/llvm_info.h"
 #include "ir/stack.h"
+#include "runtime/budget.h"
+#include "runtime/npz.h"
+#include "runtime/output.h"
 
 namespace {
 
 std::string version_text() {
   return "nabla " NABLA_VERSION " (LLVM " + nabla::llvm_version() + ", host " +
          nabla::host_target_triple() + ", cpu " + nabla::host_cpu_name() + ")";
+}
+
+// Runs the command; an exception that escapes it is reported, never an
+// abort: a resource over its bound or a file that cannot be written is a
+// user error, anything else an internal error (a bug to report).
+int run_guarded(const nabla::cli::Action& action) {
+  using nabla::cli::print_error;
+  try {
+    return nabla::run_on_large_stack(action);
+  } catch (const std::bad_alloc&) {
+    print_error(std::cerr, "out of memory (NABLA_MEMORY_LIMIT=BYTES bounds what nabla asks for)");
+  } catch (const nabla::runtime::ResourceError& e) {
+    print_error(std::cerr, e.what());
+  } catch (const nabla::runtime::OutputError& e) {
+    print_error(std::cerr, e.what());
+  } catch (const nabla::runtime::NpzError& e) {
+    print_error(std::cerr, e.what());
+  } catch (const std::exception& e) {
+    print_error(std::cerr, std::string("internal error: ") + e.what());
+  }
+  return nabla::cli::kExitUserError;
+}
+
+// Whatever went to standard output must have arrived: a full disk or a closed
+// pipe is an error (exit 1), not a silent success.
+int finish_stdout(int rc) {
+  errno = 0;
+  std::cout.flush();
+  const bool failed = !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout);
+  if (!failed) return rc;
+  nabla::cli::print_error(std::cerr, std::string("cannot write to standard output: ") +
+                                         (errno ? std::strerror(errno) : "write error"));
+  return rc == nabla::cli::kExitOk ? nabla::cli::kExitUserError : rc;
 }
 
 }  // namespace
@@ -30,7 +70,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", global.dtype, "Element type of tensors: f32 (default) or f64")
       ->check(CLI::IsMember({"f32", "f64"}));
   app.add_option("--threads", global.threads, "Threads to run kernels on (default: all cores)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_integer("thread count", nabla::runtime::kMaxThreads));
   app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)")
       ->allow_extra_args(false);
   app.add_option("--seed", global.seed, "Seed for initialization and shuffling");
@@ -64,5 +104,6 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   // Deeply nested input recurses deeply: run the work on a large stack.
-  return nabla::run_on_large_stack(action);
+  const int rc = run_guarded(action);
+  return finish_stdout(rc);
 }

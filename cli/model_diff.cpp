@@ -5,6 +5,7 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include "cli/commands.h"
 #include "cli/model_diff.h"
@@ -15,6 +16,7 @@
 #include "ir/differentiate.h"
 #include "ir/print.h"
 #include "ir/simplify.h"
+#include "runtime/output.h"
 
 namespace nabla::cli {
 namespace {
@@ -44,9 +46,9 @@ GradientProgram gradient_program(ir::Context& ctx, const LoweredModel& m,
 
   // Pre-activations: the non-leaf operands of activations, in forward order.
   std::vector<const ir::Node*> pre;
+  std::unordered_set<const ir::Node*> seen;
   for (const ir::Node* n : ir::reachable(std::span<const ir::Node* const>(&loss, 1)))
-    if (is_activation(n->op()) && n->operand(0)->arity() > 0 &&
-        std::find(pre.begin(), pre.end(), n->operand(0)) == pre.end())
+    if (is_activation(n->op()) && n->operand(0)->arity() > 0 && seen.insert(n->operand(0)).second)
       pre.push_back(n->operand(0));
 
   std::vector<const ir::Node*> targets = wrt;
@@ -169,13 +171,7 @@ int run_graph(const std::string& path, bool grad, const std::string& out_path,
     std::cout << dot;
     return kExitOk;
   }
-  std::ofstream out(out_path);
-  out << dot;
-  out.close();
-  if (!out) {
-    print_error(std::cerr, "cannot write '" + out_path + "'");
-    return kExitUserError;
-  }
+  runtime::write_output(out_path, dot, {path});
   return kExitOk;
 }
 

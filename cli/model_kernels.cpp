@@ -6,6 +6,7 @@
 
 #include "cli/model_diff.h"
 #include "ir/simplify.h"
+#include "runtime/budget.h"
 
 namespace nabla::cli {
 
@@ -38,7 +39,7 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
   auto it = arrays.find(name);
   if (it == arrays.end()) {
     std::string have;
-    for (const auto& [n, a] : arrays) have += (have.empty() ? "" : ", ") + n;
+    for (const auto& [n, a] : arrays) have += (have.empty() ? "" : ", ") + runtime::escaped(n);
     throw runtime::NpzError("'" + file + "' has no array '" + name + "' (it has: " +
                             (have.empty() ? "none" : have) + ")");
   }
@@ -65,20 +66,22 @@ void check_distribution(const runtime::Array& a, const std::string& name, int64_
     double total = 0;
     for (int64_t e = 0; e < k; ++e) {
       const double y = a.at(static_cast<size_t>(s * k + e));
+      if (!std::isfinite(y))
+        throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+                                " has a non-finite entry");
       if (y < 0)
         throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
                                 " has a negative entry");
       total += y;
     }
-    if (std::fabs(total - 1) > tol)
+    if (!(std::fabs(total - 1) <= tol))
       throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
                               " sums to " + std::to_string(total));
   }
 }
 
 int thread_count(const GlobalOptions& global) {
-  if (global.threads) return *global.threads;
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return runtime::useful_threads(global.threads.value_or(0), runtime::kMaxThreads);
 }
 
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
@@ -156,6 +159,11 @@ runtime::ArrayMap ModelKernels::forward(const runtime::ArrayMap& params, const r
   runtime::ArrayMap result;
   std::vector<void*> outs;
   std::vector<std::string> names;
+  uint64_t per_sample = 0;
+  for (const auto& o : spec.outputs) per_sample += static_cast<uint64_t>(o.second->shape().numel());
+  runtime::check_memory("the outputs of " + std::to_string(n) + " samples",
+                        runtime::product_bytes(static_cast<uint64_t>(n),
+                                               runtime::product_bytes(per_sample, dtype == runtime::DType::F32 ? 4 : 8)));
   for (const auto& [name, node] : spec.outputs) {
     std::vector<int64_t> shape = node->shape().dims();
     shape.insert(shape.begin(), n);

@@ -2,10 +2,55 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 
 #include "cli/pipeline.h"
 
 namespace nabla::cli {
+
+namespace {
+// `text` whole as a number, with from_chars (so "nan" and "inf" parse too).
+template <typename T>
+bool parse_whole(const std::string& text, T& value) {
+  const char* end = text.data() + text.size();
+  const auto res = std::from_chars(text.data(), end, value);
+  return res.ec == std::errc() && res.ptr == end;
+}
+
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
+}  // namespace
+
+CLI::Validator positive_integer(const std::string& what, int64_t max) {
+  return CLI::Validator(
+      [what, max](std::string& text) -> std::string {
+        int64_t v = 0;
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        if (digits && !parse_whole(text, v)) v = INT64_MAX;  // overflow: too large
+        if (!digits || v < 1) return "'" + text + "' is not a positive " + what;
+        if (v > max) return "'" + text + "' is too large a " + what + " (at most " + std::to_string(max) + ")";
+        return "";
+      },
+      "POSITIVE INTEGER");
+}
+
+CLI::Validator number_in(const std::string& what, double lo, double hi, bool lo_open) {
+  return CLI::Validator(
+      [what, lo, hi, lo_open](std::string& text) -> std::string {
+        double v = 0;
+        if (!parse_whole(text, v)) return "'" + text + "' is not a number (" + what + ")";
+        if (!std::isfinite(v)) return "'" + text + "' is not a finite " + what;
+        if (lo_open ? v <= lo : v < lo)
+          return "'" + text + "' is not a " + (lo == 0 ? (lo_open ? "positive " : "non-negative ") : "") + what +
+                 (lo == 0 ? "" : " (from " + number_text(lo) + ")");
+        if (v > hi) return "'" + text + "' is too large a " + what + " (at most " + number_text(hi) + ")";
+        return "";
+      },
+      "NUMBER");
+}
 
 std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostream& err) {
   SemaOptions options;

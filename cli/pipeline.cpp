@@ -32,13 +32,22 @@ std::optional<std::string> read_file(const std::string& path, std::ostream& err)
     print_error(err, "cannot open '" + path + "': " + std::strerror(errno));
     return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  // Read in chunks up to the bound: a device such as /dev/zero never ends.
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxSourceBytes) {
+      print_error(err, "'" + path + "' is larger than " + std::to_string(kMaxSourceBytes >> 20) +
+                           " MiB, nabla's limit for a model file");
+      return std::nullopt;
+    }
+  }
   if (in.bad()) {
     print_error(err, "cannot read '" + path + "'");
     return std::nullopt;
   }
-  return std::move(text).str();
+  return text;
 }
 
 void PassTimes::print(std::ostream& out) const {

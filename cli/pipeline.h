@@ -26,6 +26,9 @@ constexpr int kExitUsage = 2;
 // A user error without a source location: "nabla: error: MESSAGE".
 void print_error(std::ostream& err, const std::string& message);
 
+// The largest model file read (a device such as /dev/zero never ends).
+constexpr size_t kMaxSourceBytes = size_t{256} << 20;
+
 // Reads a file; nullopt (and an error on `err`) when it cannot be read.
 std::optional<std::string> read_file(const std::string& path, std::ostream& err);
 

@@ -19,8 +19,10 @@
 #include "cli/model_kernels.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
+#include "runtime/budget.h"
 #include "runtime/init.h"
 #include "runtime/npz.h"
+#include "runtime/output.h"
 
 namespace nabla::cli {
 namespace {
@@ -96,6 +98,13 @@ ArrayMap interpret_batch(ir::Context& ctx, const LoweredModel& m,
   return result;
 }
 
+// Elements of one sample of `vars`.
+uint64_t sample_elements(const std::vector<const ir::Node*>& vars) {
+  uint64_t total = 0;
+  for (const ir::Node* v : vars) total += static_cast<uint64_t>(v->shape().numel());
+  return total;
+}
+
 int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
@@ -106,9 +115,18 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
     print_error(std::cerr, "'" + args.model + "' has no loss: there is no gradient to compute");
     return kExitUserError;
   }
+  if (!grad && cm.outputs.empty()) {
+    print_error(std::cerr, "'" + args.model + "' has no output: there is nothing to run (declare one with `output NAME`)");
+    return kExitUserError;
+  }
+  if (args.params.empty() && !cm.params.empty()) {
+    print_error(std::cerr, "'" + args.model + "' has params: give their values with --params P.npz (`nabla init` makes one)");
+    return kExitUsage;
+  }
   const DType dtype = global.dtype == "f32" ? DType::F32 : DType::F64;
   try {
-    const ArrayMap params = runtime::read_npz(args.params);
+    runtime::check_output(args.out, {args.model, args.params, args.data});
+    const ArrayMap params = args.params.empty() ? ArrayMap{} : runtime::read_npz(args.params);
     const ArrayMap data = runtime::read_npz(args.data);
     ir::Context ctx;
     LoweredModel m = lower_model(cm, ctx);
@@ -144,7 +162,7 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
                           [&] { return grad ? k.grad(params, data, n) : k.forward(params, data, n); });
       if (global.time_passes) times.print(std::cerr);
     }
-    runtime::write_npz(args.out, result);
+    runtime::write_npz(args.out, result, false, {args.model, args.params, args.data});
   } catch (const runtime::NpzError& e) {
     print_error(std::cerr, e.what());
     return kExitUserError;
@@ -202,7 +220,16 @@ int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
       const ArrayMap data = runtime::read_npz(args.data);
       int64_t n = -1;
       std::vector<const Array*> arrays;
-      for (const ir::Node* v : per_sample) arrays.push_back(&require(data, args.data, v->name(), v->shape().dims(), true, &n));
+      for (const ir::Node* v : per_sample) {
+        arrays.push_back(&require(data, args.data, v->name(), v->shape().dims(), true, &n));
+        // The same label checks as grad and train: a distribution sums to one.
+        const size_t index = static_cast<size_t>(v->var_index());
+        if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
+          check_distribution(*arrays.back(), v->name(), v->shape().numel(), n, DType::F64);
+      }
+      runtime::check_memory("the samples of '" + args.data + "' in f64",
+                            runtime::product_bytes(static_cast<uint64_t>(std::max<int64_t>(n, 0)),
+                                                   runtime::product_bytes(sample_elements(per_sample), 8)));
       for (int64_t i = 0; i < n; ++i) {
         samples.emplace_back();
         for (size_t k = 0; k < per_sample.size(); ++k) samples.back()[per_sample[k]] = sample(*arrays[k], i, per_sample[k]->shape());
@@ -315,8 +342,10 @@ void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& a
   cmd->add_option("MODEL", args->model, "the .nn file")->required();
   cmd->add_option("--params", args->params, "parameters (.npz); default: made by each param's init (--seed)");
   cmd->add_option("--data", args->data, "inputs and labels (.npz, batch first); default: random samples");
-  cmd->add_option("--tolerance", args->tolerance, "the largest relative error that passes (default 1e-6)");
-  cmd->add_option("--elements", args->elements, "elements checked per param (default 16; all if fewer)");
+  cmd->add_option("--tolerance", args->tolerance, "the largest relative error that passes (default 1e-6)")
+      ->check(non_negative_number("tolerance", kMaxFactor));
+  cmd->add_option("--elements", args->elements, "elements checked per param (default 16; all if fewer)")
+      ->check(positive_integer("number of elements", 1 << 20));
   cmd->callback([args, &action, &global] { action = [args, &global] { return run_gradcheck(*args, global); }; });
 }
 
@@ -328,7 +357,7 @@ void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& a
         grad ? "Mean loss and its gradient over a batch: arrays `loss` and one per param"
              : "Forward pass over a batch: one array per output");
     cmd->add_option("MODEL", args->model, "the .nn file")->required();
-    cmd->add_option("--params", args->params, "the parameters (.npz, one array per param)")->required();
+    cmd->add_option("--params", args->params, "the parameters (.npz, one array per param; not for a model without params)");
     cmd->add_option("--data", args->data,
                     grad ? "inputs and labels (.npz, batch first)" : "inputs (.npz, batch first)")
         ->required();

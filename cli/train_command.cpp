@@ -12,6 +12,7 @@
 #include "cli/pipeline.h"
 #include "frontend/lower.h"
 #include "runtime/init.h"
+#include "runtime/output.h"
 #include "runtime/train.h"
 
 namespace nabla::cli {
@@ -65,10 +66,15 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
     print_error(std::cerr, "'" + args.model + "' has no loss: there is nothing to train");
     return kExitUserError;
   }
+  if (loaded->model.params.empty()) {
+    print_error(std::cerr, "'" + args.model + "' has no params: there is nothing to train");
+    return kExitUserError;
+  }
   const runtime::DType dtype = global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32;
   ir::Context ctx;
   const LoweredModel m = lower_model(loaded->model, ctx);
   try {
+    runtime::check_output(args.out, {args.model, args.data, args.val, args.params});
     std::vector<runtime::Array> train_storage, val_storage;
     const runtime::TrainData train = read_data(args.data, m, dtype, train_storage);
     std::optional<runtime::TrainData> val;
@@ -110,7 +116,7 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
         }
     runtime::TrainConfig config;
     config.epochs = args.epochs;
-    config.batch = args.batch;
+    config.batch = std::min(args.batch, train.n);  // a larger batch is the whole data
     config.lr = args.lr;
     config.optimizer = args.optimizer == "adam" ? runtime::Optimizer::Adam
                      : args.optimizer == "momentum" ? runtime::Optimizer::Momentum
@@ -147,14 +153,19 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Action& actio
   cmd->add_option("--data", args->data, "training inputs and labels (.npz, batch first)")->required();
   cmd->add_option("--val", args->val, "validation inputs and labels, evaluated each epoch");
   cmd->add_option("--params", args->params, "initial params (.npz; default: each param's init, --seed)");
-  cmd->add_option("--epochs", args->epochs, "passes over the data")->required()->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", args->batch, "samples per step")->required()->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", args->lr, "learning rate")->required()->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", args->epochs, "passes over the data")
+      ->required()
+      ->check(positive_integer("number of epochs", kMaxEpochs));
+  cmd->add_option("--batch", args->batch, "samples per step (more than the data holds: the whole data)")
+      ->required()
+      ->check(positive_integer("batch size", kMaxBatch));
+  cmd->add_option("--lr", args->lr, "learning rate")->required()->check(positive_number("learning rate", kMaxFactor));
   cmd->add_option("--optimizer", args->optimizer, "sgd (default), momentum or adam")
       ->check(CLI::IsMember({"sgd", "momentum", "adam"}));
   cmd->add_option("--weight-decay", args->weight_decay, "L2 decay: W <- W - lr (gradient + L W)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--momentum", args->momentum, "momentum coefficient (default 0.9)");
+      ->check(non_negative_number("weight decay", kMaxFactor));
+  cmd->add_option("--momentum", args->momentum, "momentum coefficient (default 0.9)")
+      ->check(non_negative_number("momentum coefficient", 1));
   cmd->add_flag("--grad-norms", args->grad_norms, "print each param's gradient norm every epoch");
   cmd->add_option("--progress", args->progress, "auto (a bar on a terminal), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));

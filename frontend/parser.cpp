@@ -20,6 +20,7 @@
 #include <boost/spirit/home/x3.hpp>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <functional>
 #include <string>
@@ -539,6 +540,17 @@ std::string hex_byte(unsigned char c) {
   return std::string("0x") + digits[c >> 4] + digits[c & 15];
 }
 
+// "U+200B" for the UTF-8 sequence of `len` bytes at `p` (valid): named by its
+// code point too, since many such characters are invisible or look like ASCII.
+std::string code_point(It p, int len) {
+  const auto b0 = static_cast<unsigned char>(*p);
+  uint32_t cp = len == 2 ? b0 & 0x1F : len == 3 ? b0 & 0x0F : b0 & 0x07;
+  for (int k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(p[k]) & 0x3F);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+  return buf;
+}
+
 // A character no token can start with: reported as such, whatever was expected.
 std::optional<std::string> stray_character(It p, It last) {
   const auto c = static_cast<unsigned char>(*p);
@@ -547,8 +559,8 @@ std::optional<std::string> stray_character(It p, It last) {
   if (c >= 0x80) {
     if (!valid_utf8_at(p, last, &len))
       return "invalid byte " + hex_byte(c) + ": the file is not UTF-8 text here";
-    return "stray character '" + std::string(p, p + len) +
-           "': only ASCII is allowed outside comments";
+    return "stray character '" + std::string(p, p + len) + "' (" + code_point(p, len) +
+           "): only ASCII is allowed outside comments";
   }
   if (c < 0x20 && c != '\n' && c != '\t' && c != '\r')
     return "stray control character " + hex_byte(c);

@@ -4,8 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <thread>
 
+#include "runtime/budget.h"
 #include "runtime/optimizer.h"
 
 namespace nabla::runtime {
@@ -14,6 +16,7 @@ constexpr int64_t kFusedBelow = 64;
 
 void* Workspace::get(int64_t bytes) {
   if (bytes > size_) {
+    check_memory("the kernel's workspace", static_cast<uint64_t>(bytes));
     std::free(data_);
     const size_t rounded = (static_cast<size_t>(bytes) + 63) / 64 * 64;
     data_ = std::aligned_alloc(64, rounded);
@@ -28,7 +31,7 @@ Workspace::~Workspace() { std::free(data_); }
 Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
     : forward_(forward_fn), forward_ws_(forward_ws), grad_(grad_fn), grad_ws_(grad_ws),
-      sizes_(std::move(sizes)), threads_(std::max(1, threads)), workspaces_(static_cast<size_t>(threads_)),
+      sizes_(std::move(sizes)), threads_(useful_threads(threads, kMaxThreads)), workspaces_(static_cast<size_t>(threads_)),
       pool_(std::make_unique<ThreadPool>(threads_ - 1)) {
   runner_.run = [](void* ctx, int64_t tasks, void (*task)(void*, int64_t), void* arg) {
     static_cast<ThreadPool*>(ctx)->run(static_cast<int>(tasks), [&](int t) { task(arg, t); });
@@ -59,6 +62,7 @@ std::vector<P> offset(const std::vector<P>& base, const std::vector<int64_t>& pe
 
 void Executor::forward(const std::vector<const void*>& inputs, const std::vector<const void*>& params,
                        const std::vector<void*>& outputs, int64_t n) {
+  if (!forward_) throw std::logic_error("no forward kernel was compiled (the model has no output)");
   const int parts = split(n);
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
@@ -73,6 +77,7 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
 void Executor::grad(const std::vector<const void*>& inputs, const std::vector<const void*>& labels,
                     const std::vector<const void*>& params, void* loss, const std::vector<void*>& grads,
                     int64_t n) {
+  if (!grad_) throw std::logic_error("no gradient kernel was compiled (the model has no loss)");
   const int parts = split(n);
   const int eb = sizes_.elem_bytes;
   int64_t total = 1;

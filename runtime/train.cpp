@@ -203,7 +203,7 @@ int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, 
       write_npz(c.out, params);
       saved = c.out;
       return true;
-    } catch (const NpzError& e) {
+    } catch (const std::runtime_error& e) {  // NpzError, OutputError
       err << "nabla: error: " << e.what() << "\n";
       return false;
     }

@@ -39,3 +39,6 @@ config.environment["PATH"] = os.pathsep.join([llvm_bin, config.environment.get("
 # Kernels compiled by the tests are cached in the test tree, not the user's cache.
 config.environment["NABLA_CACHE_DIR"] = os.path.join(
     getattr(config, "test_exec_root", None) or config.test_source_root, "Output", "kernel-cache")
+# /dev/full (Linux): writes fail with ENOSPC, for the output-error tests.
+if os.path.exists("/dev/full"):
+    config.available_features.add("dev-full")
