@@ -58,6 +58,13 @@ runtime::TrainData read_data(const std::string& path, const LoweredModel& m, run
 }
 
 int run_train(const TrainArgs& args, const GlobalOptions& global) {
+  // Ctrl-C from the start: during loading and compiling it stops training
+  // after its first batch (saved, exit 130) rather than killing the process.
+  interrupted.store(false);
+  struct Restore {
+    void (*previous)(int);
+    ~Restore() { std::signal(SIGINT, previous); }
+  } restore{std::signal(SIGINT, on_interrupt)};
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
   auto loaded = load_model(args.model, *options, std::cerr);
@@ -74,7 +81,9 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   ir::Context ctx;
   const LoweredModel m = lower_model(loaded->model, ctx);
   try {
-    runtime::check_output(args.out, {args.model, args.data, args.val, args.params});
+    // -o may name --params: resuming into the same file is asked for often,
+    // the file is read whole before training and replaced atomically.
+    runtime::check_output(args.out, {args.model, args.data, args.val});
     std::vector<runtime::Array> train_storage, val_storage;
     const runtime::TrainData train = read_data(args.data, m, dtype, train_storage);
     std::optional<runtime::TrainData> val;
@@ -127,11 +136,8 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
     config.progress = args.progress == "always" || (args.progress == "auto" && ::isatty(2));
     config.grad_norms = args.grad_norms;
     config.out = args.out;
-    interrupted.store(false);
-    auto previous = std::signal(SIGINT, on_interrupt);
     const int rc = runtime::train(model, config, train, val ? &*val : nullptr, params, interrupted, std::cout,
                                   std::cerr);
-    std::signal(SIGINT, previous);
     if (rc == 0 && val) {
       const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
       if (e.accuracy >= 0) std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
