@@ -5,20 +5,18 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
 
 #include "cli/commands.h"
 #include "cli/model_kernels.h"
 #include "cli/options.h"
-#include "runtime/budget.h"
-#include "runtime/output.h"
 #include "cli/pipeline.h"
 #include "codegen/abi.h"
 #include "codegen/jit.h"
 #include "frontend/lower.h"
 #include "runtime/init.h"
+#include "runtime/output.h"
 
 namespace nabla::cli {
 namespace {
@@ -237,12 +235,10 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   runtime::ArrayMap params = runtime::initialize(inits, global.seed.value_or(1), dtype);
   for (int64_t n : args.batches) {
     // Inputs, labels and outputs of the batch (made in f64, then converted).
-    uint64_t per_sample = 0;
-    for (const ir::Node* v : m.inputs) per_sample += static_cast<uint64_t>(v->shape().numel());
-    for (const ir::Node* v : m.labels) per_sample += static_cast<uint64_t>(v->shape().numel());
-    for (const auto& o : k.spec.outputs) per_sample += static_cast<uint64_t>(o.second->shape().numel());
-    runtime::check_memory("a batch of " + std::to_string(n) + " samples",
-                          runtime::product_bytes(static_cast<uint64_t>(n), runtime::product_bytes(per_sample, 16)));
+    std::vector<const ir::Node*> batch_vars(m.inputs);
+    batch_vars.insert(batch_vars.end(), m.labels.begin(), m.labels.end());
+    for (const auto& o : k.spec.outputs) batch_vars.push_back(o.second);
+    check_batch_memory("a batch", n, elements_per_sample(batch_vars), 16);
     runtime::ArrayMap data;
     auto fill = [&](const ir::Node* v, bool label, bool distribution) {
       std::vector<int64_t> shape = v->shape().dims();

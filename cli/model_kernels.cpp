@@ -80,6 +80,18 @@ void check_distribution(const runtime::Array& a, const std::string& name, int64_
   }
 }
 
+uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars) {
+  uint64_t total = 0;
+  for (const ir::Node* v : vars) total += static_cast<uint64_t>(v->shape().numel());
+  return total;
+}
+
+void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample, uint64_t elem_bytes) {
+  runtime::check_memory(what + " of " + std::to_string(n) + " samples",
+                        runtime::product_bytes(static_cast<uint64_t>(std::max<int64_t>(n, 0)),
+                                               runtime::product_bytes(per_sample, elem_bytes)));
+}
+
 int thread_count(const GlobalOptions& global) {
   return runtime::useful_threads(global.threads.value_or(0), runtime::kMaxThreads);
 }
@@ -159,11 +171,9 @@ runtime::ArrayMap ModelKernels::forward(const runtime::ArrayMap& params, const r
   runtime::ArrayMap result;
   std::vector<void*> outs;
   std::vector<std::string> names;
-  uint64_t per_sample = 0;
-  for (const auto& o : spec.outputs) per_sample += static_cast<uint64_t>(o.second->shape().numel());
-  runtime::check_memory("the outputs of " + std::to_string(n) + " samples",
-                        runtime::product_bytes(static_cast<uint64_t>(n),
-                                               runtime::product_bytes(per_sample, dtype == runtime::DType::F32 ? 4 : 8)));
+  std::vector<const ir::Node*> outputs;
+  for (const auto& o : spec.outputs) outputs.push_back(o.second);
+  check_batch_memory("the outputs", n, elements_per_sample(outputs), dtype == runtime::DType::F32 ? 4 : 8);
   for (const auto& [name, node] : spec.outputs) {
     std::vector<int64_t> shape = node->shape().dims();
     shape.insert(shape.begin(), n);

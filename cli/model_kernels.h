@@ -50,6 +50,12 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
 void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
                         runtime::DType dtype);
 
+// Elements of one sample of `vars` (each var's per-sample size).
+uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars);
+// The budget check (runtime/budget.h) for `n` samples of `per_sample`
+// elements of `elem_bytes` each: "WHAT of N samples needs ...".
+void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample, uint64_t elem_bytes);
+
 // --threads, else every core.
 int thread_count(const GlobalOptions& global);
 

@@ -19,7 +19,6 @@
 #include "cli/model_kernels.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
-#include "runtime/budget.h"
 #include "runtime/init.h"
 #include "runtime/npz.h"
 #include "runtime/output.h"
@@ -96,13 +95,6 @@ ArrayMap interpret_batch(ir::Context& ctx, const LoweredModel& m,
     }
   }
   return result;
-}
-
-// Elements of one sample of `vars`.
-uint64_t sample_elements(const std::vector<const ir::Node*>& vars) {
-  uint64_t total = 0;
-  for (const ir::Node* v : vars) total += static_cast<uint64_t>(v->shape().numel());
-  return total;
 }
 
 int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
@@ -227,9 +219,7 @@ int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
         if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
           check_distribution(*arrays.back(), v->name(), v->shape().numel(), n, DType::F64);
       }
-      runtime::check_memory("the samples of '" + args.data + "' in f64",
-                            runtime::product_bytes(static_cast<uint64_t>(std::max<int64_t>(n, 0)),
-                                                   runtime::product_bytes(sample_elements(per_sample), 8)));
+      check_batch_memory("'" + args.data + "' in f64", n, elements_per_sample(per_sample), 8);
       for (int64_t i = 0; i < n; ++i) {
         samples.emplace_back();
         for (size_t k = 0; k < per_sample.size(); ++k) samples.back()[per_sample[k]] = sample(*arrays[k], i, per_sample[k]->shape());

@@ -727,7 +727,9 @@ struct FdCloser {
   ~FdCloser() { ::close(fd); }
 };
 
-std::string deflate_raw(const std::string& in) {
+}  // namespace
+
+std::string deflate_bytes(std::string_view in) {
   z_stream z{};
   deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
   std::string out(deflateBound(&z, static_cast<uLong>(in.size())), '\0');
@@ -740,8 +742,6 @@ std::string deflate_raw(const std::string& in) {
   deflateEnd(&z);
   return out;
 }
-
-}  // namespace
 
 const char* dtype_name(DType t) { return t == DType::F32 ? "float32" : "float64"; }
 
@@ -827,7 +827,7 @@ std::string npz_bytes(const ArrayMap& arrays, bool compress) {
   uint32_t count = 0;
   for (const auto& [name, array] : arrays) {
     const std::string npy = make_npy(array);
-    const std::string body = compress ? deflate_raw(npy) : npy;
+    const std::string body = compress ? deflate_bytes(npy) : npy;
     const std::string file = name + ".npy";
     const uint32_t crc = static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(npy.data()), npy.size()));
     if (zip.size() > 0xFFFFFFF0u || npy.size() > 0xFFFFFFF0u)

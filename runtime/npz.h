@@ -60,6 +60,9 @@ ArrayMap read_npz(const std::string& path);
 // The arrays of an .npz archive held in memory; messages call it `what`.
 ArrayMap read_npz_bytes(std::string_view bytes, const std::string& what);
 
+// `in` deflated as a raw stream (a ZIP member's body, method 8).
+std::string deflate_bytes(std::string_view in);
+
 // The .npz archive of `arrays` (members NAME.npy, stored or deflated).
 std::string npz_bytes(const ArrayMap& arrays, bool compress);
 // Writes npz_bytes to `path` through the one output path (runtime/output.h):

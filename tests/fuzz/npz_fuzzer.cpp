@@ -98,20 +98,7 @@ void le32(std::string& s, uint32_t v) {
 std::string one_member(std::string_view payload, bool deflated, size_t short_by) {
   const size_t declared = payload.size() - std::min(short_by, payload.size());
   const auto* p = reinterpret_cast<const Bytef*>(payload.data());
-  std::string body(payload);
-  if (deflated) {
-    uLongf n = compressBound(static_cast<uLong>(payload.size()));
-    body.assign(n, '\0');
-    z_stream z{};
-    deflateInit2(&z, 1, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-    z.next_in = const_cast<Bytef*>(p);
-    z.avail_in = static_cast<uInt>(payload.size());
-    z.next_out = reinterpret_cast<Bytef*>(body.data());
-    z.avail_out = static_cast<uInt>(n);
-    deflate(&z, Z_FINISH);
-    body.resize(n - z.avail_out);
-    deflateEnd(&z);
-  }
+  const std::string body = deflated ? nabla::runtime::deflate_bytes(payload) : std::string(payload);
   auto fields = [&](std::string& s) {
     le16(s, 20), le16(s, 0), le16(s, deflated ? 8 : 0), le16(s, 0), le16(s, 0x21);
     le32(s, static_cast<uint32_t>(crc32_z(0, p, declared)));

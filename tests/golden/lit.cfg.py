@@ -42,3 +42,9 @@ config.environment["NABLA_CACHE_DIR"] = os.path.join(
 # /dev/full (Linux): writes fail with ENOSPC, for the output-error tests.
 if os.path.exists("/dev/full"):
     config.available_features.add("dev-full")
+# Tests that read the acceptance corpus beside the checkout run only when it
+# is there (a clone of this repository alone skips them, and lit says so).
+if os.path.isdir(os.path.join(shared, "acceptance")):
+    config.available_features.add("shared")
+else:
+    lit_config.note("no acceptance corpus at %s: tests that need it are skipped" % shared)

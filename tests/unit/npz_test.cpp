@@ -135,22 +135,8 @@ RawMember stored_member(const std::string& name, const std::string& payload) {
   return {name, payload, 0, 0, crc_of(payload), payload.size()};
 }
 
-std::string deflate_raw(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  return out;
-}
-
 RawMember deflated_member(const std::string& name, const std::string& payload) {
-  return {name, deflate_raw(payload), 8, 0, crc_of(payload), payload.size()};
+  return {name, deflate_bytes(payload), 8, 0, crc_of(payload), payload.size()};
 }
 
 // A ZIP archive (32-bit fields) of `members`.
