@@ -307,7 +307,11 @@ private:
 
   // `a` (over `shape`) as a contiguous buffer, copying a strided view.
   Access contiguous_copy(const Access& a, const Shape& shape, bool batched) {
-    if (is_contiguous(a, shape)) return a;
+    return is_contiguous(a, shape) ? a : copy(a, shape, batched);
+  }
+
+  // `a` (over `shape`) copied into a fresh temp by a step emitted now.
+  Access copy(const Access& a, const Shape& shape, bool batched) {
     Step s;
     s.kind = StepKind::Elementwise;
     s.batched = batched;
@@ -635,7 +639,9 @@ private:
   }
 
   // SgdStep: p -= rate * (mean gradient), fused into the gradient's GEMM where
-  // it has one, else a step after everything else.
+  // it has one, else a step after everything else. A gradient that is a view
+  // of a param (loss a * b: the gradient of a is b) is copied before the
+  // first update, or the update of b would read the updated a.
   void bind_updates(const std::vector<const Node*>& roots) {
     std::vector<Step> late;
     for (size_t r = 1; r < roots.size(); ++r) {
@@ -664,7 +670,9 @@ private:
         g.value = n->value();
         s.exprs.push_back(std::move(g));
       } else {
-        load(s, mean_value(n));
+        Access mean = mean_value(n);
+        if (p_.buffers[static_cast<size_t>(mean.buf)].kind == BufKind::Param) mean = copy(mean, n->shape(), false);
+        load(s, mean);
       }
       s.root = subtract_rate_times(s, pbuf, static_cast<int>(s.exprs.size()) - 1, n->shape());
       s.out = pbuf;

@@ -207,6 +207,74 @@ TEST(Codegen, GradientKernelsAreBatchMeans) {
   }
 }
 
+// The fused SGD step equals one step with the gradient kernel's result,
+// p - rate * g: where a gradient is a view of another param (loss a * b, or
+// sum(A * transpose(B))), the updates must read the params' old values.
+void expect_sgd_is_gradient_step(const KernelSpec& spec, const Batch& b, const std::string& what) {
+  std::string error;
+  codegen::KernelOptions options;
+  options.forward = false;
+  options.sgd = true;
+  options.use_cache = false;
+  auto k = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+  ASSERT_TRUE(k) << error;
+  Converted<double> in(b.inputs), labels(b.labels), par(b.params);
+  double loss = 0, step_loss = 0;
+  std::vector<std::vector<double>> g, updated = b.params;
+  std::vector<void*> gp, up;
+  for (const auto& p : b.params) g.emplace_back(p.size());
+  for (auto& v : g) gp.push_back(v.data());
+  for (auto& v : updated) up.push_back(v.data());
+  const size_t words = static_cast<size_t>(std::max(k->grad_workspace(b.n), k->sgd_workspace(b.n))) / 8 + 8;
+  std::vector<double> ws(words);
+  k->grad(in.ptrs.data(), labels.ptrs.data(), par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
+  const double rate = 0.125;
+  k->sgd(in.ptrs.data(), labels.ptrs.data(), up.data(), &step_loss, &rate, b.n, ws.data());
+  EXPECT_TRUE(finite_close(step_loss, loss, 1e-12)) << what << ": loss " << step_loss << " vs " << loss;
+  for (size_t p = 0; p < g.size(); ++p)
+    for (size_t e = 0; e < g[p].size(); ++e) {
+      const double want = b.params[p][e] - rate * g[p][e];
+      EXPECT_TRUE(finite_close(updated[p][e], want, 1e-10))
+          << what << ": " << spec.params[p]->name() << "[" << e << "] " << updated[p][e] << " vs " << want;
+    }
+}
+
+TEST(Codegen, SgdStepReadsOldParams) {
+  ir::Context c;
+  {
+    const Node* a = c.var(ir::VarKind::Param, 0, "a", {});
+    const Node* b = c.var(ir::VarKind::Param, 1, "b", {});
+    KernelSpec spec;
+    spec.params = {a, b};
+    spec.loss = c.mul(a, b);
+    spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    Batch batch;
+    batch.n = 1;
+    batch.params = {{0.5}, {1.0}};
+    expect_sgd_is_gradient_step(spec, batch, "a * b");
+  }
+  {
+    const Node* a = c.var(ir::VarKind::Param, 2, "A", {3, 2});
+    const Node* b = c.var(ir::VarKind::Param, 3, "B", {2, 3});
+    const Node* x = c.var(ir::VarKind::Input, 0, "x", {3});
+    KernelSpec spec;
+    spec.inputs = {x};
+    spec.params = {a, b};
+    spec.loss = ir::simplify(c, c.add(c.make(ir::Op::Sum, {c.mul(a, c.make(ir::Op::Transpose, {b}))}),
+                                      c.make(ir::Op::Sum, {c.mul(x, c.make(ir::Op::Sum, {a}))})));
+    spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    expect_sgd_is_gradient_step(spec, random_batch(spec, 4, 7), "sum(A * transpose(B)) + sum(x * sum(A))");
+  }
+  test::RandomIr gen(c, 203);
+  for (int i = 0; i < 30; ++i) {
+    KernelSpec spec = random_spec(gen);
+    const Node* f = i % 2 ? gen.tensor_to_scalar(2) : gen.scalar(3);
+    spec.loss = ir::simplify(c, f);
+    spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    expect_sgd_is_gradient_step(spec, random_batch(spec, 5, 2000u + static_cast<unsigned>(i)), ir::print_text(f));
+  }
+}
+
 // GEMMs large enough for the cache-blocked loop nest, with edges in every
 // dimension (rows, columns not multiples of the tile; K beyond one block):
 // the forward x W^T (NT), W2^T @ delta (NN) and the batch-reducing weight
