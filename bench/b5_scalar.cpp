@@ -14,7 +14,7 @@
 #include <random>
 #include <vector>
 
-#include "cli/pipeline.h"
+#include "driver/load.h"
 #include "codegen/kernels.h"
 #include "frontend/lower.h"
 #include "ir/differentiate.h"
@@ -25,13 +25,16 @@ using Clock = std::chrono::steady_clock;
 
 int main() {
   const char* text = "1/(exp(-(w*x+b))+1)";
-  auto loaded = cli::load_expression(text, std::cerr);
-  if (!loaded) return 1;
+  auto loaded = driver::load_expression(text);
+  if (!loaded.value) {
+    std::cerr << loaded.rendered;
+    return 1;
+  }
   ir::Context ctx(ir::DType::F32);
   std::map<std::string, const ir::Node*> vars{{"x", ctx.var(ir::VarKind::Input, 0, "x", {})},
                                               {"w", ctx.var(ir::VarKind::Param, 0, "w", {})},
                                               {"b", ctx.var(ir::VarKind::Param, 1, "b", {})}};
-  const ir::Node* f = ir::simplify(ctx, lower_expression(loaded->expr, ctx, &vars).root);
+  const ir::Node* f = ir::simplify(ctx, lower_expression(loaded.value->expr, ctx, &vars).root);
   const std::vector<const ir::Node*> wrt{vars["w"], vars["b"]};
   const std::vector<const ir::Node*> g = ir::simplify(ctx, ir::gradient(ctx, f, wrt));
   codegen::KernelSpec spec;

@@ -5,8 +5,8 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
-#include "cli/model_diff.h"
-#include "cli/render.h"
+#include "driver/gradient.h"
+#include "driver/render.h"
 #include "frontend/ast_printer.h"
 #include "frontend/lower.h"
 #include "ir/simplify.h"
@@ -74,7 +74,8 @@ int emit_model(const LoadedModel& loaded, const std::string& emit, PassTimes& ti
       print_error(std::cerr, "the model has no loss: there is no gradient program");
       return kExitUserError;
     }
-    GradientProgram p = times.time("differentiate", [&] { return gradient_program(ctx, m, m.params, true); });
+    driver::GradientProgram p =
+        times.time("differentiate", [&] { return driver::gradient_program(ctx, m, m.params, true); });
     po.names = p.names;
     roots = p.gradients;
     for (const ir::Node* w : m.params) labels.push_back("d/d" + w->name());
@@ -88,16 +89,14 @@ int emit_model(const LoadedModel& loaded, const std::string& emit, PassTimes& ti
       labels.push_back("loss");
     }
     if (emit == "simplified") {
-      ir::SimplifyOptions so;
-      for (size_t i = 0; i < m.labels.size(); ++i)
-        if (m.label_distribution[i]) so.distributions.insert(m.labels[i]);
+      const ir::SimplifyOptions so = driver::simplify_options(m);
       roots = times.time("simplify", [&] { return ir::simplify(ctx, roots, so); });
       po.names.clear();
       po.bind_named = false;
     }
   }
   times.time("print", [&] {
-    render(std::cout, roots, labels, po, "text");
+    std::cout << driver::render(roots, labels, po, "text");
     return 0;
   });
   return kExitOk;
@@ -140,7 +139,7 @@ void add_check_command(CLI::App& app, const GlobalOptions& global, Action& actio
       auto loaded = load_model(args->path, *options, std::cerr, last, &times);
       if (!loaded) return kExitUserError;
       const int rc = emit_model(*loaded, args->emit, times);
-      if (global.time_passes) times.print(std::cerr);
+      if (global.time_passes) print_times(times, std::cerr);
       return rc;
     };
   });

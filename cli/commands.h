@@ -1,5 +1,5 @@
 // The subcommands of `nabla` (spec/cli.md). Each registers itself on the
-// CLI11 app and runs through the pipeline (pipeline.h).
+// CLI11 app and runs through the pipeline (pipeline.h, driver/).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -39,5 +39,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Action& actio
 void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Action& action);
 // run, grad
 void add_run_grad_commands(CLI::App& app, const GlobalOptions& global, Action& action);
+
+// nabla diff MODEL.nn (the expression form is in expr_commands.cpp).
+int run_model_diff(const std::string& path, const std::string& wrt, bool no_simplify, bool trace_rules,
+                   const std::string& format, bool hvp, const GlobalOptions& global);
 
 }  // namespace nabla::cli

@@ -9,9 +9,9 @@
 #include <random>
 
 #include "cli/commands.h"
-#include "cli/model_kernels.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "driver/arrays.h"
 #include "codegen/abi.h"
 #include "codegen/jit.h"
 #include "frontend/lower.h"
@@ -62,7 +62,7 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
     print_error(std::cerr, "'" + args.model + "' has no output and no loss: there is no kernel to compile");
     return kExitUserError;
   }
-  const codegen::KernelSpec spec = kernel_spec(ctx, m, forward, grad, &times);
+  const codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad, &times);
   const ir::DType dt = global.dtype == "f64" ? ir::DType::F64 : ir::DType::F32;
   const std::string prefix = args.prefix.empty()
       ? c_identifier(loaded->model.name.empty() ? std::filesystem::path(args.model).stem().string() : loaded->model.name)
@@ -103,7 +103,7 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
       if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
     }
   }
-  if (global.time_passes) times.print(std::cerr);
+  if (global.time_passes) print_times(times, std::cerr);
   if (args.out.empty() || args.out == "-") {
     std::cout << text;
     return kExitOk;
@@ -172,7 +172,7 @@ void json_line(const std::string& model, const char* kind, int threads, int64_t 
 int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
-  const runtime::DType dtype = global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32;
+  const runtime::DType dtype = dtype_of(global);
   // Compilation: the front end, then kernels cold (no cache) and from the cache.
   auto t0 = Clock::now();
   auto loaded = load_model(args.model, *options, std::cerr);
@@ -180,7 +180,7 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   ir::Context ctx;
   const LoweredModel m = lower_model(loaded->model, ctx);
   const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
-  codegen::KernelSpec spec = kernel_spec(ctx, m, forward, grad);
+  codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad);
   const double front = seconds_since(t0);
   codegen::KernelOptions ko;
   ko.forward = forward;
@@ -205,10 +205,12 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
     cached_time = seconds_since(t0);
     hit = cached && cached->cache_hit;
   }
-  GlobalOptions g = global;
-  g.no_cache = true;
-  ModelKernels k = compile_model_kernels(ctx, m, forward, grad, dtype, g, std::cerr, nullptr, grad);
-  if (!k.kernels) return kExitUserError;
+  driver::CompileOptions co = compile_options(global, dtype);
+  co.forward = forward;
+  co.grad = grad;
+  co.sgd = grad;
+  co.use_cache = false;
+  driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
 
   const int threads = thread_count(global);
   const auto& st = cold->support_times;
@@ -229,16 +231,13 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
 
   std::mt19937_64 rng(global.seed.value_or(1));
   std::uniform_real_distribution<double> unit(0, 1);
-  std::vector<runtime::ParamInit> inits;
-  for (const ParamDecl& p : loaded->model.params)
-    inits.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
-  runtime::ArrayMap params = runtime::initialize(inits, global.seed.value_or(1), dtype);
+  runtime::ArrayMap params = driver::initial_params(loaded->model, global.seed.value_or(1), dtype);
   for (int64_t n : args.batches) {
     // Inputs, labels and outputs of the batch (made in f64, then converted).
     std::vector<const ir::Node*> batch_vars(m.inputs);
     batch_vars.insert(batch_vars.end(), m.labels.begin(), m.labels.end());
     for (const auto& o : k.spec.outputs) batch_vars.push_back(o.second);
-    check_batch_memory("a batch", n, elements_per_sample(batch_vars), 16);
+    driver::check_batch_memory("a batch", n, driver::elements_per_sample(batch_vars), 16);
     runtime::ArrayMap data;
     auto fill = [&](const ir::Node* v, bool label, bool distribution) {
       std::vector<int64_t> shape = v->shape().dims();

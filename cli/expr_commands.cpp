@@ -1,4 +1,4 @@
-// Expression mode: nabla eval, nabla simplify, nabla diff -e (spec/cli.md).
+// Expression mode: nabla eval, nabla simplify, nabla diff -e (docs/commands.md).
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -6,14 +6,11 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "cli/model_diff.h"
 #include "cli/pipeline.h"
-#include "cli/render.h"
-#include "frontend/lower.h"
-#include "ir/differentiate.h"
-#include "ir/interpret.h"
+#include "driver/error.h"
+#include "driver/expression.h"
+#include "driver/render.h"
 #include "ir/print.h"
-#include "ir/simplify.h"
 
 namespace nabla::cli {
 namespace {
@@ -64,42 +61,25 @@ std::vector<std::string> split_names(const std::string& text) {
   return out;
 }
 
-// The expression lowered into `ctx`, with a var node per name (free names of
-// the expression first, then any extra `wrt` names it does not use).
-struct ExprSetup {
-  LoadedExpr loaded;
-  LoweredExpr lowered;
-  std::map<std::string, const ir::Node*> vars;
-};
-
-std::optional<ExprSetup> setup(const std::string& text, ir::Context& ctx,
-                               const std::vector<std::string>& wrt) {
-  auto loaded = load_expression(text, std::cerr);
-  if (!loaded) return std::nullopt;
-  ExprSetup s{std::move(*loaded), {}, {}};
-  s.lowered = lower_expression(s.loaded.expr, ctx);
-  for (const ir::Node* v : s.lowered.vars) s.vars[v->name()] = v;
-  for (const std::string& w : wrt) {
-    if (!s.vars.count(w))
-      s.vars[w] = ctx.var(ir::VarKind::Input, static_cast<int>(s.vars.size()), w, {});
+// driver::expression with its diagnostics printed; nullopt when it does not check.
+std::optional<driver::Expression> setup(const std::string& text, ir::Context& ctx,
+                                        const std::vector<std::string>& wrt) {
+  try {
+    return driver::expression(text, ctx, wrt);
+  } catch (const driver::Error& e) {
+    std::cerr << e.rendered();
+    return std::nullopt;
   }
-  return s;
 }
 
 // Values of the variables at a point; nullopt (with an error) when one is missing.
 std::optional<std::vector<double>> evaluate_at(std::span<const ir::Node* const> roots,
                                                const std::map<std::string, double>& point) {
-  std::string missing;
-  for (const ir::Node* n : ir::reachable(roots))
-    if (n->op() == ir::Op::Var && !point.count(n->name())) missing = n->name();
-  if (!missing.empty()) {
+  if (const std::string missing = driver::missing_variable(roots, point); !missing.empty()) {
     print_error(std::cerr, "no value for '" + missing + "': give it with --at " + missing + "=VALUE");
     return std::nullopt;
   }
-  auto values = ir::interpret(roots, [&](const ir::Node* v) { return ir::Tensor::scalar(point.at(v->name())); });
-  std::vector<double> out;
-  for (const ir::Tensor& t : values) out.push_back(t.item());
-  return out;
+  return driver::evaluate(roots, point);
 }
 
 struct ExprArgs {
@@ -121,18 +101,11 @@ int run_eval(const ExprArgs& a) {
   return kExitOk;
 }
 
-ir::SimplifyOptions simplify_options(const ExprArgs& a) {
-  ir::SimplifyOptions o;
-  if (a.trace_rules) o.trace = &std::cerr;
-  return o;
-}
-
 int run_simplify(const ExprArgs& a) {
   ir::Context ctx;
   auto s = setup(a.expr, ctx, {});
   if (!s) return kExitUserError;
-  const ir::Node* r = ir::simplify(ctx, s->lowered.root, simplify_options(a));
-  std::cout << ir::print_text(r) << "\n";
+  std::cout << ir::print_text(driver::simplified(ctx, *s, a.trace_rules ? &std::cerr : nullptr)) << "\n";
   return kExitOk;
 }
 
@@ -145,40 +118,19 @@ int run_diff(const ExprArgs& a) {
   ir::Context ctx;
   auto s = setup(a.expr, ctx, wrt);
   if (!s) return kExitUserError;
-  const ir::SimplifyOptions so = simplify_options(a);
-  auto maybe_simplify = [&](std::vector<const ir::Node*> v) {
-    if (!a.no_simplify) v = ir::simplify(ctx, v, so);
-    return v;
-  };
-  std::vector<const ir::Node*> wrt_nodes;
-  for (const std::string& w : wrt) wrt_nodes.push_back(s->vars.at(w));
-  const ir::Node* f = a.no_simplify ? s->lowered.root : ir::simplify(ctx, s->lowered.root, so);
-  std::vector<const ir::Node*> grads = maybe_simplify(ir::gradient(ctx, f, wrt_nodes));
-
-  // What to print: first partials, the second derivative along wrt[0], or the
-  // Hessian (every pair).
+  const std::vector<driver::Derivative> ds =
+      driver::derivatives(ctx, *s, wrt, a.order, a.hessian, !a.no_simplify, a.trace_rules ? &std::cerr : nullptr);
+  // Labels: d/dx, d2/dx2 and d2/dxdy (by position in the Hessian), or at a
+  // point the variables alone.
   std::vector<std::string> labels;
   std::vector<const ir::Node*> roots;
-  if (a.order == 1 && !a.hessian) {
-    for (size_t i = 0; i < wrt.size(); ++i) {
-      labels.push_back(a.at.empty() ? "d/d" + wrt[i] : wrt[i]);
-      roots.push_back(grads[i]);
-    }
-  } else {
-    const size_t rows = a.hessian ? wrt.size() : 1;
-    for (size_t i = 0; i < rows; ++i) {
-      std::vector<const ir::Node*> second = maybe_simplify(ir::gradient(ctx, grads[i], wrt_nodes));
-      const size_t cols = a.hessian ? wrt.size() : 1;
-      for (size_t j = 0; j < cols; ++j) {
-        const std::string& x = wrt[i];
-        const std::string& y = wrt[j];
-        if (!a.at.empty())
-          labels.push_back(a.hessian ? x + "," + y : x);
-        else
-          labels.push_back(i == j ? "d2/d" + x + "2" : "d2/d" + x + "d" + y);
-        roots.push_back(second[j]);
-      }
-    }
+  for (size_t k = 0; k < ds.size(); ++k) {
+    const driver::Derivative& d = ds[k];
+    const bool diagonal = !a.hessian || k / wrt.size() == k % wrt.size();
+    if (d.y.empty()) labels.push_back(a.at.empty() ? "d/d" + d.x : d.x);
+    else if (!a.at.empty()) labels.push_back(a.hessian ? d.x + "," + d.y : d.x);
+    else labels.push_back(diagonal ? "d2/d" + d.x + "2" : "d2/d" + d.x + "d" + d.y);
+    roots.push_back(d.value);
   }
   if (!a.at.empty()) {
     auto point = parse_point(a.at);
@@ -188,7 +140,7 @@ int run_diff(const ExprArgs& a) {
     for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " " << format_value((*values)[i]) << "\n";
     return kExitOk;
   }
-  render(std::cout, roots, labels, {}, a.format);
+  std::cout << driver::render(roots, labels, {}, a.format);
   return kExitOk;
 }
 

@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
-#include "runtime/init.h"
+#include "driver/arrays.h"
 #include "runtime/output.h"
 
 namespace nabla::cli {
@@ -16,9 +16,6 @@ int run_init(const std::string& path, const std::string& out, const GlobalOption
   if (!options) return kExitUserError;
   auto loaded = load_model(path, *options, std::cerr);
   if (!loaded) return kExitUserError;
-  std::vector<runtime::ParamInit> params;
-  for (const ParamDecl& p : loaded->model.params)
-    params.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
   uint64_t seed = 0;
   if (global.seed) {
     seed = *global.seed;
@@ -26,16 +23,8 @@ int run_init(const std::string& path, const std::string& out, const GlobalOption
     seed = std::random_device{}();
     std::cerr << "nabla: initialized with --seed " << seed << "\n";
   }
-  try {
-    runtime::check_output(out, {path});
-    runtime::write_npz(out,
-                       runtime::initialize(params, seed,
-                                           global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32),
-                       false, {path});
-  } catch (const runtime::NpzError& e) {
-    print_error(std::cerr, e.what());
-    return kExitUserError;
-  }
+  runtime::check_output(out, {path});
+  runtime::write_npz(out, driver::initial_params(loaded->model, seed, dtype_of(global)), false, {path});
   return kExitOk;
 }
 

@@ -9,6 +9,7 @@
 #include "cli/options.h"
 #include "cli/pipeline.h"
 #include "codegen/llvm_info.h"
+#include "driver/error.h"
 #include "ir/stack.h"
 #include "runtime/budget.h"
 #include "runtime/npz.h"
@@ -35,6 +36,8 @@ int run_guarded(const nabla::cli::Action& action) {
   } catch (const nabla::runtime::OutputError& e) {
     print_error(std::cerr, e.what());
   } catch (const nabla::runtime::NpzError& e) {
+    print_error(std::cerr, e.what());
+  } catch (const nabla::driver::Error& e) {
     print_error(std::cerr, e.what());
   } catch (const std::exception& e) {
     print_error(std::cerr, std::string("internal error: ") + e.what());

@@ -72,21 +72,4 @@ std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostrea
   return options;
 }
 
-runtime::InitKind kind_of(InitSpecDecl::Kind k) {
-  using K = InitSpecDecl::Kind;
-  using R = runtime::InitKind;
-  switch (k) {
-    case K::Zeros: return R::Zeros;
-    case K::Ones: return R::Ones;
-    case K::Const: return R::Const;
-    case K::Uniform: return R::Uniform;
-    case K::Normal: return R::Normal;
-    case K::XavierUniform: return R::XavierUniform;
-    case K::XavierNormal: return R::XavierNormal;
-    case K::HeUniform: return R::HeUniform;
-    case K::HeNormal: return R::HeNormal;
-  }
-  return R::Zeros;
-}
-
 }  // namespace nabla::cli

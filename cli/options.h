@@ -7,7 +7,6 @@
 #include "cli/commands.h"
 #include "frontend/model.h"
 #include "frontend/sema.h"
-#include "runtime/init.h"
 
 namespace nabla::cli {
 
@@ -35,9 +34,6 @@ inline CLI::Validator non_negative_number(const std::string& what, double max) {
 // The --set NAME=VALUE list as sema options; nullopt (with an error on `err`)
 // when one is malformed.
 std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostream& err);
-
-// A param's init as the runtime's initializer takes it.
-runtime::InitKind kind_of(InitSpecDecl::Kind k);
 
 // `nabla check`'s one-line summary of a model.
 std::string model_summary(const CheckedModel& m);

@@ -1,24 +1,25 @@
-// The compilation pipeline as the command line drives it: a flat list of
-// steps (read, parse, check; later lower, simplify, differentiate, codegen),
-// each run by one function here.
+// The command's side of the library (driver/): exit statuses, error lines,
+// and loading with the diagnostics rendered to standard error. Everything
+// else a command does is a driver/ call whose result it renders.
 #pragma once
 
-#include <chrono>
 #include <iosfwd>
-#include <utility>
-#include <vector>
-#include <memory>
 #include <optional>
 #include <string>
 
-#include "frontend/ast.h"
-#include "frontend/model.h"
+#include "cli/commands.h"
+#include "driver/kernels.h"
+#include "driver/load.h"
 #include "frontend/sema.h"
-#include "frontend/source.h"
 
 namespace nabla::cli {
 
-// Exit statuses (spec/cli.md).
+using driver::LoadedExpr;
+using driver::LoadedModel;
+using driver::PassTimes;
+using driver::Stage;
+
+// Exit statuses (docs/commands.md).
 constexpr int kExitOk = 0;
 constexpr int kExitUserError = 1;
 constexpr int kExitUsage = 2;
@@ -26,60 +27,23 @@ constexpr int kExitUsage = 2;
 // A user error without a source location: "nabla: error: MESSAGE".
 void print_error(std::ostream& err, const std::string& message);
 
-// The largest model file read (a device such as /dev/zero never ends).
-constexpr size_t kMaxSourceBytes = size_t{256} << 20;
+// driver::load_model with its diagnostics printed to `err`; nullopt when
+// there is any error.
+std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options, std::ostream& err,
+                                      Stage last = Stage::Check, PassTimes* times = nullptr);
+// driver::load_expression likewise.
+std::optional<LoadedExpr> load_expression(const std::string& text, std::ostream& err, Stage last = Stage::Check);
 
-// Reads a file; nullopt (and an error on `err`) when it cannot be read.
-std::optional<std::string> read_file(const std::string& path, std::ostream& err);
+// --time-passes: the table of pass times.
+void print_times(const PassTimes& times, std::ostream& out);
 
-struct LoadedModel {
-  std::unique_ptr<SourceFile> file;  // owns the text the AST points into
-  ast::Module ast;
-  CheckedModel model;
-};
+// The compile options the global options give (--threads, --no-cache).
+driver::CompileOptions compile_options(const GlobalOptions& global, runtime::DType dtype);
 
-// Wall time of each pass, for --time-passes.
-class PassTimes {
-public:
-  // Runs `f` and records its time under `name`; returns what `f` returns.
-  template <typename F>
-  auto time(const std::string& name, F&& f) {
-    const auto t0 = std::chrono::steady_clock::now();
-    struct Record {
-      PassTimes* self;
-      std::string name;
-      std::chrono::steady_clock::time_point t0;
-      ~Record() {
-        self->entries_.emplace_back(
-            name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-    } record{this, name, t0};
-    return f();
-  }
-  void add(const std::string& name, double seconds) { entries_.emplace_back(name, seconds); }
-  void print(std::ostream& out) const;
+// --dtype as the runtime's element type.
+runtime::DType dtype_of(const GlobalOptions& global);
 
-private:
-  std::vector<std::pair<std::string, double>> entries_;
-};
-
-// The stages load_model and load_expression can stop after (--emit).
-enum class Stage { Parse, Check };
-
-// Reads, parses and (unless `last` is Parse) checks a .nn file. Prints
-// diagnostics to `err` and returns nullopt when there is any error.
-std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options,
-                                      std::ostream& err, Stage last = Stage::Check,
-                                      PassTimes* times = nullptr);
-
-struct LoadedExpr {
-  std::unique_ptr<SourceFile> file;  // named "<expr>"
-  ast::Module ast;
-  CheckedExpr expr;
-};
-
-// Parses and checks an expression (expression mode, spec/nn-language.md).
-std::optional<LoadedExpr> load_expression(const std::string& text, std::ostream& err,
-                                          Stage last = Stage::Check);
+// --threads, else every core.
+int thread_count(const GlobalOptions& global);
 
 }  // namespace nabla::cli

@@ -1,17 +1,21 @@
-// nabla train (spec/cli.md): compiles the model's kernels, reads the data,
-// and runs the runtime's training loop (runtime/train.h).
+// nabla train (docs/commands.md): compiles the model's kernels, reads the
+// data, runs the runtime's training loop (runtime/train.h) and draws its
+// progress, epochs and end.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <csignal>
 #include <iostream>
 
 #include "cli/commands.h"
-#include "cli/model_kernels.h"
 #include "cli/options.h"
 #include "cli/pipeline.h"
+#include "driver/arrays.h"
+#include "driver/kernels.h"
 #include "frontend/lower.h"
-#include "runtime/init.h"
 #include "runtime/output.h"
 #include "runtime/train.h"
 
@@ -32,29 +36,64 @@ struct TrainArgs {
   std::string progress = "auto";
 };
 
-// Inputs and labels of `path`, checked against the model, in `dtype`.
-runtime::TrainData read_data(const std::string& path, const LoweredModel& m, runtime::DType dtype,
-                             std::vector<runtime::Array>& storage) {
-  const runtime::ArrayMap arrays = runtime::read_npz(path);
-  runtime::TrainData d;
-  int64_t n = -1;
-  storage.reserve(m.inputs.size() + m.labels.size());
-  for (const ir::Node* v : m.inputs) {
-    storage.push_back(require(arrays, path, v->name(), v->shape().dims(), true, &n).as(dtype));
-    d.input_names.push_back(v->name());
+std::string human(double x) {
+  char buf[32];
+  if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else if (x >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", x);
+  return buf;
+}
+
+// The progress bar on standard error, redrawn at most every 0.1 s and at
+// the end of each epoch.
+class ProgressBar {
+public:
+  void draw(const runtime::StepProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (p.epoch != epoch_) {  // each epoch draws its first step
+      epoch_ = p.epoch;
+      last_ = now - std::chrono::seconds(1);
+    }
+    if (p.done != p.total && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    const double rate = static_cast<double>(p.done) / std::max(p.seconds, 1e-9);
+    const int width = 30, filled = static_cast<int>(width * p.done / p.total);
+    char line[200];
+    std::snprintf(line, sizeof line, "\repoch %d/%d [%s%s] %3d%%  %s samples/s  loss %.4f  ETA %.0fs ", p.epoch,
+                  p.epochs, std::string(static_cast<size_t>(filled), '=').c_str(),
+                  std::string(static_cast<size_t>(width - filled), ' ').c_str(),
+                  static_cast<int>(100 * p.done / p.total), human(rate).c_str(), p.mean_loss,
+                  static_cast<double>(p.total - p.done) / std::max(rate, 1e-9));
+    std::cerr << line << std::flush;
   }
-  for (size_t i = 0; i < m.labels.size(); ++i) {
-    const ir::Node* v = m.labels[i];
-    const runtime::Array& a = require(arrays, path, v->name(), v->shape().dims(), true, &n);
-    if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
-    storage.push_back(a.as(dtype));
-    d.label_names.push_back(v->name());
+
+private:
+  int epoch_ = 0;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// One line per epoch on standard output (and the gradient norms).
+void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const std::vector<std::string>& names) {
+  if (progress) std::cerr << "\r" << std::string(100, ' ') << "\r";
+  char line[300];
+  int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", st.epoch, st.epochs, st.loss);
+  if (st.accuracy >= 0) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  acc %.2f%%", 100 * st.accuracy);
+  if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
+  if (val && st.val_accuracy >= 0)
+    at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
+  std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", st.seconds,
+                human(static_cast<double>(st.samples) / st.seconds).c_str());
+  std::cout << line << "\n";
+  if (!st.grad_norms.empty()) {
+    std::cout << "  grad norms:";
+    for (size_t i = 0; i < st.grad_norms.size(); ++i) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, " %s %.3g", names[i].c_str(), st.grad_norms[i]);
+      std::cout << buf;
+    }
+    std::cout << "\n";
   }
-  for (size_t i = 0; i < m.inputs.size(); ++i) d.inputs.push_back(&storage[i]);
-  for (size_t i = 0; i < m.labels.size(); ++i) d.labels.push_back(&storage[m.inputs.size() + i]);
-  d.n = n;
-  if (n <= 0) throw runtime::NpzError("'" + path + "' holds no samples");
-  return d;
+  std::cout << std::flush;
 }
 
 int run_train(const TrainArgs& args, const GlobalOptions& global) {
@@ -77,77 +116,71 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
     print_error(std::cerr, "'" + args.model + "' has no params: there is nothing to train");
     return kExitUserError;
   }
-  const runtime::DType dtype = global.dtype == "f64" ? runtime::DType::F64 : runtime::DType::F32;
+  const runtime::DType dtype = dtype_of(global);
   ir::Context ctx;
   const LoweredModel m = lower_model(loaded->model, ctx);
-  try {
-    // -o may name --params: resuming into the same file is asked for often,
-    // the file is read whole before training and replaced atomically.
-    runtime::check_output(args.out, {args.model, args.data, args.val});
-    std::vector<runtime::Array> train_storage, val_storage;
-    const runtime::TrainData train = read_data(args.data, m, dtype, train_storage);
-    std::optional<runtime::TrainData> val;
-    if (!args.val.empty()) val = read_data(args.val, m, dtype, val_storage);
-    // Params: from --params (resume), else by their init.
-    runtime::ArrayMap params;
-    const uint64_t seed = global.seed.value_or(0);
-    if (!args.params.empty()) {
-      const runtime::ArrayMap given = runtime::read_npz(args.params);
-      int64_t none = -1;
-      for (const ir::Node* p : m.params)
-        params[p->name()] = require(given, args.params, p->name(), p->shape().dims(), false, &none).as(dtype);
-    } else {
-      std::vector<runtime::ParamInit> inits;
-      for (const ParamDecl& p : loaded->model.params)
-        inits.push_back({p.name, p.shape.dims(), kind_of(p.init.kind), p.init.a, p.init.b});
-      params = runtime::initialize(inits, seed, dtype);
-    }
-    ModelKernels k = compile_model_kernels(ctx, m, !m.outputs.empty(), true, dtype, global, std::cerr, nullptr, true);
-    if (!k.kernels) return kExitUserError;
-    runtime::TrainModel model;
-    model.executor = k.executor.get();
-    for (const ir::Node* p : m.params) {
-      model.param_names.push_back(p->name());
-      model.param_sizes.push_back(p->shape().numel());
-    }
-    for (const ir::Node* v : m.inputs) model.input_sizes.push_back(v->shape().numel());
-    for (const ir::Node* v : m.labels) model.label_sizes.push_back(v->shape().numel());
-    for (const auto& o : k.spec.outputs) model.output_sizes.push_back(o.second->shape().numel());
-    // Accuracy: an output that is a softmax over as many classes as a label
-    // declared a distribution.
-    for (size_t o = 0; o < m.outputs.size() && model.accuracy_output < 0; ++o)
-      for (size_t l = 0; l < m.labels.size(); ++l)
-        if (m.label_distribution[l] && m.outputs[o].second->op() == ir::Op::Softmax &&
-            m.outputs[o].second->shape() == m.labels[l]->shape()) {
-          model.accuracy_output = static_cast<int>(o);
-          model.accuracy_label = static_cast<int>(l);
-          break;
-        }
-    runtime::TrainConfig config;
-    config.epochs = args.epochs;
-    config.batch = std::min(args.batch, train.n);  // a larger batch is the whole data
-    config.lr = args.lr;
-    config.optimizer = args.optimizer == "adam" ? runtime::Optimizer::Adam
+  // -o may name --params: resuming into the same file is asked for often,
+  // the file is read whole before training and replaced atomically.
+  runtime::check_output(args.out, {args.model, args.data, args.val});
+  std::vector<runtime::Array> train_storage, val_storage;
+  const runtime::TrainData train =
+      driver::batch_data(runtime::read_npz(args.data), args.data, m, dtype, true, train_storage);
+  std::optional<runtime::TrainData> val;
+  if (!args.val.empty())
+    val = driver::batch_data(runtime::read_npz(args.val), args.val, m, dtype, true, val_storage);
+  // Params: from --params (resume), else by their init.
+  const uint64_t seed = global.seed.value_or(0);
+  runtime::ArrayMap params = args.params.empty()
+                                 ? driver::initial_params(loaded->model, seed, dtype)
+                                 : driver::params_from(runtime::read_npz(args.params), args.params, m, dtype);
+  driver::CompileOptions co = compile_options(global, dtype);
+  co.forward = !m.outputs.empty();
+  co.sgd = true;
+  driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
+  const runtime::TrainModel model = driver::train_model(m, k);
+  runtime::TrainConfig config;
+  config.epochs = args.epochs;
+  config.batch = std::min(args.batch, train.n);  // a larger batch is the whole data
+  config.lr = args.lr;
+  config.optimizer = args.optimizer == "adam"       ? runtime::Optimizer::Adam
                      : args.optimizer == "momentum" ? runtime::Optimizer::Momentum
                                                     : runtime::Optimizer::Sgd;
-    config.weight_decay = args.weight_decay;
-    config.momentum = args.momentum;
-    config.seed = seed;
-    config.progress = args.progress == "always" || (args.progress == "auto" && ::isatty(2));
-    config.grad_norms = args.grad_norms;
-    config.out = args.out;
-    const int rc = runtime::train(model, config, train, val ? &*val : nullptr, params, interrupted, std::cout,
-                                  std::cerr);
-    if (rc == 0 && val) {
-      const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
-      if (e.accuracy >= 0) std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
-                                       static_cast<long long>(val->n));
-    }
-    return rc;
-  } catch (const runtime::NpzError& e) {
-    print_error(std::cerr, e.what());
-    return kExitUserError;
+  config.weight_decay = args.weight_decay;
+  config.momentum = args.momentum;
+  config.seed = seed;
+  config.grad_norms = args.grad_norms;
+  config.out = args.out;
+  const bool progress = args.progress == "always" || (args.progress == "auto" && ::isatty(2));
+  ProgressBar bar;
+  runtime::TrainCallbacks callbacks;
+  if (progress) callbacks.on_step = [&bar](const runtime::StepProgress& p) { bar.draw(p); };
+  callbacks.on_epoch = [&](const runtime::EpochStats& st) { print_epoch(st, val.has_value(), progress, model.param_names); };
+  callbacks.should_stop = [] { return interrupted.load(); };
+  const runtime::TrainResult r = runtime::train(model, config, train, val ? &*val : nullptr, params, callbacks);
+  switch (r.status) {
+    case runtime::TrainStatus::Completed:
+      if (val) {
+        const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
+        if (e.accuracy >= 0)
+          std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
+                      static_cast<long long>(val->n));
+      }
+      return kExitOk;
+    case runtime::TrainStatus::Stopped:
+      if (progress) std::cerr << "\n";
+      if (!r.save_error.empty()) print_error(std::cerr, r.save_error);
+      std::cerr << "nabla: interrupted after step " << r.steps << " (epoch " << r.epoch << ")"
+                << (r.save_error.empty() && !args.out.empty() ? "; parameters saved to " + args.out : "") << "\n";
+      return 130;
+    case runtime::TrainStatus::NonFinite:
+      std::cerr << "\n";
+      print_error(std::cerr, r.message);
+      return kExitUserError;
+    case runtime::TrainStatus::SaveFailed:
+      print_error(std::cerr, r.message);
+      return kExitUserError;
   }
+  return kExitUserError;
 }
 
 }  // namespace

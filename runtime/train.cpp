@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
-#include <ostream>
 #include <random>
 
 #include "runtime/optimizer.h"
@@ -104,13 +103,6 @@ void update(Optimizer opt, const TrainConfig& c, int64_t step, T* p, const T* g,
   }
 }
 
-std::string human(double x) {
-  char buf[32];
-  if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
-  else if (x >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", x / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", x);
-  return buf;
-}
 
 // Index of the largest of `k` values at `base` (first on ties).
 int64_t argmax(const char* base, DType t, int64_t at, int64_t k) {
@@ -169,8 +161,8 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   return st;
 }
 
-int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
-          ArrayMap& params, const std::atomic<bool>& stop, std::ostream& out, std::ostream& err) {
+TrainResult train(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
+                  ArrayMap& params, const TrainCallbacks& callbacks) {
   const DType t = params.begin()->second.dtype;
   const int eb = elem_bytes(t);
   const size_t np = model.param_names.size();
@@ -195,44 +187,49 @@ int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, 
   std::vector<int64_t> order(static_cast<size_t>(data.n));
   std::iota(order.begin(), order.end(), int64_t{0});
   Gather in, lab;
-  int64_t step = 0;
+  TrainResult result;
   std::string saved = "(none yet)";
-  auto save = [&]() -> bool {
-    if (c.out.empty()) return true;
+  // "" when saved (or nothing to save), else why not.
+  auto save = [&]() -> std::string {
+    if (c.out.empty()) return "";
     try {
       write_npz(c.out, params);
       saved = c.out;
-      return true;
+      return "";
     } catch (const std::runtime_error& e) {  // NpzError, OutputError
-      err << "nabla: error: " << e.what() << "\n";
-      return false;
+      return e.what();
     }
+  };
+  auto fail = [&](TrainStatus status, std::string message) {
+    result.status = status;
+    result.message = std::move(message);
+    return result;
   };
   const int64_t steps_per_epoch = (data.n + c.batch - 1) / c.batch;
   for (int epoch = 1; epoch <= c.epochs; ++epoch) {
+    result.epoch = epoch;
     const auto t0 = Clock::now();
     std::mt19937_64 rng(c.seed * 1000003 + static_cast<uint64_t>(epoch));
     std::shuffle(order.begin(), order.end(), rng);
     double loss_sum = 0;
     std::vector<double> norms(np, 0);
-    auto last_draw = Clock::now() - std::chrono::seconds(1);
     int64_t done = 0;
+    const std::string where = " (epoch " + std::to_string(epoch) + ")";
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const int64_t first = b * c.batch, count = std::min(c.batch, data.n - first);
       in.fill(data.inputs, model.input_sizes, order.data() + first, count);
       lab.fill(data.labels, model.label_sizes, order.data() + first, count);
-      ++step;
+      const int64_t step = ++result.steps;
       double loss_slot = 0;
       if (fused) {
         model.executor->sgd_step(in.pointers(), lab.pointers(), par, &loss_slot, c.lr, count);
       } else {
         model.executor->grad(in.pointers(), lab.pointers(), cpar, &loss_slot, gp, count);
         for (size_t i = 0; i < np; ++i) {
-          if (!finite(gp[i], model.param_sizes[i], t)) {
-            err << "\nnabla: error: step " << step << " (epoch " << epoch << "): the gradient of '"
-                << model.param_names[i] << "' is not finite; stopped. Last saved parameters: " << saved << "\n";
-            return 1;
-          }
+          if (!finite(gp[i], model.param_sizes[i], t))
+            return fail(TrainStatus::NonFinite, "step " + std::to_string(step) + where + ": the gradient of '" +
+                                                    model.param_names[i] +
+                                                    "' is not finite; stopped. Last saved parameters: " + saved);
           if (c.grad_norms)
             norms[i] += t == DType::F32 ? norm(static_cast<const float*>(gp[i]), model.param_sizes[i])
                                         : norm(static_cast<const double*>(gp[i]), model.param_sizes[i]);
@@ -251,43 +248,35 @@ int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, 
         for (size_t i = 0; i < np && culprit.empty(); ++i)
           if (!finite(par[i], model.param_sizes[i], t))
             culprit = " ('" + model.param_names[i] + "' is not finite: the update of the step before overflowed)";
-        err << "\nnabla: error: step " << step << " (epoch " << epoch << "): the loss is " << loss << culprit
-            << "; stopped. Last saved parameters: " << saved << "\n";
-        return 1;
+        char value[32];
+        std::snprintf(value, sizeof value, "%g", loss);
+        return fail(TrainStatus::NonFinite, "step " + std::to_string(step) + where + ": the loss is " + value +
+                                                culprit + "; stopped. Last saved parameters: " + saved);
       }
       loss_sum += loss * static_cast<double>(count);
       done += count;
-      if (c.progress && (seconds_since(last_draw) > 0.1 || b + 1 == steps_per_epoch)) {
-        last_draw = Clock::now();
-        const double elapsed = seconds_since(t0), rate = static_cast<double>(done) / std::max(elapsed, 1e-9);
-        const int width = 30, filled = static_cast<int>(width * done / data.n);
-        char line[200];
-        std::snprintf(line, sizeof line, "\repoch %d/%d [%s%s] %3d%%  %s samples/s  loss %.4f  ETA %.0fs ", epoch,
-                      c.epochs, std::string(static_cast<size_t>(filled), '=').c_str(),
-                      std::string(static_cast<size_t>(width - filled), ' ').c_str(),
-                      static_cast<int>(100 * done / data.n), human(rate).c_str(), loss_sum / static_cast<double>(done),
-                      static_cast<double>(data.n - done) / std::max(rate, 1e-9));
-        err << line << std::flush;
-      }
-      if (stop.load()) {
-        if (c.progress) err << "\n";
-        const bool ok = save();
-        err << "nabla: interrupted after step " << step << " (epoch " << epoch << ")"
-            << (ok && !c.out.empty() ? "; parameters saved to " + c.out : "") << "\n";
-        return 130;
+      if (callbacks.on_step)
+        callbacks.on_step({epoch, c.epochs, step, done, data.n, loss_sum / static_cast<double>(done), seconds_since(t0)});
+      if (callbacks.should_stop && callbacks.should_stop()) {
+        result.status = TrainStatus::Stopped;
+        result.save_error = save();
+        return result;
       }
     }
     if (fused) {  // the fused kernel's gradients are not kept: check what they made
       for (size_t i = 0; i < np; ++i)
-        if (!finite(par[i], model.param_sizes[i], t)) {
-          err << "\nnabla: error: epoch " << epoch << ": '" << model.param_names[i]
-              << "' is not finite (a non-finite gradient); stopped. Last saved parameters: " << saved << "\n";
-          return 1;
-        }
+        if (!finite(par[i], model.param_sizes[i], t))
+          return fail(TrainStatus::NonFinite, "epoch " + std::to_string(epoch) + ": '" + model.param_names[i] +
+                                                  "' is not finite (a non-finite gradient); stopped. Last saved "
+                                                  "parameters: " + saved);
     }
     EpochStats st;
+    st.epoch = epoch;
+    st.epochs = c.epochs;
+    st.samples = data.n;
+    st.steps = steps_per_epoch;
     st.loss = loss_sum / static_cast<double>(data.n);
-    const double train_seconds = seconds_since(t0);
+    st.seconds = seconds_since(t0);
     if (val) {
       const EpochStats e = evaluate(model, *val, params, std::max<int64_t>(c.batch, 256));
       st.val_loss = e.loss;
@@ -295,30 +284,12 @@ int train(const TrainModel& model, const TrainConfig& c, const TrainData& data, 
     } else if (model.accuracy_output >= 0) {  // no validation set: accuracy on the training data
       st.accuracy = evaluate(model, data, params, std::max<int64_t>(c.batch, 256), false).accuracy;
     }
-    if (c.progress) err << "\r" << std::string(100, ' ') << "\r";
-    char line[300];
-    int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", epoch, c.epochs, st.loss);
-    if (st.accuracy >= 0) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  acc %.2f%%", 100 * st.accuracy);
-    if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
-    if (val && st.val_accuracy >= 0)
-      at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
-    std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", train_seconds,
-                  human(static_cast<double>(data.n) / train_seconds).c_str());
-    out << line << "\n";
-    if (c.grad_norms) {
-      out << "  grad norms:";
-      for (size_t i = 0; i < np; ++i) {
-        char buf[64];
-        std::snprintf(buf, sizeof buf, " %s %.3g", model.param_names[i].c_str(),
-                      norms[i] / static_cast<double>(steps_per_epoch));
-        out << buf;
-      }
-      out << "\n";
-    }
-    out << std::flush;
-    if (!save()) return 1;
+    if (c.grad_norms)
+      for (double n : norms) st.grad_norms.push_back(n / static_cast<double>(steps_per_epoch));
+    if (callbacks.on_epoch) callbacks.on_epoch(st);
+    if (std::string error = save(); !error.empty()) return fail(TrainStatus::SaveFailed, error);
   }
-  return 0;
+  return result;
 }
 
 }  // namespace nabla::runtime

@@ -1,12 +1,11 @@
 // The training loop (nabla train): minibatches by a seeded shuffle each
 // epoch, the optimizers, validation, progress, atomic saves, interruption,
-// and the non-finite check. It calls kernels through the executor only.
+// and the non-finite check. It calls kernels through the executor only, and
+// reports to callbacks: drawing progress is the caller's.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -26,7 +25,6 @@ struct TrainConfig {
   double momentum = 0.9;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
   uint64_t seed = 0;
-  bool progress = false;    // a progress bar (a terminal); else one line per epoch
   bool grad_norms = false;  // per-param gradient norms each epoch
   std::string out;          // parameter file written every epoch and at the end
 };
@@ -49,15 +47,49 @@ struct TrainModel {
 };
 
 struct EpochStats {
+  int epoch = 0, epochs = 0;  // 1-based
+  int64_t samples = 0, steps = 0;
   double loss = 0, accuracy = -1, val_loss = -1, val_accuracy = -1, seconds = 0;
-  std::vector<double> grad_norms;  // per param, mean over the epoch's steps
+  std::vector<double> grad_norms;  // per param, mean over the epoch's steps (TrainConfig::grad_norms)
 };
 
-// Trains `params` (in the kernels' element type, updated in place). Returns
-// 0, 1 after a non-finite loss or gradient (the message on `err`), or 130
-// after `stop` became true (the current batch finished and saved).
-int train(const TrainModel& model, const TrainConfig& config, const TrainData& train, const TrainData* val,
-          ArrayMap& params, const std::atomic<bool>& stop, std::ostream& out, std::ostream& err);
+// Where an epoch stands after one of its steps.
+struct StepProgress {
+  int epoch = 0, epochs = 0;
+  int64_t step = 0;           // steps taken since training began
+  int64_t done = 0, total = 0;  // samples of this epoch
+  double mean_loss = 0;       // over this epoch's samples so far
+  double seconds = 0;         // since this epoch began
+};
+
+// What the caller hears and decides; each may be empty.
+struct TrainCallbacks {
+  std::function<void(const StepProgress&)> on_step;  // after every step (cheap: the caller throttles drawing)
+  std::function<void(const EpochStats&)> on_epoch;   // after each epoch, before its params are saved
+  std::function<bool()> should_stop;                 // polled after every step: true stops after saving
+};
+
+enum class TrainStatus : uint8_t {
+  Completed,  // every epoch ran and was saved
+  Stopped,    // should_stop said so: stopped after a step and saved
+  NonFinite,  // a loss, gradient or param stopped being finite (not saved)
+  SaveFailed, // writing TrainConfig::out failed
+};
+
+struct TrainResult {
+  TrainStatus status = TrainStatus::Completed;
+  int64_t steps = 0;
+  int epoch = 0;            // the epoch training ended in
+  std::string message;      // NonFinite, SaveFailed: what happened, and the last saved file
+  std::string save_error;   // Stopped: why the final save failed ("" when it did not)
+};
+
+// Trains `params` (in the kernels' element type, updated in place), saving
+// them to config.out (when set) after every epoch and when stopped. Prints
+// nothing: progress, epochs and the end are reported to the callbacks and in
+// the result.
+TrainResult train(const TrainModel& model, const TrainConfig& config, const TrainData& train, const TrainData* val,
+                  ArrayMap& params, const TrainCallbacks& callbacks = {});
 
 // Mean loss and accuracy (-1 when not applicable) of `params` on `data`;
 // without `loss`, only the accuracy (forward passes only).

@@ -10,9 +10,9 @@
 #include <limits>
 #include <thread>
 
-#include "cli/model_diff.h"
-#include "cli/model_kernels.h"
-#include "cli/pipeline.h"
+#include "driver/gradient.h"
+#include "driver/kernels.h"
+#include "driver/load.h"
 #include "codegen/cache.h"
 #include "codegen/kernels.h"
 #include "frontend/lower.h"
@@ -446,17 +446,16 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
   const auto paths = example_models();
   ASSERT_GE(paths.size(), 8u);
   for (const std::string& path : paths) {
-    std::ostringstream err;
-    auto loaded = cli::load_model(path, SemaOptions{}, err);
-    ASSERT_TRUE(loaded) << path << ": " << err.str();
+    auto loaded = driver::load_model(path, SemaOptions{});
+    ASSERT_TRUE(loaded.value) << path << ": " << loaded.rendered;
     ir::Context ctx;
-    LoweredModel m = lower_model(loaded->model, ctx);
-    cli::GlobalOptions global;
-    global.no_cache = true;
-    global.threads = 2;
-    cli::ModelKernels k =
-        cli::compile_model_kernels(ctx, m, true, true, runtime::DType::F64, global, err, nullptr, true);
-    ASSERT_TRUE(k.kernels) << path << ": " << err.str();
+    LoweredModel m = lower_model(loaded.value->model, ctx);
+    driver::CompileOptions options;
+    options.dtype = runtime::DType::F64;
+    options.sgd = true;
+    options.use_cache = false;
+    options.threads = 2;
+    driver::ModelKernels k = driver::compile_model_kernels(ctx, m, options);
     Batch b = random_batch(k.spec, 70, 5);
     for (size_t i = 0; i < m.labels.size(); ++i) {  // distributions sum to 1
       if (!m.label_distribution[i]) continue;
@@ -500,7 +499,7 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
       // against the raw lowered loss and its unsimplified gradient (an
       // independent oracle, looser: the raw forms are less accurate, e.g.
       // log(1 - sigmoid(z)) against -softplus(z)).
-      cli::GradientProgram raw = cli::gradient_program(ctx, m, m.params, false);
+      driver::GradientProgram raw = driver::gradient_program(ctx, m, m.params, false);
       struct Oracle {
         const Node* loss;
         std::vector<const Node*> gradients;
@@ -509,8 +508,6 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
       // The fused SGD step (one thread: the kernel; two: gradient + update)
       // equals params - rate * gradient, and reports the same loss.
       for (int threads : {1, 2}) {
-        cli::GlobalOptions g1 = global;
-        g1.threads = threads;
         runtime::ArrayMap updated = params;
         std::vector<void*> pp;
         for (const Node* p : m.params) pp.push_back(updated[p->name()].f64.data());

@@ -23,8 +23,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "cli/model_diff.h"
-#include "cli/model_kernels.h"
+#include "driver/gradient.h"
+#include "driver/kernels.h"
 #include "codegen/kernels.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
@@ -509,7 +509,7 @@ Measured sweep(const Case& c, const std::string& cache_dir) {
   if (checked.error_count) return m;
   ir::Context ctx(dt);
   const LoweredModel lowered = lower_model(checked.model, ctx);
-  const KernelSpec spec = cli::kernel_spec(ctx, lowered, true, true);
+  const KernelSpec spec = driver::kernel_spec(ctx, lowered, true, true);
   codegen::KernelOptions options;
   options.cache_dir = cache_dir;
   std::string error;
@@ -560,7 +560,7 @@ RawCheck check_raw(const Case& c) {
   if (checked.error_count) return out;
   ir::Context ctx;
   const LoweredModel m = lower_model(checked.model, ctx);
-  const cli::GradientProgram raw = cli::gradient_program(ctx, m, m.params, false);
+  const driver::GradientProgram raw = driver::gradient_program(ctx, m, m.params, false);
   std::vector<const Node*> roots;
   for (const auto& o : m.outputs) roots.push_back(o.second);
   roots.insert(roots.end(), raw.gradients.begin(), raw.gradients.end());

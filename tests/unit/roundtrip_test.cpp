@@ -10,7 +10,7 @@
 #include <random>
 #include <sstream>
 
-#include "cli/model_diff.h"
+#include "driver/gradient.h"
 #include "frontend/lower.h"
 #include "ir/interpret.h"
 #include "ir/print.h"
@@ -48,7 +48,7 @@ TEST(RoundTrip, PrintedGradientProgramsParseBackToTheSameValues) {
     if (!c.model.loss) continue;
     ir::Context ctx;
     LoweredModel m = lower_model(c.model, ctx);
-    cli::GradientProgram p = cli::gradient_program(ctx, m, m.params, true);
+    driver::GradientProgram p = driver::gradient_program(ctx, m, m.params, true);
     ir::PrintOptions po;
     po.names = p.names;
     po.bind_named = true;

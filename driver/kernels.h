@@ -1,25 +1,36 @@
-// A model's compiled kernels as the commands use them: the kernel spec from
-// the lowered model and its gradient program, compilation through the cache,
-// and calls on .npz arrays through the runtime's executor.
+// A model's compiled kernels: the kernel spec from the lowered model and its
+// gradient program, compilation through the cache, and calls on arrays
+// through the runtime's executor; with the checks arrays pass before a
+// kernel sees them (names, shapes, distributions, the memory budget).
 #pragma once
 
-#include <iosfwd>
 #include <memory>
 #include <optional>
+#include <string>
 
-#include "cli/commands.h"
-#include "cli/pipeline.h"
 #include "codegen/kernels.h"
+#include "driver/load.h"
 #include "frontend/lower.h"
 #include "runtime/executor.h"
 #include "runtime/npz.h"
+#include "runtime/train.h"
 
-namespace nabla::cli {
+namespace nabla::driver {
 
 // The forward outputs (simplified) and, when `grad`, the simplified loss and
 // gradient of every param.
 codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
                                 PassTimes* times = nullptr);
+
+// What to compile, and how.
+struct CompileOptions {
+  runtime::DType dtype = runtime::DType::F32;
+  bool forward = true, grad = true;
+  bool sgd = false;            // also the fused SGD step kernel (the executor's sgd_step)
+  int threads = 0;             // kernels' threads: 0 = every core (at most runtime::kMaxThreads)
+  bool use_cache = true;       // the on-disk kernel cache
+  std::string cache_dir = "";  // "" = $NABLA_CACHE_DIR, else $XDG_CACHE_HOME/nabla or ~/.cache/nabla
+};
 
 struct ModelKernels {
   std::optional<codegen::CompiledKernels> kernels;
@@ -32,12 +43,15 @@ struct ModelKernels {
   runtime::ArrayMap grad(const runtime::ArrayMap& params, const runtime::ArrayMap& data, int64_t n);
 };
 
-// Compiles (or loads from the cache) the kernels; on failure prints an error
-// to `err` and returns an empty `kernels`.
-// `sgd`: also the fused SGD step kernel (ModelKernels::executor->sgd_step).
-ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
-                                   runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
-                                   PassTimes* times = nullptr, bool sgd = false);
+// Compiles (or loads from the cache) the kernels; throws Error when LLVM
+// cannot load them. `times`: the passes' times are added there.
+ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& options,
+                                   PassTimes* times = nullptr);
+
+// The training loop's view of compiled kernels (runtime/train.h): sizes,
+// names, and the output accuracy is measured on (a softmax over as many
+// classes as a label declared a distribution), if any.
+runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k);
 
 // The array `name` of `file`, with the shape `expected` (after a batch axis
 // when `batched`; *batch is set by the first batched array and then
@@ -56,7 +70,4 @@ uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars);
 // elements of `elem_bytes` each: "WHAT of N samples needs ...".
 void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample, uint64_t elem_bytes);
 
-// --threads, else every core.
-int thread_count(const GlobalOptions& global);
-
-}  // namespace nabla::cli
+}  // namespace nabla::driver

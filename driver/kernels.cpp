@@ -1,14 +1,14 @@
-#include "cli/model_kernels.h"
+#include "driver/kernels.h"
 
 #include <cmath>
-#include <iostream>
 #include <thread>
 
-#include "cli/model_diff.h"
+#include "driver/gradient.h"
 #include "ir/simplify.h"
+#include "driver/error.h"
 #include "runtime/budget.h"
 
-namespace nabla::cli {
+namespace nabla::driver {
 
 codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
                                 PassTimes* times) {
@@ -92,28 +92,23 @@ void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample,
                                                runtime::product_bytes(per_sample, elem_bytes)));
 }
 
-int thread_count(const GlobalOptions& global) {
-  return runtime::useful_threads(global.threads.value_or(0), runtime::kMaxThreads);
-}
 
-ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool forward, bool grad,
-                                   runtime::DType dtype, const GlobalOptions& global, std::ostream& err,
-                                   PassTimes* times, bool sgd) {
+ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& o,
+                                   PassTimes* times) {
   ModelKernels k;
+  const runtime::DType dtype = o.dtype;
   k.dtype = dtype;
-  k.spec = kernel_spec(ctx, m, forward, grad, times);
+  k.spec = kernel_spec(ctx, m, o.forward, o.grad, times);
   codegen::KernelOptions options;
-  options.forward = forward;
-  options.grad = grad;
-  options.sgd = sgd;
-  options.use_cache = !global.no_cache;
+  options.forward = o.forward;
+  options.grad = o.grad;
+  options.sgd = o.sgd;
+  options.use_cache = o.use_cache;
+  options.cache_dir = o.cache_dir;
   std::string error;
   k.kernels = codegen::compile_kernels(
       k.spec, dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64, options, &error);
-  if (!k.kernels) {
-    print_error(err, "cannot load the compiled kernels: " + error);
-    return k;
-  }
+  if (!k.kernels) throw Error("cannot load the compiled kernels: " + error);
   if (times) {
     const auto& t = k.kernels->times;
     times->add("lower to loops (batching, fusion, buffers)", k.kernels->program_seconds);
@@ -129,13 +124,35 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, bool
   for (const ir::Node* v : k.spec.inputs) sizes.inputs.push_back(v->shape().numel());
   for (const ir::Node* v : k.spec.labels) sizes.labels.push_back(v->shape().numel());
   for (const ir::Node* v : k.spec.params) sizes.params.push_back(v->shape().numel());
-  for (const auto& o : k.spec.outputs) sizes.outputs.push_back(o.second->shape().numel());
+  for (const auto& out : k.spec.outputs) sizes.outputs.push_back(out.second->shape().numel());
   k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
                                                    k.kernels->grad, k.kernels->grad_workspace,
-                                                   std::move(sizes), thread_count(global));
+                                                   std::move(sizes),
+                                                   runtime::useful_threads(o.threads, runtime::kMaxThreads));
   if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
   k.executor->set_parallel(k.kernels->forward_par, k.kernels->grad_par);
   return k;
+}
+
+runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k) {
+  runtime::TrainModel model;
+  model.executor = k.executor.get();
+  for (const ir::Node* p : m.params) {
+    model.param_names.push_back(p->name());
+    model.param_sizes.push_back(p->shape().numel());
+  }
+  for (const ir::Node* v : m.inputs) model.input_sizes.push_back(v->shape().numel());
+  for (const ir::Node* v : m.labels) model.label_sizes.push_back(v->shape().numel());
+  for (const auto& o : k.spec.outputs) model.output_sizes.push_back(o.second->shape().numel());
+  for (size_t o = 0; o < m.outputs.size() && model.accuracy_output < 0; ++o)
+    for (size_t l = 0; l < m.labels.size(); ++l)
+      if (m.label_distribution[l] && m.outputs[o].second->op() == ir::Op::Softmax &&
+          m.outputs[o].second->shape() == m.labels[l]->shape()) {
+        model.accuracy_output = static_cast<int>(o);
+        model.accuracy_label = static_cast<int>(l);
+        break;
+      }
+  return model;
 }
 
 namespace {
@@ -198,4 +215,4 @@ runtime::ArrayMap ModelKernels::grad(const runtime::ArrayMap& params, const runt
   return result;
 }
 
-}  // namespace nabla::cli
+}  // namespace nabla::driver

@@ -1,0 +1,89 @@
+#include "driver/arrays.h"
+
+#include "driver/kernels.h"
+
+namespace nabla::driver {
+
+ir::Tensor sample_tensor(const runtime::Array& a, int64_t i, const Shape& shape) {
+  ir::Tensor t = ir::Tensor::zeros(shape);
+  const size_t n = t.data.size(), at = static_cast<size_t>(i) * n;
+  for (size_t k = 0; k < n; ++k) t.data[k] = a.at(at + k);
+  return t;
+}
+
+runtime::InitKind init_kind(InitSpecDecl::Kind k) {
+  using K = InitSpecDecl::Kind;
+  using R = runtime::InitKind;
+  switch (k) {
+    case K::Zeros: return R::Zeros;
+    case K::Ones: return R::Ones;
+    case K::Const: return R::Const;
+    case K::Uniform: return R::Uniform;
+    case K::Normal: return R::Normal;
+    case K::XavierUniform: return R::XavierUniform;
+    case K::XavierNormal: return R::XavierNormal;
+    case K::HeUniform: return R::HeUniform;
+    case K::HeNormal: return R::HeNormal;
+  }
+  return R::Zeros;
+}
+
+runtime::ArrayMap initial_params(const CheckedModel& model, uint64_t seed, runtime::DType dtype) {
+  std::vector<runtime::ParamInit> inits;
+  for (const ParamDecl& p : model.params)
+    inits.push_back({p.name, p.shape.dims(), init_kind(p.init.kind), p.init.a, p.init.b});
+  return runtime::initialize(inits, seed, dtype);
+}
+
+runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype) {
+  runtime::ArrayMap params;
+  int64_t none = -1;
+  for (const ir::Node* p : m.params)
+    params[p->name()] = require(given, file, p->name(), p->shape().dims(), false, &none).as(dtype);
+  return params;
+}
+
+runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage) {
+  runtime::TrainData d;
+  int64_t n = -1;
+  storage.clear();
+  storage.reserve(m.inputs.size() + m.labels.size());
+  for (const ir::Node* v : m.inputs) {
+    storage.push_back(require(arrays, file, v->name(), v->shape().dims(), true, &n).as(dtype));
+    d.input_names.push_back(v->name());
+  }
+  for (size_t i = 0; labels && i < m.labels.size(); ++i) {
+    const ir::Node* v = m.labels[i];
+    const runtime::Array& a = require(arrays, file, v->name(), v->shape().dims(), true, &n);
+    if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
+    storage.push_back(a.as(dtype));
+    d.label_names.push_back(v->name());
+  }
+  for (size_t i = 0; i < d.input_names.size(); ++i) d.inputs.push_back(&storage[i]);
+  for (size_t i = 0; i < d.label_names.size(); ++i) d.labels.push_back(&storage[d.input_names.size() + i]);
+  d.n = n;
+  if (n <= 0) throw runtime::NpzError("'" + file + "' holds no samples");
+  return d;
+}
+
+int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, const std::string& params_file,
+                     const runtime::ArrayMap& data, const std::string& data_file, bool labels,
+                     runtime::DType dtype) {
+  int64_t none = -1;
+  for (const ir::Node* p : m.params) require(params, params_file, p->name(), p->shape().dims(), false, &none);
+  int64_t n = -1;
+  for (const ir::Node* v : m.inputs) require(data, data_file, v->name(), v->shape().dims(), true, &n);
+  for (size_t i = 0; labels && i < m.labels.size(); ++i) {
+    const ir::Node* v = m.labels[i];
+    const runtime::Array& a = require(data, data_file, v->name(), v->shape().dims(), true, &n);
+    if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
+  }
+  if (n <= 0)
+    throw runtime::NpzError("'" + data_file +
+                            "' holds no samples (the model needs its inputs with a batch axis first)");
+  return n;
+}
+
+}  // namespace nabla::driver

@@ -1,0 +1,50 @@
+// Arrays for a model: params made by their `init` or taken from a file's
+// arrays, and data batches checked against the model (names, shapes, a batch
+// axis, label distributions) in the kernels' element type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "frontend/lower.h"
+#include "frontend/model.h"
+#include "ir/interpret.h"
+#include "runtime/init.h"
+#include "runtime/npz.h"
+#include "runtime/train.h"
+
+namespace nabla::driver {
+
+// Sample `i` of a batched array (the whole array for i = 0 of an
+// unbatched one) as an interpreter tensor of `shape`.
+ir::Tensor sample_tensor(const runtime::Array& a, int64_t i, const Shape& shape);
+
+// A param's init as the runtime's initializer takes it.
+runtime::InitKind init_kind(InitSpecDecl::Kind k);
+
+// Every param of `model` by its init, seeded.
+runtime::ArrayMap initial_params(const CheckedModel& model, uint64_t seed, runtime::DType dtype);
+
+// The params of `m` from `given` (read from `file`, for messages), each
+// checked against its declared shape and converted to `dtype`.
+runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype);
+
+// The inputs and (when `labels`) labels of `m` from `arrays` (read from
+// `file`), batch first, in `dtype`; `storage` owns the converted arrays the
+// result points to. Throws runtime::NpzError naming what does not fit, or
+// when there are no samples.
+runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
+
+// Checks `params` (from `params_file`) and `data` (from `data_file`: the
+// inputs and, with `labels`, the labels, batch first) against `m` as the
+// kernels' calls need them; returns the batch size. Throws
+// runtime::NpzError naming the first array that does not fit, or when the
+// data holds no samples.
+int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, const std::string& params_file,
+                     const runtime::ArrayMap& data, const std::string& data_file, bool labels,
+                     runtime::DType dtype);
+
+}  // namespace nabla::driver
