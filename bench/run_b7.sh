@@ -14,7 +14,8 @@ OUT=$(mktemp -d)
 for p in python3-sympy libginac-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ -n "${missing[*]:-}" ]; then apt-get install -y -qq --no-install-recommends "${missing[@]}"; fi
+# Installing prints to stderr: standard output is the table (RESULTS.md B7).
+if [ -n "${missing[*]:-}" ]; then apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; fi
 
 cmake --build "$BUILD" --target b7_symdiff >/dev/null
 cp -r "$SHARED" "$OUT/baselines"

@@ -427,8 +427,15 @@ private:
       case Op::Eq: return bool_value(B.CreateFCmpOEQ(a, b));
       case Op::Ne: return bool_value(B.CreateFCmpUNE(a, b));
       case Op::Where: return select(B.CreateFCmpUNE(a, fp(0)), b, c);
-      default: NABLA_ASSERT(false, std::string("not elementwise: ") + ir::op_name(op));
+      // Not elementwise.
+      case Op::Constant: case Op::Var:
+      case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Sum: case Op::Mean:
+      case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp: case Op::Softmax:
+      case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast: case Op::SumTo: case Op::ArgmaxMask:
+      case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+        break;
     }
+    NABLA_ASSERT(false, std::string("not elementwise: ") + ir::op_name(op));
     return nullptr;
   }
 
@@ -636,7 +643,18 @@ private:
             result = select(inf, mx, b_.CreateFAdd(mx, call("log", {sum})));
             break;
           }
-          default: NABLA_ASSERT(false, "not a reduction");
+          // Not reductions.
+          case Op::Constant: case Op::Var:
+          case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+          case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+          case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+          case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+          case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+          case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+          case Op::Where: case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Softmax:
+          case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast: case Op::SumTo: case Op::ArgmaxMask:
+          case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+            NABLA_ASSERT(false, "not a reduction");
         }
         store(result, s.out, offset(out_access, batch, k));
       });
@@ -790,8 +808,20 @@ private:
         });
         return;
       }
-      default: NABLA_ASSERT(false, "not a special op");
+      // Not special ops.
+      case Op::Constant: case Op::Var:
+      case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+      case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+      case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+      case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+      case Op::Where: case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Sum:
+      case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp:
+      case Op::Softmax: case Op::LogSoftmax: case Op::Broadcast: case Op::SumTo:
+        break;
     }
+    NABLA_ASSERT(false, "not a special op");
   }
 
   Value* dim(const Dim& d) { return d.times_n ? b_.CreateMul(n_, i64(d.value)) : i64(d.value); }

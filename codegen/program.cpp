@@ -202,7 +202,16 @@ private:
         break;
       case Op::Outer:
         return b(0) && b(1) ? MeanForm::OuterGemm : MeanForm::Linear;
-      default:
+      // The others are decided below.
+      case Op::Constant: case Op::Var:
+      case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+      case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+      case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Pow: case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+      case Op::Where: case Op::MatMul: case Op::Sum: case Op::Mean: case Op::MaxReduce: case Op::MinReduce:
+      case Op::LogSumExp: case Op::Softmax: case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast: case Op::SumTo:
+      case Op::ArgmaxMask: case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
         break;
     }
     if (ir::is_elementwise(op) && users_.at(n) <= 3) return MeanForm::Tree;  // a root used once
@@ -427,9 +436,18 @@ private:
       case Op::MatMul:
         stored_[n] = matmul(n);
         return;
-      default:
-        NABLA_ASSERT(false, std::string("no code generation for ") + ir::op_name(op));
+      // Arguments are stored already, constants on use; elementwise ops were handled above.
+      case Op::Constant: case Op::Var:
+      case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+      case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+      case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+      case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+      case Op::Where:
+        break;
     }
+    NABLA_ASSERT(false, std::string("no code generation for ") + ir::op_name(op));
   }
 
   static Matrix as_matrix(const Access& a, const Shape& shape, bool left, int64_t* rows, int64_t* cols) {

@@ -76,8 +76,15 @@ std::vector<const Node*> elementwise_partials(Context& c, const Node* n) {
       return {c.add(s, mul(mul(b, a), ds)), mul(c.pow(a, k(2)), ds)};
     }
     case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne: return {nullptr, nullptr};
-    default: NABLA_ASSERT(false, "not an elementwise op with partials");
+    // Leaves and the other ops have no elementwise partials.
+    case Op::Constant: case Op::Var:
+    case Op::Where: case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Sum:
+    case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp: case Op::Softmax:
+    case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast: case Op::SumTo: case Op::ArgmaxMask:
+    case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+      break;
   }
+  NABLA_ASSERT(false, "not an elementwise op with partials");
   return {};
 }
 
@@ -312,8 +319,17 @@ private:
         const Node* sm = c_.make(Op::Softmax, {a}, attr);
         return c_.sub(ta, expand(c_.make(Op::Sum, {c_.mul(sm, ta)}, attr), a, attr));
       }
-      default: NABLA_ASSERT(false, "forward mode: op not handled");
+      // Leaves have no operands; Unary, Binary and Compare ops were handled above.
+      case Op::Constant: case Op::Var:
+      case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+      case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+      case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+      case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+        break;
     }
+    NABLA_ASSERT(false, "forward mode: op not handled");
     return nullptr;
   }
 

@@ -226,8 +226,17 @@ Tensor eval_node(const Node* n, const std::vector<const Tensor*>& in) {
         o[static_cast<size_t>(off[0])] += in[0]->data[static_cast<size_t>(i)];
       });
       return out;
-    default: NABLA_ASSERT(false, "interpreter: op not handled");
+    // Leaves are not evaluated here; Unary, Binary and Compare ops were handled above.
+    case Op::Constant: case Op::Var:
+    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+    case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+    case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+    case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+    case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+      break;
   }
+  NABLA_ASSERT(false, "interpreter: op not handled");
   return out;
 }
 
@@ -270,8 +279,14 @@ double scalar_op(Op op, double a, double b, double c) {
     case Op::Eq: return a == b ? 1 : 0;
     case Op::Ne: return a != b ? 1 : 0;
     case Op::Where: return a != 0 ? b : c;
-    default: return kNaN;
+    // Not elementwise.
+    case Op::Constant: case Op::Var:
+    case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Sum: case Op::Mean: case Op::MaxReduce:
+    case Op::MinReduce: case Op::LogSumExp: case Op::Softmax: case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast:
+    case Op::SumTo: case Op::ArgmaxMask: case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+      break;
   }
+  return kNaN;
 }
 
 std::vector<Tensor> interpret(std::span<const Node* const> roots, const VarValues& values) {

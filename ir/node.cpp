@@ -156,8 +156,19 @@ Shape Context::infer_shape(Op op, const std::vector<const Node*>& ops, int64_t a
       }
       return Shape(std::move(d));
     }
-    default: NABLA_ASSERT(false, "shape rule missing");
+    // Leaves, Unary, Binary and Compare ops were handled above by their kind;
+    // broadcast and sum_to are given their shape.
+    case Op::Constant: case Op::Var:
+    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+    case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+    case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+    case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+    case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+    case Op::Broadcast: case Op::SumTo:
+      break;
   }
+  NABLA_ASSERT(false, "shape rule missing");
   return {};
 }
 
@@ -189,7 +200,17 @@ const Node* Context::make(Op op, std::vector<const Node*> operands, int64_t attr
     case Op::Broadcast:
       if (operands[0]->shape().is_scalar()) attr = kAllAxes;
       break;
-    default: break;
+    // The others keep their attribute.
+    case Op::Constant: case Op::Var:
+    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+    case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+    case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+    case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Pow:
+    case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+    case Op::Lt: case Op::Le: case Op::Gt: case Op::Ge: case Op::Eq: case Op::Ne:
+    case Op::Where: case Op::MatMul: case Op::Outer: case Op::Transpose: case Op::Softmax: case Op::LogSoftmax:
+    case Op::Maxout: case Op::SumTo: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+      break;
   }
   Node n;
   n.op_ = op;

@@ -133,8 +133,16 @@ private:
       case Op::Sqrt: return {"\\sqrt{" + arg(n->operand(0)) + "}", kPrimary};
       case Op::Abs: return {"\\left|" + arg(n->operand(0)) + "\\right|", kPrimary};
       case Op::Sum: return fn("\\textstyle\\sum");
-      default: return fn(std::string("\\operatorname{") + op_name_snake(op) + "}");
+      // The others: \operatorname{builtin}(...), below.
+      case Op::Sign: case Op::Erf: case Op::Softplus: case Op::Relu: case Op::HardSigmoid:
+      case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Where: case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp:
+      case Op::Softmax: case Op::LogSoftmax: case Op::Maxout: case Op::Broadcast: case Op::SumTo:
+      case Op::ArgmaxMask: case Op::ArgminMask: case Op::MaxoutMask: case Op::Repeat: case Op::GroupSum:
+        break;
     }
+    return fn(std::string("\\operatorname{") + op_name_snake(op) + "}");
   }
 
   static std::string op_name_snake(Op op) {
@@ -219,7 +227,12 @@ private:
                 kPrimary};
       case Op::SumTo:
         return {call("sum_to", {arg(n->operand(0)), shape_literal(n->shape())}), kPrimary};
-      default: break;
+      case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Abs: case Op::Sign: case Op::Sin:
+      case Op::Cos: case Op::Erf: case Op::Tanh: case Op::Sigmoid: case Op::Softplus: case Op::Relu:
+      case Op::HardSigmoid: case Op::HardTanh: case Op::Gelu: case Op::GeluTanh: case Op::GeluSigmoid:
+      case Op::Max: case Op::Min: case Op::LeakyRelu: case Op::Elu: case Op::Swish:
+      case Op::Where: case Op::Outer:
+        break;
     }
     // Function-call syntax: every other op is spelled as a builtin.
     std::string s = std::string(op_spelling(op)) + "(";
