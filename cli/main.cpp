@@ -10,6 +10,7 @@
 #include "cli/pipeline.h"
 #include "codegen/llvm_info.h"
 #include "driver/error.h"
+#include "driver/nabla.h"
 #include "ir/stack.h"
 #include "runtime/budget.h"
 #include "runtime/npz.h"
@@ -18,7 +19,7 @@
 namespace {
 
 std::string version_text() {
-  return "nabla " NABLA_VERSION " (LLVM " + nabla::llvm_version() + ", host " +
+  return "nabla " + nabla::version() + " (LLVM " + nabla::llvm_version() + ", host " +
          nabla::host_target_triple() + ", cpu " + nabla::host_cpu_name() + ")";
 }
 

@@ -154,7 +154,10 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   ProgressBar bar;
   runtime::TrainCallbacks callbacks;
   if (progress) callbacks.on_step = [&bar](const runtime::StepProgress& p) { bar.draw(p); };
-  callbacks.on_epoch = [&](const runtime::EpochStats& st) { print_epoch(st, val.has_value(), progress, model.param_names); };
+  callbacks.on_epoch = [&](const runtime::EpochStats& st) {
+    print_epoch(st, val.has_value(), progress, model.param_names);
+    return true;
+  };
   callbacks.should_stop = [] { return interrupted.load(); };
   const runtime::TrainResult r = runtime::train(model, config, train, val ? &*val : nullptr, params, callbacks);
   switch (r.status) {

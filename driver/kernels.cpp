@@ -157,14 +157,6 @@ runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k) {
 
 namespace {
 
-const void* data_of(const runtime::Array& a) {
-  return a.dtype == runtime::DType::F32 ? static_cast<const void*>(a.f32.data())
-                                        : static_cast<const void*>(a.f64.data());
-}
-void* data_of(runtime::Array& a) {
-  return a.dtype == runtime::DType::F32 ? static_cast<void*>(a.f32.data()) : static_cast<void*>(a.f64.data());
-}
-
 // The arrays named like `vars`, in the kernel's element type.
 std::vector<runtime::Array> gather(const runtime::ArrayMap& arrays, const std::vector<const ir::Node*>& vars,
                                    runtime::DType dtype) {
@@ -175,7 +167,7 @@ std::vector<runtime::Array> gather(const runtime::ArrayMap& arrays, const std::v
 
 std::vector<const void*> pointers(const std::vector<runtime::Array>& arrays) {
   std::vector<const void*> r;
-  for (const auto& a : arrays) r.push_back(data_of(a));
+  for (const auto& a : arrays) r.push_back(a.bytes());
   return r;
 }
 
@@ -197,7 +189,7 @@ runtime::ArrayMap ModelKernels::forward(const runtime::ArrayMap& params, const r
     names.push_back(name);
     result[name] = runtime::Array::zeros(shape, dtype);
   }
-  for (const std::string& name : names) outs.push_back(data_of(result[name]));
+  for (const std::string& name : names) outs.push_back(result[name].bytes());
   executor->forward(pointers(in), pointers(par), outs, n);
   return result;
 }
@@ -210,8 +202,8 @@ runtime::ArrayMap ModelKernels::grad(const runtime::ArrayMap& params, const runt
   result["loss"] = runtime::Array::zeros({}, dtype);
   for (const ir::Node* p : spec.params) result[p->name()] = runtime::Array::zeros(p->shape().dims(), dtype);
   std::vector<void*> grads;
-  for (const ir::Node* p : spec.params) grads.push_back(data_of(result[p->name()]));
-  executor->grad(pointers(in), pointers(lab), pointers(par), data_of(result["loss"]), grads, n);
+  for (const ir::Node* p : spec.params) grads.push_back(result[p->name()].bytes());
+  executor->grad(pointers(in), pointers(lab), pointers(par), result["loss"].bytes(), grads, n);
   return result;
 }
 

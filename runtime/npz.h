@@ -35,6 +35,11 @@ struct Array {
 
   int64_t size() const;
   double at(size_t i) const { return dtype == DType::F32 ? f32[i] : f64[i]; }
+  // The values' memory (f32 or f64 by dtype), as kernels take it.
+  void* bytes() { return dtype == DType::F32 ? static_cast<void*>(f32.data()) : static_cast<void*>(f64.data()); }
+  const void* bytes() const {
+    return dtype == DType::F32 ? static_cast<const void*>(f32.data()) : static_cast<const void*>(f64.data());
+  }
   // The same values in the other (or the same) element type.
   Array as(DType t) const;
   static Array zeros(std::vector<int64_t> shape, DType t);

@@ -19,12 +19,8 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 
 int elem_bytes(DType t) { return t == DType::F32 ? 4 : 8; }
 
-const char* bytes_of(const Array& a) {
-  return a.dtype == DType::F32 ? reinterpret_cast<const char*>(a.f32.data()) : reinterpret_cast<const char*>(a.f64.data());
-}
-char* bytes_of(Array& a) {
-  return a.dtype == DType::F32 ? reinterpret_cast<char*>(a.f32.data()) : reinterpret_cast<char*>(a.f64.data());
-}
+const char* bytes_of(const Array& a) { return static_cast<const char*>(a.bytes()); }
+char* bytes_of(Array& a) { return static_cast<char*>(a.bytes()); }
 
 double value_at(const char* base, DType t, int64_t i) {
   return t == DType::F32 ? reinterpret_cast<const float*>(base)[i] : reinterpret_cast<const double*>(base)[i];
@@ -286,8 +282,12 @@ TrainResult train(const TrainModel& model, const TrainConfig& c, const TrainData
     }
     if (c.grad_norms)
       for (double n : norms) st.grad_norms.push_back(n / static_cast<double>(steps_per_epoch));
-    if (callbacks.on_epoch) callbacks.on_epoch(st);
+    const bool go_on = !callbacks.on_epoch || callbacks.on_epoch(st);
     if (std::string error = save(); !error.empty()) return fail(TrainStatus::SaveFailed, error);
+    if (!go_on && epoch < c.epochs) {
+      result.status = TrainStatus::Stopped;
+      return result;
+    }
   }
   return result;
 }

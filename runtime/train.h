@@ -65,13 +65,15 @@ struct StepProgress {
 // What the caller hears and decides; each may be empty.
 struct TrainCallbacks {
   std::function<void(const StepProgress&)> on_step;  // after every step (cheap: the caller throttles drawing)
-  std::function<void(const EpochStats&)> on_epoch;   // after each epoch, before its params are saved
-  std::function<bool()> should_stop;                 // polled after every step: true stops after saving
+  // After each epoch, before its params are saved; false stops training
+  // once they are (status Stopped).
+  std::function<bool(const EpochStats&)> on_epoch;
+  std::function<bool()> should_stop;  // polled after every step: true stops after saving
 };
 
 enum class TrainStatus : uint8_t {
   Completed,  // every epoch ran and was saved
-  Stopped,    // should_stop said so: stopped after a step and saved
+  Stopped,    // should_stop or on_epoch said so: stopped and saved
   NonFinite,  // a loss, gradient or param stopped being finite (not saved)
   SaveFailed, // writing TrainConfig::out failed
 };

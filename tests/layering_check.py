@@ -8,6 +8,10 @@
   from the command's own tests (none today: the command is tested as users
   run it, by the golden tests).
 - LLVM headers appear only in codegen/; Boost.Spirit only in frontend/parser.cpp.
+- The libraries a program embeds (runtime/, driver/) never print, read the
+  terminal or end the process: no std::cout/cerr/clog, printf, puts,
+  isatty, exit or abort there (messages are returned; traces go to a stream
+  the caller passes).
 Prints each violation as FILE:LINE: message and exits 1 if there is any.
 """
 import pathlib
@@ -25,6 +29,8 @@ ALLOWED.update({
 })
 SUFFIXES = (".h", ".cpp", ".def", ".inc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
+QUIET = ("runtime", "driver")
+LOUD = re.compile(r'std::(cout|cerr|clog)\b|(?<![\w:])(s?n?)printf\(|\bputs\(|\bisatty\(|(?<![\w:])(std::)?(exit|abort|_Exit)\(|<iostream>')
 
 
 def main(root: pathlib.Path) -> int:
@@ -35,6 +41,10 @@ def main(root: pathlib.Path) -> int:
                 continue
             rel = path.relative_to(root)
             for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if directory in QUIET and not line.lstrip().startswith("//"):
+                    loud = LOUD.search(line)
+                    if loud and not loud.group(0).startswith(("snprintf", "sprintf")):
+                        problems.append(f"{rel}:{lineno}: {directory}/ may not print or exit ({loud.group(0)})")
                 m = INCLUDE.match(line)
                 if not m:
                     continue

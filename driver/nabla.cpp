@@ -1,0 +1,309 @@
+#include "driver/nabla.h"
+
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "driver/arrays.h"
+#include "driver/gradient.h"
+#include "driver/kernels.h"
+#include "driver/load.h"
+#include "frontend/lower.h"
+
+namespace nabla {
+
+std::string version() { return NABLA_VERSION; }
+
+namespace {
+
+std::vector<int64_t> dims(const Shape& s) { return s.dims(); }
+
+// The `count` pointers at `p` as the executor takes them (parentheses, not
+// braces: a braced list would be a vector of two pointers).
+template <typename T>
+std::vector<T*> span(T* const* p, size_t count) {
+  return std::vector<T*>(p, p + count);
+}
+
+// Array checks throw runtime::NpzError (the command reports them as errors
+// about its files); the library reports them as Error.
+template <typename F>
+auto checked(F&& f) {
+  try {
+    return f();
+  } catch (const runtime::NpzError& e) {
+    throw Error(e.what());
+  }
+}
+
+}  // namespace
+
+struct Model::Impl {
+  driver::LoadedModel loaded;
+  ModelOptions options;
+  ir::Context ctx;
+  LoweredModel lowered;
+  std::string name;
+  std::vector<Declaration> inputs, labels, params, outputs, consts;
+  std::mutex mutex;  // kernel calls and the context take turns
+  std::optional<driver::ModelKernels> kernels;
+  runtime::TrainModel train_model;
+
+  Impl(driver::LoadedModel l, const ModelOptions& o)
+      : loaded(std::move(l)), options(o), ctx(o.dtype == DType::F64 ? ir::DType::F64 : ir::DType::F32) {
+    lowered = lower_model(loaded.model, ctx);
+    const CheckedModel& m = loaded.model;
+    name = m.name.empty() ? std::filesystem::path(loaded.file->name()).stem().string() : m.name;
+    for (const TensorDecl& d : m.inputs) inputs.push_back({d.name, dims(d.shape)});
+    for (const LabelDecl& d : m.labels) labels.push_back({d.name, dims(d.shape), d.distribution});
+    for (const ParamDecl& d : m.params) params.push_back({d.name, dims(d.shape)});
+    for (const OutputDecl& d : m.outputs) outputs.push_back({d.name, dims(d.value->shape)});
+    for (const ConstDecl& d : m.consts) consts.push_back({d.name, {}, false, d.value});
+  }
+
+  // The kernels, compiled on first use: forward (with outputs), gradient and
+  // SGD step (with a loss). Call with `mutex` held.
+  driver::ModelKernels& compiled() {
+    if (!kernels) {
+      driver::CompileOptions co;
+      co.dtype = options.dtype;
+      co.forward = !lowered.outputs.empty();
+      co.grad = lowered.loss != nullptr;
+      co.sgd = co.grad && !lowered.params.empty();
+      co.threads = options.threads;
+      co.use_cache = options.use_cache;
+      co.cache_dir = options.cache_dir;
+      kernels = driver::compile_model_kernels(ctx, lowered, co);
+      train_model = driver::train_model(lowered, *kernels);
+    }
+    return *kernels;
+  }
+
+  void need_loss(const char* what) const {
+    if (!lowered.loss) throw Error("model '" + name + "' has no loss: " + what);
+  }
+
+  // The caller's params checked against the model, each converted to the
+  // kernels' type only once all are known to fit; their pointers.
+  std::vector<void*> writable_params(ArrayMap& given) {
+    checked([&] {
+      int64_t none = -1;
+      for (const ir::Node* p : lowered.params)
+        driver::require(given, "params", p->name(), p->shape().dims(), false, &none);
+      return 0;
+    });
+    std::vector<void*> r;
+    for (const ir::Node* p : lowered.params) {
+      Array& a = given.at(p->name());
+      if (a.dtype != options.dtype) a = a.as(options.dtype);
+      r.push_back(a.bytes());
+    }
+    return r;
+  }
+
+  runtime::TrainData data_of(const ArrayMap& data, bool with_labels, std::vector<Array>& storage) {
+    return checked([&] { return driver::batch_data(data, "data", lowered, options.dtype, with_labels, storage); });
+  }
+
+  // The mean loss and gradient (by name) of `data` at `params`.
+  double gradient(const ArrayMap& given, const ArrayMap& data, ArrayMap* grads) {
+    need_loss("there is no gradient to compute");
+    const ArrayMap p = checked([&] { return driver::params_from(given, "params", lowered, options.dtype); });
+    std::vector<Array> storage;
+    const runtime::TrainData d = data_of(data, true, storage);
+    std::lock_guard lock(mutex);
+    driver::ModelKernels& k = compiled();
+    ArrayMap out;
+    std::vector<void*> gp;
+    for (const ir::Node* v : lowered.params) {
+      Array& a = out[v->name()] = Array::zeros(v->shape().dims(), options.dtype);
+      gp.push_back(a.bytes());
+    }
+    std::vector<const void*> pp;
+    for (const ir::Node* v : lowered.params) pp.push_back(p.at(v->name()).bytes());
+    Array loss = Array::zeros({}, options.dtype);
+    std::vector<const void*> in(d.inputs.size()), lab(d.labels.size());
+    for (size_t i = 0; i < in.size(); ++i) in[i] = d.inputs[i]->bytes();
+    for (size_t i = 0; i < lab.size(); ++i) lab[i] = d.labels[i]->bytes();
+    k.executor->grad(in, lab, pp, loss.bytes(), gp, d.n);
+    if (grads)
+      for (auto& [n, a] : out) (*grads)[n] = std::move(a);
+    return loss.at(0);
+  }
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+namespace {
+
+SemaOptions sema_options(const ModelOptions& o) {
+  SemaOptions s;
+  for (const auto& [name, value] : o.consts) {
+    if (!std::isfinite(value)) throw Error("const '" + name + "' must be finite");
+    s.overrides[name] = value;
+  }
+  return s;
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path, const ModelOptions& options) {
+  auto r = driver::load_model(path, sema_options(options));
+  if (!r.value) throw Error(std::move(r.messages), r.rendered);
+  return Model(std::make_unique<Impl>(std::move(*r.value), options));
+}
+
+Model Model::parse(const std::string& text, const ModelOptions& options, const std::string& name) {
+  auto r = driver::load_model_text(name, text, sema_options(options));
+  if (!r.value) throw Error(std::move(r.messages), r.rendered);
+  return Model(std::make_unique<Impl>(std::move(*r.value), options));
+}
+
+const std::string& Model::name() const { return impl_->name; }
+const std::vector<Declaration>& Model::inputs() const { return impl_->inputs; }
+const std::vector<Declaration>& Model::labels() const { return impl_->labels; }
+const std::vector<Declaration>& Model::params() const { return impl_->params; }
+const std::vector<Declaration>& Model::outputs() const { return impl_->outputs; }
+const std::vector<Declaration>& Model::consts() const { return impl_->consts; }
+bool Model::has_loss() const { return impl_->lowered.loss != nullptr; }
+int64_t Model::parameter_count() const { return impl_->loaded.model.param_count(); }
+DType Model::dtype() const { return impl_->options.dtype; }
+
+std::string Model::gradient_program(const std::vector<std::string>& wrt, bool simplify,
+                                    const std::string& format) const {
+  impl_->need_loss("there is nothing to differentiate");
+  if (format != "text" && format != "latex" && format != "dot" && format != "json")
+    throw Error("format '" + format + "' is not one of text, latex, dot, json");
+  std::lock_guard lock(impl_->mutex);
+  const auto params = driver::params_named(impl_->lowered, wrt, impl_->loaded.file->name());
+  return driver::gradient_text(impl_->ctx, impl_->lowered, params, simplify, format);
+}
+
+std::string Model::graph(bool grad) const {
+  std::lock_guard lock(impl_->mutex);
+  return driver::graph_text(impl_->ctx, impl_->lowered, grad, impl_->loaded.file->name());
+}
+
+ArrayMap Model::init(uint64_t seed) const {
+  return driver::initial_params(impl_->loaded.model, seed, impl_->options.dtype);
+}
+
+ArrayMap Model::forward(const ArrayMap& params, const ArrayMap& data) {
+  Impl& m = *impl_;
+  if (m.lowered.outputs.empty()) throw Error("model '" + m.name + "' has no output: there is nothing to run");
+  const ArrayMap p = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
+  std::vector<Array> storage;
+  const runtime::TrainData d = m.data_of(data, false, storage);
+  std::lock_guard lock(m.mutex);
+  driver::ModelKernels& k = m.compiled();
+  return k.forward(p, [&] {
+    ArrayMap byname;
+    for (size_t i = 0; i < d.inputs.size(); ++i) byname[d.input_names[i]] = *d.inputs[i];
+    return byname;
+  }(), d.n);
+}
+
+double Model::loss(const ArrayMap& params, const ArrayMap& data) { return impl_->gradient(params, data, nullptr); }
+
+double Model::grad(const ArrayMap& params, const ArrayMap& data, ArrayMap& grads) {
+  return impl_->gradient(params, data, &grads);
+}
+
+double Model::step(ArrayMap& params, const ArrayMap& data, double lr) {
+  Impl& m = *impl_;
+  m.need_loss("there is nothing to train");
+  if (!std::isfinite(lr) || lr <= 0) throw Error("the learning rate must be a positive finite number");
+  std::vector<Array> storage;
+  const runtime::TrainData d = m.data_of(data, true, storage);
+  std::lock_guard lock(m.mutex);
+  driver::ModelKernels& k = m.compiled();
+  const std::vector<void*> pp = m.writable_params(params);
+  Array loss = Array::zeros({}, m.options.dtype);
+  std::vector<const void*> in(d.inputs.size()), lab(d.labels.size());
+  for (size_t i = 0; i < in.size(); ++i) in[i] = d.inputs[i]->bytes();
+  for (size_t i = 0; i < lab.size(); ++i) lab[i] = d.labels[i]->bytes();
+  k.executor->sgd_step(in, lab, pp, loss.bytes(), lr, d.n);
+  return loss.at(0);
+}
+
+std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, const TrainConfig& config,
+                                     const ArrayMap* val, const TrainCallbacks& callbacks) {
+  Impl& m = *impl_;
+  m.need_loss("there is nothing to train");
+  if (m.lowered.params.empty()) throw Error("model '" + m.name + "' has no params: there is nothing to train");
+  if (config.epochs < 1) throw Error("the number of epochs must be at least 1");
+  if (config.batch < 1) throw Error("the batch size must be at least 1");
+  if (!std::isfinite(config.lr) || config.lr <= 0) throw Error("the learning rate must be a positive finite number");
+  if (!std::isfinite(config.weight_decay) || config.weight_decay < 0)
+    throw Error("the weight decay must be a non-negative finite number");
+  if (!(config.momentum >= 0 && config.momentum <= 1)) throw Error("the momentum coefficient must be in [0, 1]");
+  ArrayMap p = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
+  std::vector<Array> storage, val_storage;
+  const runtime::TrainData d = m.data_of(data, true, storage);
+  std::optional<runtime::TrainData> v;
+  if (val) v = checked([&] { return driver::batch_data(*val, "val", m.lowered, m.options.dtype, true, val_storage); });
+  TrainConfig c = config;
+  c.batch = std::min(c.batch, d.n);
+  std::vector<EpochStats> epochs;
+  TrainCallbacks cb = callbacks;
+  cb.on_epoch = [&](const EpochStats& st) {
+    epochs.push_back(st);
+    return !callbacks.on_epoch || callbacks.on_epoch(st);
+  };
+  std::lock_guard lock(m.mutex);
+  m.compiled();
+  const runtime::TrainResult r = runtime::train(m.train_model, c, d, v ? &*v : nullptr, p, cb);
+  if (r.status == runtime::TrainStatus::NonFinite) throw Error(r.message);
+  for (auto& [name, a] : p) params[name] = std::move(a);
+  if (r.status == runtime::TrainStatus::SaveFailed) throw Error(r.message);
+  if (!r.save_error.empty()) throw Error(r.save_error);
+  return epochs;
+}
+
+GradcheckResult Model::gradcheck(const ArrayMap* params, const ArrayMap* data, const GradcheckOptions& options) const {
+  impl_->need_loss("there is no gradient to check");
+  GradcheckOptions o = options;
+  o.threads = impl_->options.threads;
+  o.use_cache = impl_->options.use_cache;
+  o.cache_dir = impl_->options.cache_dir;
+  return checked([&] { return driver::gradcheck(impl_->loaded, params, "params", data, "data", o); });
+}
+
+void Model::forward(const void* const* inputs, const void* const* params, void* const* outputs, int64_t n) {
+  Impl& m = *impl_;
+  if (m.lowered.outputs.empty()) throw Error("model '" + m.name + "' has no output: there is nothing to run");
+  if (n < 1) throw Error("a batch needs at least one sample");
+  std::lock_guard lock(m.mutex);
+  driver::ModelKernels& k = m.compiled();
+  k.executor->forward(span(inputs, m.inputs.size()), span(params, m.params.size()),
+                      span(outputs, m.outputs.size()), n);
+}
+
+void Model::grad(const void* const* inputs, const void* const* labels, const void* const* params, void* loss,
+                 void* const* grads, int64_t n) {
+  Impl& m = *impl_;
+  m.need_loss("there is no gradient to compute");
+  if (n < 1) throw Error("a batch needs at least one sample");
+  std::lock_guard lock(m.mutex);
+  driver::ModelKernels& k = m.compiled();
+  k.executor->grad(span(inputs, m.inputs.size()), span(labels, m.labels.size()), span(params, m.params.size()),
+                   loss, span(grads, m.params.size()), n);
+}
+
+void Model::step(const void* const* inputs, const void* const* labels, void* const* params, void* loss, double lr,
+                 int64_t n) {
+  Impl& m = *impl_;
+  m.need_loss("there is nothing to train");
+  if (n < 1) throw Error("a batch needs at least one sample");
+  if (!std::isfinite(lr) || lr <= 0) throw Error("the learning rate must be a positive finite number");
+  std::lock_guard lock(m.mutex);
+  driver::ModelKernels& k = m.compiled();
+  k.executor->sgd_step(span(inputs, m.inputs.size()), span(labels, m.labels.size()),
+                       span(params, m.params.size()), loss, lr, n);
+}
+
+}  // namespace nabla

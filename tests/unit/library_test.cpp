@@ -1,0 +1,238 @@
+// The library API (driver/nabla.h) as a program uses it: diagnostics as
+// values, declarations, checked calls against the reference interpreter and
+// against the raw calls, the SGD step, array checks that leave the caller's
+// arrays untouched, training with callbacks, gradcheck, and printing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "driver/nabla.h"
+#include "driver/reference.h"
+#include "frontend/lower.h"
+
+namespace nabla {
+namespace {
+
+const char* kXor = R"(model xor
+input  x : [2]
+label  y : [1]
+param  W1 : [4, 2] init xavier_uniform
+param  b1 : [4]
+param  W2 : [1, 4] init xavier_uniform
+param  b2 : [1]
+const  lambda = 0.01
+h = tanh(W1 @ x + b1)
+p = sigmoid(W2 @ h + b2)
+output p
+loss binary_cross_entropy(y, p) + lambda * frobenius2(W1)
+)";
+
+ModelOptions f64() {
+  ModelOptions o;
+  o.dtype = DType::F64;
+  o.use_cache = false;
+  o.threads = 2;
+  return o;
+}
+
+// The four XOR points, `copies` times each.
+ArrayMap xor_data(int copies) {
+  const int n = 4 * copies;
+  Array x = Array::zeros({n, 2}, DType::F64), y = Array::zeros({n, 1}, DType::F64);
+  for (int s = 0; s < n; ++s) {
+    const int a = s % 2, b = (s / 2) % 2;
+    x.f64[static_cast<size_t>(2 * s)] = a;
+    x.f64[static_cast<size_t>(2 * s + 1)] = b;
+    y.f64[static_cast<size_t>(s)] = a ^ b;
+  }
+  return {{"x", x}, {"y", y}};
+}
+
+TEST(Library, DiagnosticsAreValues) {
+  try {
+    Model::parse("input x : [3]\nh = w @ x\n", {}, "bad.nn");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    ASSERT_FALSE(e.diagnostics().empty());
+    const Message& m = e.diagnostics()[0];
+    EXPECT_EQ(m.file, "bad.nn");
+    EXPECT_EQ(m.line, 2);
+    EXPECT_EQ(m.column, 5);
+    EXPECT_EQ(m.severity, "error");
+    EXPECT_NE(m.text.find("'w'"), std::string::npos) << m.text;
+    EXPECT_EQ(m.rendered.substr(0, 16), "bad.nn:2:5: erro");
+    EXPECT_EQ(e.rendered(), std::string(e.what()));
+    EXPECT_NE(e.rendered().find("  h = w @ x\n      ^"), std::string::npos) << e.rendered();
+  }
+  EXPECT_THROW(Model::load("/nonexistent/model.nn"), Error);
+  ModelOptions o;
+  o.consts["lamda"] = 1;  // no such const
+  try {
+    Model::parse(kXor, o);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.rendered().find("no const named 'lamda'"), std::string::npos) << e.rendered();
+  }
+}
+
+TEST(Library, Declarations) {
+  ModelOptions o;
+  o.consts["lambda"] = 0.5;
+  const Model m = Model::parse(kXor, o);
+  EXPECT_EQ(m.name(), "xor");
+  ASSERT_EQ(m.params().size(), 4u);
+  EXPECT_EQ(m.params()[0].name, "W1");
+  EXPECT_EQ(m.params()[0].shape, (std::vector<int64_t>{4, 2}));
+  EXPECT_EQ(m.inputs()[0].shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(m.outputs()[0].name, "p");
+  ASSERT_EQ(m.consts().size(), 1u);
+  EXPECT_EQ(m.consts()[0].value, 0.5);
+  EXPECT_EQ(m.parameter_count(), 4 * 2 + 4 + 4 + 1);
+  EXPECT_TRUE(m.has_loss());
+  EXPECT_EQ(m.dtype(), DType::F32);
+  EXPECT_EQ(Model::parse("input x : [2]\noutput y = 2 * x\n", {}, "dir/plain.nn").name(), "plain");
+}
+
+// Checked calls equal the reference interpreter; the raw calls equal the
+// checked ones bit for bit.
+TEST(Library, CallsMatchTheInterpreterAndTheRawCalls) {
+  Model m = Model::parse(kXor, f64());
+  const ArrayMap params = m.init(3), data = xor_data(3);
+  ArrayMap grads;
+  const double loss = m.grad(params, data, grads);
+  const ArrayMap out = m.forward(params, data);
+
+  ir::Context ctx;
+  driver::LoadedModel loaded = std::move(*driver::load_model_text("xor.nn", kXor, {}).value);
+  const LoweredModel lowered = lower_model(loaded.model, ctx);
+  const ArrayMap ref_grad = driver::reference_eval(ctx, lowered, params, data, 12, true, DType::F64);
+  const ArrayMap ref_out = driver::reference_eval(ctx, lowered, params, data, 12, false, DType::F64);
+  EXPECT_NEAR(loss, ref_grad.at("loss").f64[0], 1e-12);
+  EXPECT_NEAR(m.loss(params, data), loss, 1e-15);
+  for (const auto& [name, g] : grads)
+    for (size_t e = 0; e < g.f64.size(); ++e) EXPECT_NEAR(g.f64[e], ref_grad.at(name).f64[e], 1e-12) << name;
+  for (size_t e = 0; e < 12; ++e) EXPECT_NEAR(out.at("p").f64[e], ref_out.at("p").f64[e], 1e-14);
+
+  std::vector<const void*> in{data.at("x").bytes()}, lab{data.at("y").bytes()}, par;
+  for (const char* p : {"W1", "b1", "W2", "b2"}) par.push_back(params.at(p).bytes());
+  std::vector<double> raw_out(12);
+  void* outs[] = {raw_out.data()};
+  m.forward(in.data(), par.data(), outs, 12);
+  EXPECT_EQ(raw_out, out.at("p").f64);
+  double raw_loss = 0;
+  ArrayMap raw = params;  // same shapes
+  std::vector<void*> gp;
+  for (const char* p : {"W1", "b1", "W2", "b2"}) gp.push_back(raw.at(p).bytes());
+  m.grad(in.data(), lab.data(), par.data(), &raw_loss, gp.data(), 12);
+  EXPECT_EQ(raw_loss, loss);
+  for (const auto& [name, g] : grads) EXPECT_EQ(raw.at(name).f64, g.f64) << name;
+}
+
+TEST(Library, StepIsOneGradientStepInPlace) {
+  Model m = Model::parse(kXor, f64());
+  ArrayMap params = m.init(5);
+  const ArrayMap before = params, data = xor_data(2);
+  ArrayMap grads;
+  const double loss = m.grad(params, data, grads);
+  const double* w1 = params.at("W1").f64.data();
+  EXPECT_EQ(m.step(params, data, 0.25), loss);
+  EXPECT_EQ(params.at("W1").f64.data(), w1) << "updated in place";
+  for (const auto& [name, p] : params)
+    for (size_t e = 0; e < p.f64.size(); ++e)
+      EXPECT_NEAR(p.f64[e], before.at(name).f64[e] - 0.25 * grads.at(name).f64[e], 1e-14) << name;
+  // f32 params given to an f64 model are converted (a new array), then stepped.
+  ArrayMap f32 = before;
+  for (auto& [name, p] : f32) p = p.as(DType::F32);
+  m.step(f32, data, 0.25);
+  EXPECT_EQ(f32.at("W1").dtype, DType::F64);
+}
+
+TEST(Library, BadArraysAreErrorsThatChangeNothing) {
+  Model m = Model::parse(kXor, f64());
+  ArrayMap params = m.init(1);
+  const ArrayMap before = params;
+  ArrayMap data = xor_data(1);
+  data["x"] = Array::zeros({4, 3}, DType::F64);
+  try {
+    m.step(params, data, 0.1);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("'x'"), std::string::npos) << what;
+    EXPECT_NE(what.find("[4, 3]"), std::string::npos) << what;
+    EXPECT_NE(what.find("[4, 2]"), std::string::npos) << what;
+  }
+  ArrayMap wrong = params;
+  wrong["b2"] = Array::zeros({2}, DType::F64);
+  const ArrayMap wrong_before = wrong;
+  EXPECT_THROW(m.step(wrong, xor_data(1), 0.1), Error);
+  for (const auto& [name, p] : wrong) EXPECT_EQ(p.f64, wrong_before.at(name).f64) << name;
+  ArrayMap missing = params;
+  missing.erase("W2");
+  EXPECT_THROW(m.loss(missing, xor_data(1)), Error);
+  ArrayMap unequal = xor_data(1);
+  unequal["y"] = Array::zeros({5, 1}, DType::F64);
+  EXPECT_THROW(m.loss(params, unequal), Error);
+  EXPECT_THROW(m.step(params, xor_data(1), NAN), Error);
+  EXPECT_THROW(m.step(params, xor_data(1), -1), Error);
+  for (const auto& [name, p] : params) EXPECT_EQ(p.f64, before.at(name).f64) << name;
+  EXPECT_THROW(m.gradient_program({"nope"}), Error);
+  EXPECT_THROW(m.gradient_program({}, true, "html"), Error);
+}
+
+TEST(Library, TrainsWithCallbacksAndStops) {
+  Model m = Model::parse(kXor, f64());
+  ArrayMap params = m.init(2);
+  const ArrayMap data = xor_data(16);
+  TrainConfig config;
+  config.epochs = 200;
+  config.batch = 8;
+  config.optimizer = runtime::Optimizer::Adam;
+  config.lr = 0.05;
+  int64_t steps = 0;
+  TrainCallbacks cb;
+  cb.on_step = [&](const StepProgress& p) {
+    ++steps;
+    EXPECT_LE(p.done, p.total);
+  };
+  const double first = m.loss(params, data);
+  const std::vector<EpochStats> epochs = m.train(params, data, config, nullptr, cb);
+  ASSERT_EQ(epochs.size(), 200u);
+  EXPECT_EQ(steps, 200 * 8);
+  EXPECT_LT(m.loss(params, data), 0.5 * first);
+  EXPECT_EQ(epochs.back().epoch, 200);
+  // on_epoch returning false stops after that epoch.
+  cb.on_epoch = [](const EpochStats& e) { return e.epoch < 3; };
+  EXPECT_EQ(m.train(params, data, config, nullptr, cb).size(), 3u);
+  // should_stop stops after a step; the steps taken are kept.
+  const ArrayMap before = params;
+  cb.on_epoch = nullptr;
+  cb.should_stop = [] { return true; };
+  EXPECT_TRUE(m.train(params, data, config, nullptr, cb).empty());
+  EXPECT_NE(params.at("W1").f64, before.at("W1").f64);
+  config.epochs = 0;
+  EXPECT_THROW(m.train(params, data, config), Error);
+}
+
+TEST(Library, GradcheckAndText) {
+  const Model m = Model::parse(kXor, f64());
+  GradcheckOptions o;
+  o.seed = 4;
+  const GradcheckResult r = m.gradcheck(nullptr, nullptr, o);
+  EXPECT_TRUE(r.passed) << r.worst;
+  ASSERT_EQ(r.params.size(), 4u);
+  EXPECT_EQ(r.params[0].name, "W1");
+  const std::string text = m.gradient_program();
+  EXPECT_NE(text.find("d/dW1 = "), std::string::npos) << text;
+  EXPECT_NE(m.gradient_program({"b2"}, true, "latex").find("\\begin{aligned}"), std::string::npos);
+  EXPECT_EQ(m.graph().substr(0, 7), "digraph");
+}
+
+TEST(Library, VersionsAreKnown) {
+  EXPECT_FALSE(version().empty());
+  EXPECT_EQ(llvm_version().substr(0, 3), "19.");
+}
+
+}  // namespace
+}  // namespace nabla
