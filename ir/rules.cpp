@@ -1,9 +1,15 @@
-// The simplifier's rewrite rules, grouped by root op. Each is one named
-// rewrite; the algebra is in the name and the one-line comment.
+// The simplifier's rewrite rules. Fixed-shape rewrites are table rows (a
+// pattern and its replacement, ir/pattern.h); the rules that need a
+// predicate or a computation (collecting sums and products, the mirror
+// identities, shapes, shared nodes) are code. Each has one name, the one
+// --trace-rules prints, and the measure it lowers (Rule::lowers).
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 
+#include "ir/assert.h"
+#include "ir/pattern.h"
 #include "ir/simplify.h"
 
 namespace nabla::ir {
@@ -61,10 +67,17 @@ N scaled(Context& c, double coef, N t) {
   return c.mul(k(c, coef), t);
 }
 
-N collect_terms(Context& c, N n, const RuleEnv& env) {
-  std::vector<std::pair<N, double>> stack{{n, 1.0}};
-  std::map<uint32_t, std::pair<N, double>> terms;  // by id: canonical order
+// A sum flattened: its terms by id (canonical order) with their
+// coefficients, and its constant.
+struct Terms {
+  std::map<uint32_t, std::pair<N, double>> terms;
   double constant = 0;
+};
+
+// The terms of `n`, or nullopt when `n` is not a sum (nothing to flatten).
+std::optional<Terms> flatten_terms(N n, const RuleEnv& env) {
+  std::vector<std::pair<N, double>> stack{{n, 1.0}};
+  Terms t;
   int visited = 0;
   while (!stack.empty()) {
     auto [m, sign] = stack.back();
@@ -72,7 +85,7 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
     ++visited;
     const bool atomic = keep_whole(m, n, env);
     if (atomic) {
-      accumulate(terms, m, sign);
+      accumulate(t.terms, m, sign);
     } else if (is(m, Op::Add)) {
       stack.push_back({m->operand(1), sign});
       stack.push_back({m->operand(0), sign});
@@ -83,37 +96,24 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
                                   is(m->operand(0), Op::Neg))) {
       stack.push_back({m->operand(0), -sign});
     } else {
-      auto [coef, t] = split_coefficient(m);
-      if (!t) {
-        constant += sign * coef;
+      auto [coef, rest] = split_coefficient(m);
+      if (!rest) {
+        t.constant += sign * coef;
         continue;
       }
-      accumulate(terms, t, sign * coef);
+      accumulate(t.terms, rest, sign * coef);
     }
   }
-  if (visited == 1) return nullptr;  // not a sum
-  // sigmoid(u) + sigmoid(-u) = 1 and softplus(u) - softplus(-u) = u, for
-  // terms with equal (opposite) coefficients.
-  for (auto& [id, tc] : terms) {
-    auto& [t, coef] = tc;
-    if (coef == 0 || (!is(t, Op::Sigmoid) && !is(t, Op::Softplus)) || !is(t->operand(0), Op::Neg))
-      continue;
-    auto mirror = terms.find(c.unary(t->op(), t->operand(0)->operand(0))->id());
-    if (mirror == terms.end() || mirror->second.second == 0) continue;
-    double& other = mirror->second.second;
-    const N u = t->operand(0)->operand(0);
-    if (is(t, Op::Sigmoid) && other == coef) {  // c sigmoid(-u) + c sigmoid(u) = c
-      constant += coef;
-      other = coef = 0;
-    } else if (is(t, Op::Softplus) && other == -coef) {  // c softplus(u) - c softplus(-u) = c u
-      accumulate(terms, u, other);
-      other = coef = 0;
-    }
-  }
+  if (visited == 1) return std::nullopt;
+  return t;
+}
+
+// The canonical sum of `t` (with the shape of `like`).
+N rebuild_sum(Context& c, Terms t, N like) {
   // Deeper terms first, leaves last (w * x + b, outer(delta, h) + lambda * W,
   // as a textbook writes them); ties by id.
   std::vector<std::pair<N, double>> ordered;
-  for (const auto& [id, tc] : terms) ordered.push_back(tc);
+  for (const auto& [id, tc] : t.terms) ordered.push_back(tc);
   std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
     return a.first->depth() > b.first->depth();
   });
@@ -122,19 +122,55 @@ N collect_terms(Context& c, N n, const RuleEnv& env) {
     if (tc.second > 0) pos.push_back(tc);
     else if (tc.second < 0) neg.push_back(tc);
   }
+  double constant = t.constant;
   N acc = nullptr;
   if (pos.empty() && constant > 0) {  // 1 - x rather than -x + 1
     acc = k(c, constant);
     constant = 0;
   }
-  for (const auto& [t, coef] : pos) acc = acc ? c.add(acc, scaled(c, coef, t)) : scaled(c, coef, t);
-  for (const auto& [t, coef] : neg) acc = acc ? c.sub(acc, scaled(c, -coef, t)) : scaled(c, coef, t);
+  for (const auto& [term, coef] : pos) acc = acc ? c.add(acc, scaled(c, coef, term)) : scaled(c, coef, term);
+  for (const auto& [term, coef] : neg) acc = acc ? c.sub(acc, scaled(c, -coef, term)) : scaled(c, coef, term);
   if (!acc) acc = k(c, constant);
   else if (constant > 0) acc = c.add(acc, k(c, constant));
   else if (constant < 0) acc = c.sub(acc, k(c, -constant));
   else if (std::isnan(constant)) acc = c.add(acc, k(c, constant));
-  return keep_shape(c, acc, n);
+  return keep_shape(c, acc, like);
 }
+
+N collect_terms(Context& c, N n, const RuleEnv& env) {
+  std::optional<Terms> t = flatten_terms(n, env);
+  return t ? rebuild_sum(c, std::move(*t), n) : nullptr;
+}
+
+// The mirror identities, wherever the two terms stand in a sum, with equal
+// coefficients a (sigmoid) or opposite ones (softplus):
+//   a sigmoid(u) + a sigmoid(-u) = a;   a softplus(u) - a softplus(-u) = a u.
+// `f` is Sigmoid or Softplus.
+N mirror_terms(Context& c, N n, const RuleEnv& env, Op f) {
+  std::optional<Terms> t = flatten_terms(n, env);
+  if (!t) return nullptr;
+  bool fired = false;
+  for (auto& [id, tc] : t->terms) {
+    auto& [term, coef] = tc;
+    if (coef == 0 || !is(term, f) || !is(term->operand(0), Op::Neg)) continue;
+    const N u = term->operand(0)->operand(0);
+    auto mirror = t->terms.find(c.unary(f, u)->id());
+    if (mirror == t->terms.end() || mirror->second.second == 0) continue;
+    double& other = mirror->second.second;
+    if (f == Op::Sigmoid && other == coef) {
+      t->constant += coef;
+      other = coef = 0;
+      fired = true;
+    } else if (f == Op::Softplus && other == -coef) {
+      accumulate(t->terms, u, other);
+      other = coef = 0;
+      fired = true;
+    }
+  }
+  return fired ? rebuild_sum(c, std::move(*t), n) : nullptr;
+}
+N sigmoid_mirror(Context& c, N n, const RuleEnv& env) { return mirror_terms(c, n, env, Op::Sigmoid); }
+N softplus_mirror(Context& c, N n, const RuleEnv& env) { return mirror_terms(c, n, env, Op::Softplus); }
 
 // ---------------------------------------------------------------------------
 // Products: a * b, a / b, -a, x^c (numeric c) flattened into coefficient *
@@ -200,71 +236,6 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
 
 // ---------------------------------------------------------------------------
 
-N pow_simple(Context& c, N n, const RuleEnv&) {
-  N x = n->operand(0), e = n->operand(1);
-  if (e->is_constant(1)) return keep_shape(c, x, n);                     // x^1 -> x
-  if (e->is_constant(0)) return keep_shape(c, k(c, 1), n);               // x^0 -> 1
-  if (x->is_constant(1)) return keep_shape(c, k(c, 1), n);               // 1^x -> 1
-  if (e->is_constant(0.5)) return keep_shape(c, c.unary(Op::Sqrt, x), n);  // x^0.5 -> sqrt(x)
-  return nullptr;
-}
-
-// 1 / (1 + exp(-u)) -> sigmoid(u); c / (exp(v) + 1) -> c sigmoid(-v).
-N div_sigmoid(Context& c, N n, const RuleEnv&) {
-  N num = n->operand(0), den = n->operand(1);
-  if (!num->is_constant() || !is(den, Op::Add) || !den->operand(1)->is_constant(1) ||
-      !is(den->operand(0), Op::Exp))
-    return nullptr;
-  N s = c.unary(Op::Sigmoid, c.neg(den->operand(0)->operand(0)));
-  return keep_shape(c, num->is_constant(1) ? s : c.mul(num, s), n);
-}
-
-// exp(u) / (exp(u) + 1) -> sigmoid(u).
-N div_sigmoid_exp(Context& c, N n, const RuleEnv&) {
-  N num = n->operand(0), den = n->operand(1);
-  if (!is(num, Op::Exp) || !is(den, Op::Add) || den->operand(0) != num ||
-      !den->operand(1)->is_constant(1))
-    return nullptr;
-  return keep_shape(c, c.unary(Op::Sigmoid, num->operand(0)), n);
-}
-
-// log(exp(u) + 1) -> softplus(u).
-N log_softplus(Context& c, N n, const RuleEnv&) {
-  N a = n->operand(0);
-  if (!is(a, Op::Add) || !a->operand(1)->is_constant(1) || !is(a->operand(0), Op::Exp)) return nullptr;
-  return c.unary(Op::Softplus, a->operand(0)->operand(0));
-}
-
-N log_exp(Context& c, N n, const RuleEnv&) {  // log(exp(u)) -> u
-  return is(n->operand(0), Op::Exp) ? n->operand(0)->operand(0) : nullptr;
-}
-N exp_log(Context& c, N n, const RuleEnv&) {  // exp(log(u)) -> u (where log(u) is defined)
-  return is(n->operand(0), Op::Log) ? n->operand(0)->operand(0) : nullptr;
-}
-N log_one(Context& c, N n, const RuleEnv&) {  // log(1) folds; log(sigmoid(z)) -> -softplus(-z)
-  N a = n->operand(0);
-  if (is(a, Op::Sigmoid)) return c.neg(c.unary(Op::Softplus, c.neg(a->operand(0))));
-  return nullptr;
-}
-// log(1 - sigmoid(z)) -> -softplus(z)
-N log_one_minus_sigmoid(Context& c, N n, const RuleEnv&) {
-  N a = n->operand(0);
-  if (!is(a, Op::Sub) || !a->operand(0)->is_constant(1) || !is(a->operand(1), Op::Sigmoid)) return nullptr;
-  return keep_shape(c, c.neg(c.unary(Op::Softplus, a->operand(1)->operand(0))), n);
-}
-// log(softmax(z)) -> log_softmax(z)
-N log_softmax(Context& c, N n, const RuleEnv&) {
-  N a = n->operand(0);
-  if (!is(a, Op::Softmax)) return nullptr;
-  return c.make(Op::LogSoftmax, {a->operand(0)}, a->attr());
-}
-// exp(log_softmax(z)) -> softmax(z)
-N exp_log_softmax(Context& c, N n, const RuleEnv&) {
-  N a = n->operand(0);
-  if (!is(a, Op::LogSoftmax)) return nullptr;
-  return c.make(Op::Softmax, {a->operand(0)}, a->attr());
-}
-
 // x * sigmoid(x) -> swish(x, 1); x * sigmoid(b * x) -> swish(x, b), unless
 // the sigmoid is shared (as in a derivative x s (1 - s)): then it stays.
 N mul_swish(Context& c, N n, const RuleEnv& env) {
@@ -276,11 +247,6 @@ N mul_swish(Context& c, N n, const RuleEnv& env) {
   if (is(u, Op::Mul) && u->operand(1) == x && u->operand(0)->shape().is_scalar())
     return keep_shape(c, c.make(Op::Swish, {x, u->operand(0)}), n);
   return nullptr;
-}
-
-// (A.T).T -> A
-N transpose_transpose(Context& c, N n, const RuleEnv&) {
-  return is(n->operand(0), Op::Transpose) ? n->operand(0)->operand(0) : nullptr;
 }
 
 // sum(y) -> 1 for a label declared `distribution`.
@@ -297,11 +263,10 @@ N sum_scalar_factor(Context& c, N n, const RuleEnv&) {
   return nullptr;
 }
 
-// where(1, a, b) -> a; where(0, a, b) -> b; where(c, a, a) -> a.
-N where_simple(Context& c, N n, const RuleEnv&) {
+// where(c, a, b) -> a for a constant c != 0, b for c = 0.
+N where_constant(Context& c, N n, const RuleEnv&) {
   N cond = n->operand(0);
   if (cond->is_constant()) return keep_shape(c, cond->value() != 0 ? n->operand(1) : n->operand(2), n);
-  if (n->operand(1) == n->operand(2)) return keep_shape(c, n->operand(1), n);
   return nullptr;
 }
 
@@ -368,31 +333,104 @@ N shared_factor(Context& c, N n, const RuleEnv&) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------
+// Fixed-shape rewrites: one row each, in the notation of ir/pattern.h. The
+// replacement is broadcast to the shape of what it replaces. `lowers`: the
+// measure the rewrite lowers ("nodes" is checked by a test for every row).
+
+struct Row {
+  const char* name;
+  const char* pattern;
+  const char* replacement;
+  const char* lowers = "nodes";
+};
+
+// In the order they are tried at each root op (after the code rules listed
+// before them in make_rules).
+// x^1 and x^0 need no rows: collect-factors, tried first, rewrites them.
+constexpr Row kPowRows[] = {
+    {"one-pow", "(^ 1 x)", "1"},
+    {"pow-half", "(^ x 0.5)", "(sqrt x)"},
+};
+constexpr Row kDivRows[] = {
+    {"recognize-sigmoid", "(/ 1 (+ (exp v) 1))", "(sigmoid (- v))"},
+    {"recognize-scaled-sigmoid", "(/ #c (+ (exp v) 1))", "(* #c (sigmoid (- v)))"},
+    {"recognize-sigmoid-exp", "(/ (exp u) (+ (exp u) 1))", "(sigmoid u)"},
+};
+constexpr Row kLogExpRows[] = {
+    {"recognize-softplus", "(log (+ (exp u) 1))", "(softplus u)"},
+    {"log-exp", "(log (exp u))", "u"},
+    {"exp-log", "(exp (log u))", "u"},  // where log(u) is defined
+    // log(sigmoid(z)) underflows to -inf from z < -104 (f32); -softplus(-z)
+    // is finite there.
+    {"stable-log-sigmoid", "(log (sigmoid z))", "(- (softplus (- z)))", "stability: finite where the original is -inf"},
+    {"stable-log-one-minus-sigmoid", "(log (- 1 (sigmoid z)))", "(- (softplus z))"},
+    {"stable-log-softmax", "(log (softmax:a z))", "(log_softmax:a z)"},
+    {"exp-log-softmax", "(exp (log_softmax:a z))", "(softmax:a z)"},
+};
+constexpr Row kOtherRows[] = {
+    {"transpose-transpose", "(transpose (transpose a))", "a"},
+};
+constexpr Row kWhereRows[] = {
+    {"where-same", "(where c a a)", "a"},
+};
+
+Rule row_rule(const Row& row) {
+  const Pattern pattern = parse_pattern(row.pattern), replacement = parse_pattern(row.replacement);
+  NABLA_ASSERT(pattern.kind == Pattern::Kind::Apply, std::string("rule ") + row.name + ": a pattern starts with an op");
+  Rule r;
+  r.name = row.name;
+  r.root = pattern.op;
+  r.apply = [pattern, replacement](Context& c, N n, const RuleEnv&) -> N {
+    Bindings b;
+    if (!match(pattern, n, b)) return nullptr;
+    return keep_shape(c, instantiate(c, replacement, b), n);
+  };
+  r.lowers = row.lowers;
+  r.pattern = pattern_text(pattern);
+  r.replacement = pattern_text(replacement);
+  return r;
+}
+
+template <size_t K>
+void add_rows(std::vector<Rule>& r, const Row (&rows)[K]) {
+  for (const Row& row : rows) r.push_back(row_rule(row));
+}
+
+// Every rule, in the order they are tried at each root op.
 std::vector<Rule> make_rules() {
   std::vector<Rule> r;
-  for (Op op : {Op::Add, Op::Sub, Op::Neg}) r.push_back({"collect-terms", op, collect_terms});
-  for (Op op : {Op::Mul, Op::Div, Op::Neg, Op::Pow}) r.push_back({"collect-factors", op, collect_factors});
-  r.push_back({"stable-bce-logits", Op::Add, bce_logits});
-  r.push_back({"stable-bce-logits", Op::Sub, bce_logits});
-  r.push_back({"matmul-shared-factor", Op::Add, shared_factor});
-  r.push_back({"matmul-shared-factor", Op::Sub, shared_factor});
-  r.push_back({"pow-identities", Op::Pow, pow_simple});
-  r.push_back({"recognize-sigmoid", Op::Div, div_sigmoid});
-  r.push_back({"recognize-sigmoid-exp", Op::Div, div_sigmoid_exp});
-  r.push_back({"recognize-softplus", Op::Log, log_softplus});
-  r.push_back({"log-exp", Op::Log, log_exp});
-  r.push_back({"exp-log", Op::Exp, exp_log});
-  r.push_back({"stable-log-sigmoid", Op::Log, log_one});
-  r.push_back({"stable-log-one-minus-sigmoid", Op::Log, log_one_minus_sigmoid});
-  r.push_back({"stable-log-softmax", Op::Log, log_softmax});
-  r.push_back({"exp-log-softmax", Op::Exp, exp_log_softmax});
-  r.push_back({"recognize-swish", Op::Mul, mul_swish});
-  r.push_back({"transpose-transpose", Op::Transpose, transpose_transpose});
-  r.push_back({"sum-distribution", Op::Sum, sum_distribution});
-  r.push_back({"sum-scalar-factor", Op::Sum, sum_scalar_factor});
-  r.push_back({"where-constant", Op::Where, where_simple});
+  auto code = [&](const char* name, Op root, N (*apply)(Context&, N, const RuleEnv&), const char* lowers) {
+    Rule rule;
+    rule.name = name;
+    rule.root = root;
+    rule.apply = apply;
+    rule.lowers = lowers;
+    r.push_back(std::move(rule));
+  };
+  for (Op op : {Op::Add, Op::Sub, Op::Neg}) {
+    code("sigmoid-mirror", op, sigmoid_mirror, "nodes");
+    code("softplus-mirror", op, softplus_mirror, "nodes");
+    code("collect-terms", op, collect_terms, "canonical form: a canonical sum maps to itself");
+  }
+  for (Op op : {Op::Mul, Op::Div, Op::Neg, Op::Pow})
+    code("collect-factors", op, collect_factors, "canonical form: a canonical product maps to itself");
+  for (Op op : {Op::Add, Op::Sub}) {
+    code("stable-bce-logits", op, bce_logits, "nodes");
+    code("matmul-shared-factor", op, shared_factor, "nodes");
+  }
+  add_rows(r, kPowRows);
+  add_rows(r, kDivRows);
+  add_rows(r, kLogExpRows);
+  code("recognize-swish", Op::Mul, mul_swish, "nodes");
+  add_rows(r, kOtherRows);
+  code("sum-distribution", Op::Sum, sum_distribution, "nodes");
+  code("sum-scalar-factor", Op::Sum, sum_scalar_factor,
+       "work: the scalar multiplies the sum once instead of every element (the node count is unchanged)");
+  code("where-constant", Op::Where, where_constant, "nodes");
+  add_rows(r, kWhereRows);
   for (Op op : {Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Max, Op::Min, Op::Where})
-    r.push_back({"implicit-broadcast", op, elementwise_unbroadcast});
+    code("implicit-broadcast", op, elementwise_unbroadcast, "nodes");
   return r;
 }
 

@@ -16,16 +16,20 @@ public:
     for (const Rule& r : simplifier_rules()) by_op_[r.root].push_back(&r);
   }
 
+  // Passes over the whole DAG until one changes nothing (the sharing of
+  // nodes, which flattening respects, can change with a pass).
   std::vector<const Node*> run(std::vector<const Node*> roots) {
-    for (int pass = 0; pass < o_.max_passes; ++pass) {
+    for (int pass = 1;; ++pass) {
       count_users(roots);
       std::vector<const Node*> next;
       for (const Node* r : roots) next.push_back(simplified(r));
-      if (next == roots) break;
+      if (next == roots) return roots;
+      if (pass >= o_.max_passes)
+        throw SimplifyError("the simplifier did not reach a fixpoint in " + std::to_string(o_.max_passes) +
+                            " passes (the last rule to fire: " + last_rule_ + ")");
       roots = std::move(next);
       memo_.clear();
     }
-    return roots;
   }
 
 private:
@@ -95,8 +99,14 @@ private:
     return out;
   }
 
+  // `n` rewritten until no rule fires (at most kMaxSteps rewrites: more is
+  // a rule set that cycles, an error).
   const Node* rewrite(const Node* n) {
-    for (int steps = 0; steps < 1000; ++steps) {
+    constexpr int kMaxSteps = 1000;
+    for (int steps = 0;; ++steps) {
+      if (steps == kMaxSteps)
+        throw SimplifyError("rule " + last_rule_ + " kept firing: " + std::to_string(kMaxSteps) +
+                            " rewrites at one node, ending at " + print_text(n));
       const Node* next = nullptr;
       const Rule* fired = nullptr;
       if (auto it = by_op_.find(n->op()); it != by_op_.end()) {
@@ -110,6 +120,7 @@ private:
       }
       if (!fired) return n;
       NABLA_ASSERT(next->shape() == n->shape(), fired->name);
+      last_rule_ = fired->name;
       if (o_.on_rule) o_.on_rule(*fired, n, next);
       if (o_.trace)
         *o_.trace << "rule " << fired->name << ": " << print_text(n) << "  ->  " << print_text(next)
@@ -117,7 +128,6 @@ private:
       memo_[n] = next;
       n = simplified(next);  // new nodes the rule built are simplified too
     }
-    return n;
   }
 
   // Marks the nodes of the DAG under `roots` that have more than one user.
@@ -144,6 +154,7 @@ private:
   RuleEnv env_{o_, shared_};
   std::unordered_map<Op, std::vector<const Rule*>> by_op_;
   std::unordered_map<const Node*, const Node*> memo_;
+  std::string last_rule_ = "none";
 };
 
 }  // namespace

@@ -5,14 +5,17 @@
 // recursion over depth), applies the rules at each rebuilt node until none
 // fires, and repeats over the whole DAG until nothing changes.
 //
-// Termination: every rule either shrinks the node count of what it rewrites,
-// or (the two collect rules) rewrites a sum or product into its canonical
-// form, which they map to itself; a pass cap guards the fixpoint besides.
+// Termination: every rule lowers a measure (Rule::lowers): most shrink the
+// node count of what they rewrite; the collect rules rewrite a sum or
+// product into its canonical form, which they map to itself. The pass and
+// step limits guard the fixpoint besides: reaching one is a SimplifyError.
 #pragma once
 
 #include <functional>
 #include <iosfwd>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -42,10 +45,24 @@ struct RuleEnv {
 };
 
 struct Rule {
-  const char* name;
-  Op root;
+  const char* name = "";  // what --trace-rules prints; one name per rule
+  Op root = Op::Constant;
   // The rewritten node, or nullptr when the rule does not apply to `n`.
   std::function<const Node*(Context& ctx, const Node* n, const RuleEnv& env)> apply;
+  // What every rewrite lowers, so that rewriting ends: "nodes" (the
+  // replacement has fewer nodes as a tree than what it replaces), or the
+  // exception and its measure ("stability", "canonical form", ...).
+  const char* lowers = "nodes";
+  // A table row's pattern and replacement (ir/pattern.h); empty for a rule
+  // written as code (one that needs a predicate or a computation).
+  std::string pattern, replacement;
+};
+
+// The simplifier did not reach a fixpoint within its pass limit (a rule set
+// that cycles: a bug, reported rather than returning a half-simplified result).
+class SimplifyError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
 };
 
 // Every rule, grouped by root op.
