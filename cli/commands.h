@@ -1,4 +1,4 @@
-// The subcommands of `nabla` (spec/cli.md). Each registers itself on the
+// The subcommands of `nabla` (docs/commands.md). Each registers itself on the
 // CLI11 app and runs through the pipeline (pipeline.h, driver/).
 #pragma once
 
@@ -11,7 +11,7 @@
 
 namespace nabla::cli {
 
-// Options every subcommand accepts (spec/cli.md, "Global options").
+// Options every subcommand accepts (docs/commands.md, "Global options").
 struct GlobalOptions {
   std::string dtype = "f32";
   std::optional<int> threads;

@@ -1,4 +1,4 @@
-// Parameter initialization by each param's `init` (spec/nn-language.md).
+// Parameter initialization by each param's `init` (docs/language.md).
 //
 // Fan-in is the last dimension and fan-out the first (a weight [out, in] as
 // in W @ x); a scalar has fan-in = fan-out = 1.

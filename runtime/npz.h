@@ -1,4 +1,4 @@
-// NumPy .npy / .npz files: how tensors go in and out of nabla (spec/cli.md).
+// NumPy .npy / .npz files: how tensors go in and out of nabla (docs/npz.md).
 //
 // Reads what numpy.save, numpy.savez and numpy.savez_compressed write: ZIP
 // archives (stored or deflate-compressed, ZIP64 records included) of NAME.npy

@@ -157,139 +157,195 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   return st;
 }
 
-TrainResult train(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
-                  ArrayMap& params, const TrainCallbacks& callbacks) {
-  const DType t = params.begin()->second.dtype;
-  const int eb = elem_bytes(t);
-  const size_t np = model.param_names.size();
-  std::vector<void*> par;
-  std::vector<const void*> cpar;
-  for (const std::string& name : model.param_names) {
-    par.push_back(bytes_of(params.at(name)));
-    cpar.push_back(par.back());
+namespace {
+
+// One training run: the params' buffers, the gradients and optimizer state,
+// the shuffled order, and what has been saved.
+class Trainer {
+public:
+  Trainer(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
+          ArrayMap& params, const TrainCallbacks& callbacks)
+      : model_(model), c_(c), data_(data), val_(val), params_(params), callbacks_(callbacks),
+        t_(params.begin()->second.dtype), np_(model.param_names.size()),
+        // The fused SGD kernel does the textbook update in one call.
+        fused_(c.optimizer == Optimizer::Sgd && c.weight_decay == 0 && !c.grad_norms),
+        steps_per_epoch_((data.n + c.batch - 1) / c.batch) {
+    for (const std::string& name : model.param_names) {
+      par_.push_back(bytes_of(params.at(name)));
+      cpar_.push_back(par_.back());
+    }
+    grads_.resize(np_);
+    m_.resize(np_);
+    v_.resize(np_);
+    for (size_t i = 0; i < np_; ++i) {
+      const size_t bytes = static_cast<size_t>(model.param_sizes[i] * elem_bytes(t_));
+      grads_[i].resize(bytes);
+      gp_.push_back(grads_[i].data());
+      if (c.optimizer != Optimizer::Sgd) m_[i].assign(bytes, 0);
+      if (c.optimizer == Optimizer::Adam) v_[i].assign(bytes, 0);
+    }
+    order_.resize(static_cast<size_t>(data.n));
+    std::iota(order_.begin(), order_.end(), int64_t{0});
   }
-  // Gradients and optimizer state.
-  std::vector<std::vector<char>> grads(np), m(np), v(np);
-  std::vector<void*> gp;
-  for (size_t i = 0; i < np; ++i) {
-    const size_t bytes = static_cast<size_t>(model.param_sizes[i] * eb);
-    grads[i].resize(bytes);
-    gp.push_back(grads[i].data());
-    if (c.optimizer != Optimizer::Sgd) m[i].assign(bytes, 0);
-    if (c.optimizer == Optimizer::Adam) v[i].assign(bytes, 0);
+
+  TrainResult run() {
+    for (int epoch = 1; epoch <= c_.epochs; ++epoch) {
+      result_.epoch = epoch;
+      if (!run_epoch(epoch)) return result_;
+    }
+    return result_;
   }
-  // The fused SGD kernel does the textbook update in one call.
-  const bool fused = c.optimizer == Optimizer::Sgd && c.weight_decay == 0 && !c.grad_norms;
-  std::vector<int64_t> order(static_cast<size_t>(data.n));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  Gather in, lab;
-  TrainResult result;
-  std::string saved = "(none yet)";
+
+private:
+  // One epoch, its figures reported and its params saved; false when
+  // training ends here (result_ says why).
+  bool run_epoch(int epoch) {
+    const auto t0 = Clock::now();
+    std::mt19937_64 rng(c_.seed * 1000003 + static_cast<uint64_t>(epoch));
+    std::shuffle(order_.begin(), order_.end(), rng);
+    double loss_sum = 0;
+    std::vector<double> norms(np_, 0);
+    int64_t done = 0;
+    for (int64_t b = 0; b < steps_per_epoch_; ++b) {
+      const int64_t first = b * c_.batch, count = std::min(c_.batch, data_.n - first);
+      double loss = 0;
+      if (!step(epoch, first, count, norms, &loss)) return false;
+      loss_sum += loss * static_cast<double>(count);
+      done += count;
+      if (callbacks_.on_step)
+        callbacks_.on_step(
+            {epoch, c_.epochs, result_.steps, done, data_.n, loss_sum / static_cast<double>(done), seconds_since(t0)});
+      if (callbacks_.should_stop && callbacks_.should_stop()) {
+        result_.status = TrainStatus::Stopped;
+        result_.save_error = save();
+        return false;
+      }
+    }
+    if (fused_) {  // the fused kernel's gradients are not kept: check what they made
+      for (size_t i = 0; i < np_; ++i)
+        if (!finite(par_[i], model_.param_sizes[i], t_))
+          return fail(TrainStatus::NonFinite, "epoch " + std::to_string(epoch) + ": '" + model_.param_names[i] +
+                                                  "' is not finite (a non-finite gradient); stopped. Last saved "
+                                                  "parameters: " + saved_);
+    }
+    const EpochStats st = stats(epoch, loss_sum, norms, seconds_since(t0));
+    const bool go_on = !callbacks_.on_epoch || callbacks_.on_epoch(st);
+    if (std::string error = save(); !error.empty()) return fail(TrainStatus::SaveFailed, error);
+    if (!go_on && epoch < c_.epochs) {
+      result_.status = TrainStatus::Stopped;
+      return false;
+    }
+    return true;
+  }
+
+  // One minibatch (samples order_[first, first + count)): the fused step, or
+  // the gradient and the optimizer's update. The batch's loss to *loss;
+  // false when something stopped being finite.
+  bool step(int epoch, int64_t first, int64_t count, std::vector<double>& norms, double* loss) {
+    in_.fill(data_.inputs, model_.input_sizes, order_.data() + first, count);
+    lab_.fill(data_.labels, model_.label_sizes, order_.data() + first, count);
+    const int64_t step = ++result_.steps;
+    const std::string where = "step " + std::to_string(step) + " (epoch " + std::to_string(epoch) + ")";
+    double loss_slot = 0;
+    if (fused_) {
+      model_.executor->sgd_step(in_.pointers(), lab_.pointers(), par_, &loss_slot, c_.lr, count);
+    } else {
+      model_.executor->grad(in_.pointers(), lab_.pointers(), cpar_, &loss_slot, gp_, count);
+      for (size_t i = 0; i < np_; ++i) {
+        if (!finite(gp_[i], model_.param_sizes[i], t_))
+          return fail(TrainStatus::NonFinite, where + ": the gradient of '" + model_.param_names[i] +
+                                                  "' is not finite; stopped. Last saved parameters: " + saved_);
+        if (c_.grad_norms)
+          norms[i] += t_ == DType::F32 ? norm(static_cast<const float*>(gp_[i]), model_.param_sizes[i])
+                                       : norm(static_cast<const double*>(gp_[i]), model_.param_sizes[i]);
+        update_param(i, step);
+      }
+    }
+    *loss = value_at(reinterpret_cast<const char*>(&loss_slot), t_, 0);
+    if (std::isfinite(*loss)) return true;
+    std::string culprit;
+    for (size_t i = 0; i < np_ && culprit.empty(); ++i)
+      if (!finite(par_[i], model_.param_sizes[i], t_))
+        culprit = " ('" + model_.param_names[i] + "' is not finite: the update of the step before overflowed)";
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", *loss);
+    return fail(TrainStatus::NonFinite,
+                where + ": the loss is " + value + culprit + "; stopped. Last saved parameters: " + saved_);
+  }
+
+  void update_param(size_t i, int64_t step) {
+    if (t_ == DType::F32)
+      update(c_.optimizer, c_, step, static_cast<float*>(par_[i]), static_cast<const float*>(gp_[i]),
+             reinterpret_cast<float*>(m_[i].data()), reinterpret_cast<float*>(v_[i].data()), model_.param_sizes[i]);
+    else
+      update(c_.optimizer, c_, step, static_cast<double*>(par_[i]), static_cast<const double*>(gp_[i]),
+             reinterpret_cast<double*>(m_[i].data()), reinterpret_cast<double*>(v_[i].data()), model_.param_sizes[i]);
+  }
+
+  // The epoch's figures: its loss, validation or training accuracy, norms.
+  EpochStats stats(int epoch, double loss_sum, const std::vector<double>& norms, double seconds) const {
+    EpochStats st;
+    st.epoch = epoch;
+    st.epochs = c_.epochs;
+    st.samples = data_.n;
+    st.steps = steps_per_epoch_;
+    st.loss = loss_sum / static_cast<double>(data_.n);
+    st.seconds = seconds;
+    const int64_t batch = std::max<int64_t>(c_.batch, 256);
+    if (val_) {
+      const EpochStats e = evaluate(model_, *val_, params_, batch);
+      st.val_loss = e.loss;
+      st.val_accuracy = e.accuracy;
+    } else if (model_.accuracy_output >= 0) {  // no validation set: accuracy on the training data
+      st.accuracy = evaluate(model_, data_, params_, batch, false).accuracy;
+    }
+    if (c_.grad_norms)
+      for (double n : norms) st.grad_norms.push_back(n / static_cast<double>(steps_per_epoch_));
+    return st;
+  }
+
   // "" when saved (or nothing to save), else why not.
-  auto save = [&]() -> std::string {
-    if (c.out.empty()) return "";
+  std::string save() {
+    if (c_.out.empty()) return "";
     try {
-      write_npz(c.out, params);
-      saved = c.out;
+      write_npz(c_.out, params_);
+      saved_ = c_.out;
       return "";
     } catch (const std::runtime_error& e) {  // NpzError, OutputError
       return e.what();
     }
-  };
-  auto fail = [&](TrainStatus status, std::string message) {
-    result.status = status;
-    result.message = std::move(message);
-    return result;
-  };
-  const int64_t steps_per_epoch = (data.n + c.batch - 1) / c.batch;
-  for (int epoch = 1; epoch <= c.epochs; ++epoch) {
-    result.epoch = epoch;
-    const auto t0 = Clock::now();
-    std::mt19937_64 rng(c.seed * 1000003 + static_cast<uint64_t>(epoch));
-    std::shuffle(order.begin(), order.end(), rng);
-    double loss_sum = 0;
-    std::vector<double> norms(np, 0);
-    int64_t done = 0;
-    const std::string where = " (epoch " + std::to_string(epoch) + ")";
-    for (int64_t b = 0; b < steps_per_epoch; ++b) {
-      const int64_t first = b * c.batch, count = std::min(c.batch, data.n - first);
-      in.fill(data.inputs, model.input_sizes, order.data() + first, count);
-      lab.fill(data.labels, model.label_sizes, order.data() + first, count);
-      const int64_t step = ++result.steps;
-      double loss_slot = 0;
-      if (fused) {
-        model.executor->sgd_step(in.pointers(), lab.pointers(), par, &loss_slot, c.lr, count);
-      } else {
-        model.executor->grad(in.pointers(), lab.pointers(), cpar, &loss_slot, gp, count);
-        for (size_t i = 0; i < np; ++i) {
-          if (!finite(gp[i], model.param_sizes[i], t))
-            return fail(TrainStatus::NonFinite, "step " + std::to_string(step) + where + ": the gradient of '" +
-                                                    model.param_names[i] +
-                                                    "' is not finite; stopped. Last saved parameters: " + saved);
-          if (c.grad_norms)
-            norms[i] += t == DType::F32 ? norm(static_cast<const float*>(gp[i]), model.param_sizes[i])
-                                        : norm(static_cast<const double*>(gp[i]), model.param_sizes[i]);
-          if (t == DType::F32)
-            update(c.optimizer, c, step, static_cast<float*>(par[i]), static_cast<const float*>(gp[i]),
-                   reinterpret_cast<float*>(m[i].data()), reinterpret_cast<float*>(v[i].data()), model.param_sizes[i]);
-          else
-            update(c.optimizer, c, step, static_cast<double*>(par[i]), static_cast<const double*>(gp[i]),
-                   reinterpret_cast<double*>(m[i].data()), reinterpret_cast<double*>(v[i].data()),
-                   model.param_sizes[i]);
-        }
-      }
-      const double loss = value_at(reinterpret_cast<const char*>(&loss_slot), t, 0);
-      if (!std::isfinite(loss)) {
-        std::string culprit;
-        for (size_t i = 0; i < np && culprit.empty(); ++i)
-          if (!finite(par[i], model.param_sizes[i], t))
-            culprit = " ('" + model.param_names[i] + "' is not finite: the update of the step before overflowed)";
-        char value[32];
-        std::snprintf(value, sizeof value, "%g", loss);
-        return fail(TrainStatus::NonFinite, "step " + std::to_string(step) + where + ": the loss is " + value +
-                                                culprit + "; stopped. Last saved parameters: " + saved);
-      }
-      loss_sum += loss * static_cast<double>(count);
-      done += count;
-      if (callbacks.on_step)
-        callbacks.on_step({epoch, c.epochs, step, done, data.n, loss_sum / static_cast<double>(done), seconds_since(t0)});
-      if (callbacks.should_stop && callbacks.should_stop()) {
-        result.status = TrainStatus::Stopped;
-        result.save_error = save();
-        return result;
-      }
-    }
-    if (fused) {  // the fused kernel's gradients are not kept: check what they made
-      for (size_t i = 0; i < np; ++i)
-        if (!finite(par[i], model.param_sizes[i], t))
-          return fail(TrainStatus::NonFinite, "epoch " + std::to_string(epoch) + ": '" + model.param_names[i] +
-                                                  "' is not finite (a non-finite gradient); stopped. Last saved "
-                                                  "parameters: " + saved);
-    }
-    EpochStats st;
-    st.epoch = epoch;
-    st.epochs = c.epochs;
-    st.samples = data.n;
-    st.steps = steps_per_epoch;
-    st.loss = loss_sum / static_cast<double>(data.n);
-    st.seconds = seconds_since(t0);
-    if (val) {
-      const EpochStats e = evaluate(model, *val, params, std::max<int64_t>(c.batch, 256));
-      st.val_loss = e.loss;
-      st.val_accuracy = e.accuracy;
-    } else if (model.accuracy_output >= 0) {  // no validation set: accuracy on the training data
-      st.accuracy = evaluate(model, data, params, std::max<int64_t>(c.batch, 256), false).accuracy;
-    }
-    if (c.grad_norms)
-      for (double n : norms) st.grad_norms.push_back(n / static_cast<double>(steps_per_epoch));
-    const bool go_on = !callbacks.on_epoch || callbacks.on_epoch(st);
-    if (std::string error = save(); !error.empty()) return fail(TrainStatus::SaveFailed, error);
-    if (!go_on && epoch < c.epochs) {
-      result.status = TrainStatus::Stopped;
-      return result;
-    }
   }
-  return result;
+
+  bool fail(TrainStatus status, std::string message) {
+    result_.status = status;
+    result_.message = std::move(message);
+    return false;
+  }
+
+  const TrainModel& model_;
+  const TrainConfig& c_;
+  const TrainData& data_;
+  const TrainData* val_;
+  ArrayMap& params_;
+  const TrainCallbacks& callbacks_;
+  const DType t_;
+  const size_t np_;
+  const bool fused_;
+  const int64_t steps_per_epoch_;
+  std::vector<void*> par_, gp_;
+  std::vector<const void*> cpar_;
+  std::vector<std::vector<char>> grads_, m_, v_;  // gradients, optimizer state
+  std::vector<int64_t> order_;
+  Gather in_, lab_;
+  TrainResult result_;
+  std::string saved_ = "(none yet)";
+};
+
+}  // namespace
+
+TrainResult train(const TrainModel& model, const TrainConfig& c, const TrainData& data, const TrainData* val,
+                  ArrayMap& params, const TrainCallbacks& callbacks) {
+  return Trainer(model, c, data, val, params, callbacks).run();
 }
 
 }  // namespace nabla::runtime
