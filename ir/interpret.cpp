@@ -64,7 +64,132 @@ AxisView axis_view(const Shape& s, int64_t axis) {
   return v;
 }
 
-Tensor eval_node(const Node* n, const std::vector<const Tensor*>& in) {
+using Inputs = std::vector<const Tensor*>;
+
+void eval_where(const Shape& shape, const Inputs& in, std::vector<double>& o) {
+  for_each_broadcast<3>(shape, {&in[0]->shape, &in[1]->shape, &in[2]->shape}, [&](int64_t i, const auto& off) {
+    o[static_cast<size_t>(i)] = scalar_op(Op::Where, in[0]->data[static_cast<size_t>(off[0])],
+                                          in[1]->data[static_cast<size_t>(off[1])],
+                                          in[2]->data[static_cast<size_t>(off[2])]);
+  });
+}
+
+void eval_matmul(const Inputs& in, std::vector<double>& o) {
+  const Shape& a = in[0]->shape;
+  const Shape& b = in[1]->shape;
+  const int64_t m = a.rank() == 2 ? a[0] : 1, k = a[a.rank() - 1];
+  const int64_t p = b.rank() == 2 ? b[1] : 1;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < p; ++j) {
+      double acc = 0;
+      for (int64_t t = 0; t < k; ++t)
+        acc += in[0]->data[static_cast<size_t>(i * k + t)] * in[1]->data[static_cast<size_t>(t * p + j)];
+      o[static_cast<size_t>(i * p + j)] = acc;
+    }
+}
+
+void eval_outer(const Inputs& in, std::vector<double>& o) {
+  const size_t m = in[0]->data.size(), p = in[1]->data.size();
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < p; ++j) o[i * p + j] = in[0]->data[i] * in[1]->data[j];
+}
+
+// out[j_r-1..j_0] = in[j_0..j_r-1]: walk the input, scatter reversed.
+void eval_transpose(const Shape& shape, const Inputs& in, std::vector<double>& o) {
+  const Shape& s = in[0]->shape;
+  const int r = s.rank();
+  std::vector<int64_t> out_strides(static_cast<size_t>(r), 1);
+  for (int d = r - 2; d >= 0; --d) out_strides[static_cast<size_t>(d)] = out_strides[static_cast<size_t>(d + 1)] * shape[d + 1];
+  std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+  for (size_t i = 0; i < in[0]->data.size(); ++i) {
+    int64_t off = 0;
+    for (int d = 0; d < r; ++d) off += idx[static_cast<size_t>(d)] * out_strides[static_cast<size_t>(r - 1 - d)];
+    o[static_cast<size_t>(off)] = in[0]->data[i];
+    for (int d = r - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < s[d]) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+}
+
+// One reduction (sum, mean, max, min, logsumexp) of `n` values.
+template <typename At>
+double reduce(Op op, int64_t n, const At& at) {
+  double r = 0;
+  if (op == Op::Sum || op == Op::Mean) {
+    for (int64_t j = 0; j < n; ++j) r += at(j);
+    return op == Op::Mean ? r / static_cast<double>(n) : r;
+  }
+  if (op == Op::MaxReduce || op == Op::MinReduce) {
+    r = at(0);
+    for (int64_t j = 1; j < n; ++j) r = op == Op::MaxReduce ? scalar::max2(r, at(j)) : scalar::min2(r, at(j));
+    return r;
+  }
+  double m = -std::numeric_limits<double>::infinity();  // logsumexp
+  for (int64_t j = 0; j < n; ++j) m = scalar::max2(m, at(j));
+  if (std::isinf(m)) return m;
+  for (int64_t j = 0; j < n; ++j) r += std::exp(at(j) - m);
+  return m + std::log(r);
+}
+
+void eval_reduction(Op op, int64_t attr, const Inputs& in, std::vector<double>& o) {
+  const AxisView v = axis_view(in[0]->shape, attr);
+  for (int64_t a = 0; a < v.outer; ++a)
+    for (int64_t c = 0; c < v.inner; ++c)
+      o[static_cast<size_t>(a * v.inner + c)] = reduce(
+          op, v.n, [&](int64_t j) { return in[0]->data[static_cast<size_t>((a * v.n + j) * v.inner + c)]; });
+}
+
+// softmax, log_softmax (the last axis by default) and the argmax/argmin masks.
+void eval_along_axis(Op op, const Shape& shape, int64_t attr, const Inputs& in, std::vector<double>& o) {
+  const bool mask = op == Op::ArgmaxMask || op == Op::ArgminMask;
+  const AxisView v = axis_view(in[0]->shape, attr == kAllAxes && !mask && shape.rank() > 0 ? shape.rank() - 1 : attr);
+  const auto& x = in[0]->data;
+  for (int64_t a = 0; a < v.outer; ++a)
+    for (int64_t c = 0; c < v.inner; ++c) {
+      auto idx = [&](int64_t j) { return static_cast<size_t>((a * v.n + j) * v.inner + c); };
+      if (mask) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < v.n; ++j)
+          if (op == Op::ArgmaxMask ? x[idx(j)] > x[idx(best)] : x[idx(j)] < x[idx(best)]) best = j;
+        o[idx(best)] = 1;
+        continue;
+      }
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < v.n; ++j) m = scalar::max2(m, x[idx(j)]);
+      double s = 0;
+      for (int64_t j = 0; j < v.n; ++j) s += std::exp(x[idx(j)] - m);
+      for (int64_t j = 0; j < v.n; ++j)
+        o[idx(j)] = op == Op::Softmax ? std::exp(x[idx(j)] - m) / s : x[idx(j)] - m - std::log(s);
+    }
+}
+
+void eval_maxout(Op op, int64_t k, const Inputs& in, std::vector<double>& o) {
+  const size_t groups = in[0]->data.size() / static_cast<size_t>(k);
+  for (size_t g = 0; g < groups; ++g) {
+    size_t best = g * static_cast<size_t>(k);
+    for (size_t j = best + 1; j < (g + 1) * static_cast<size_t>(k); ++j)
+      if (in[0]->data[j] > in[0]->data[best]) best = j;
+    if (op == Op::Maxout) o[g] = in[0]->data[best];
+    else o[best] = 1;
+  }
+}
+
+void eval_broadcast(const Shape& shape, int64_t attr, const Inputs& in, std::vector<double>& o) {
+  if (attr == kAllAxes) {
+    for_each_broadcast<1>(shape, {&in[0]->shape}, [&](int64_t i, const auto& off) {
+      o[static_cast<size_t>(i)] = in[0]->data[static_cast<size_t>(off[0])];
+    });
+    return;
+  }
+  const AxisView v = axis_view(shape, attr);
+  for (int64_t a = 0; a < v.outer; ++a)
+    for (int64_t j = 0; j < v.n; ++j)
+      for (int64_t c = 0; c < v.inner; ++c)
+        o[static_cast<size_t>((a * v.n + j) * v.inner + c)] = in[0]->data[static_cast<size_t>(a * v.inner + c)];
+}
+
+Tensor eval_node(const Node* n, const Inputs& in) {
   const Shape& shape = n->shape();
   Tensor out = Tensor::zeros(shape);
   auto& o = out.data;
@@ -82,145 +207,24 @@ Tensor eval_node(const Node* n, const std::vector<const Tensor*>& in) {
   }
   const int64_t attr = n->attr();
   switch (op) {
-    case Op::Where:
-      for_each_broadcast<3>(shape, {&in[0]->shape, &in[1]->shape, &in[2]->shape},
-                            [&](int64_t i, const auto& off) {
-                              o[static_cast<size_t>(i)] =
-                                  scalar_op(op, in[0]->data[static_cast<size_t>(off[0])],
-                                            in[1]->data[static_cast<size_t>(off[1])],
-                                            in[2]->data[static_cast<size_t>(off[2])]);
-                            });
+    case Op::Where: eval_where(shape, in, o); return out;
+    case Op::MatMul: eval_matmul(in, o); return out;
+    case Op::Outer: eval_outer(in, o); return out;
+    case Op::Transpose: eval_transpose(shape, in, o); return out;
+    case Op::Sum: case Op::Mean: case Op::MaxReduce: case Op::MinReduce: case Op::LogSumExp:
+      eval_reduction(op, attr, in, o);
       return out;
-    case Op::MatMul: {
-      const Shape& a = in[0]->shape;
-      const Shape& b = in[1]->shape;
-      const int64_t m = a.rank() == 2 ? a[0] : 1, k = a[a.rank() - 1];
-      const int64_t p = b.rank() == 2 ? b[1] : 1;
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < p; ++j) {
-          double acc = 0;
-          for (int64_t t = 0; t < k; ++t)
-            acc += in[0]->data[static_cast<size_t>(i * k + t)] * in[1]->data[static_cast<size_t>(t * p + j)];
-          o[static_cast<size_t>(i * p + j)] = acc;
-        }
+    case Op::Softmax: case Op::LogSoftmax: case Op::ArgmaxMask: case Op::ArgminMask:
+      eval_along_axis(op, shape, attr, in, o);
       return out;
-    }
-    case Op::Outer: {
-      const size_t m = in[0]->data.size(), p = in[1]->data.size();
-      for (size_t i = 0; i < m; ++i)
-        for (size_t j = 0; j < p; ++j) o[i * p + j] = in[0]->data[i] * in[1]->data[j];
-      return out;
-    }
-    case Op::Transpose: {
-      const Shape& s = in[0]->shape;
-      // out[j_r-1..j_0] = in[j_0..j_r-1]: walk the input, scatter reversed.
-      const int r = s.rank();
-      std::vector<int64_t> out_strides(static_cast<size_t>(r), 1);
-      for (int d = r - 2; d >= 0; --d) out_strides[static_cast<size_t>(d)] = out_strides[static_cast<size_t>(d + 1)] * shape[d + 1];
-      std::vector<int64_t> idx(static_cast<size_t>(r), 0);
-      for (size_t i = 0; i < in[0]->data.size(); ++i) {
-        int64_t off = 0;
-        for (int d = 0; d < r; ++d) off += idx[static_cast<size_t>(d)] * out_strides[static_cast<size_t>(r - 1 - d)];
-        o[static_cast<size_t>(off)] = in[0]->data[i];
-        for (int d = r - 1; d >= 0; --d) {
-          if (++idx[static_cast<size_t>(d)] < s[d]) break;
-          idx[static_cast<size_t>(d)] = 0;
-        }
-      }
-      return out;
-    }
-    case Op::Sum:
-    case Op::Mean:
-    case Op::MaxReduce:
-    case Op::MinReduce:
-    case Op::LogSumExp: {
-      const AxisView v = axis_view(in[0]->shape, attr);
-      for (int64_t a = 0; a < v.outer; ++a)
-        for (int64_t c = 0; c < v.inner; ++c) {
-          auto at = [&](int64_t j) { return in[0]->data[static_cast<size_t>((a * v.n + j) * v.inner + c)]; };
-          double r = 0;
-          if (op == Op::Sum || op == Op::Mean) {
-            for (int64_t j = 0; j < v.n; ++j) r += at(j);
-            if (op == Op::Mean) r /= static_cast<double>(v.n);
-          } else if (op == Op::MaxReduce || op == Op::MinReduce) {
-            r = at(0);
-            for (int64_t j = 1; j < v.n; ++j)
-              r = op == Op::MaxReduce ? scalar::max2(r, at(j)) : scalar::min2(r, at(j));
-          } else {
-            double m = -std::numeric_limits<double>::infinity();
-            for (int64_t j = 0; j < v.n; ++j) m = scalar::max2(m, at(j));
-            if (std::isinf(m)) {
-              r = m;
-            } else {
-              for (int64_t j = 0; j < v.n; ++j) r += std::exp(at(j) - m);
-              r = m + std::log(r);
-            }
-          }
-          o[static_cast<size_t>(a * v.inner + c)] = r;
-        }
-      return out;
-    }
-    case Op::Softmax:
-    case Op::LogSoftmax:
-    case Op::ArgmaxMask:
-    case Op::ArgminMask: {
-      const AxisView v = axis_view(in[0]->shape, attr == kAllAxes && op != Op::ArgmaxMask &&
-                                                         op != Op::ArgminMask && shape.rank() > 0
-                                                     ? shape.rank() - 1
-                                                     : attr);
-      for (int64_t a = 0; a < v.outer; ++a)
-        for (int64_t c = 0; c < v.inner; ++c) {
-          auto idx = [&](int64_t j) { return static_cast<size_t>((a * v.n + j) * v.inner + c); };
-          const auto& x = in[0]->data;
-          if (op == Op::ArgmaxMask || op == Op::ArgminMask) {
-            int64_t best = 0;
-            for (int64_t j = 1; j < v.n; ++j)
-              if (op == Op::ArgmaxMask ? x[idx(j)] > x[idx(best)] : x[idx(j)] < x[idx(best)]) best = j;
-            o[idx(best)] = 1;
-            continue;
-          }
-          double m = -std::numeric_limits<double>::infinity();
-          for (int64_t j = 0; j < v.n; ++j) m = scalar::max2(m, x[idx(j)]);
-          double s = 0;
-          for (int64_t j = 0; j < v.n; ++j) s += std::exp(x[idx(j)] - m);
-          for (int64_t j = 0; j < v.n; ++j)
-            o[idx(j)] = op == Op::Softmax ? std::exp(x[idx(j)] - m) / s : x[idx(j)] - m - std::log(s);
-        }
-      return out;
-    }
-    case Op::Maxout:
-    case Op::MaxoutMask: {
-      const int64_t k = attr;
-      const size_t groups = in[0]->data.size() / static_cast<size_t>(k);
-      for (size_t g = 0; g < groups; ++g) {
-        size_t best = g * static_cast<size_t>(k);
-        for (size_t j = best + 1; j < (g + 1) * static_cast<size_t>(k); ++j)
-          if (in[0]->data[j] > in[0]->data[best]) best = j;
-        if (op == Op::Maxout) o[g] = in[0]->data[best];
-        else o[best] = 1;
-      }
-      return out;
-    }
+    case Op::Maxout: case Op::MaxoutMask: eval_maxout(op, attr, in, o); return out;
     case Op::GroupSum:
       for (size_t i = 0; i < in[0]->data.size(); ++i) o[i / static_cast<size_t>(attr)] += in[0]->data[i];
       return out;
     case Op::Repeat:
       for (size_t i = 0; i < o.size(); ++i) o[i] = in[0]->data[i / static_cast<size_t>(attr)];
       return out;
-    case Op::Broadcast: {
-      if (attr == kAllAxes) {
-        for_each_broadcast<1>(shape, {&in[0]->shape}, [&](int64_t i, const auto& off) {
-          o[static_cast<size_t>(i)] = in[0]->data[static_cast<size_t>(off[0])];
-        });
-        return out;
-      }
-      const AxisView v = axis_view(shape, attr);
-      for (int64_t a = 0; a < v.outer; ++a)
-        for (int64_t j = 0; j < v.n; ++j)
-          for (int64_t c = 0; c < v.inner; ++c)
-            o[static_cast<size_t>((a * v.n + j) * v.inner + c)] = in[0]->data[static_cast<size_t>(a * v.inner + c)];
-      return out;
-    }
+    case Op::Broadcast: eval_broadcast(shape, attr, in, o); return out;
     case Op::SumTo:
       for_each_broadcast<1>(in[0]->shape, {&shape}, [&](int64_t i, const auto& off) {
         o[static_cast<size_t>(off[0])] += in[0]->data[static_cast<size_t>(i)];
