@@ -95,6 +95,11 @@ std::optional<Terms> flatten_terms(N n, const RuleEnv& env) {
     } else if (is(m, Op::Neg) && (is(m->operand(0), Op::Add) || is(m->operand(0), Op::Sub) ||
                                   is(m->operand(0), Op::Neg))) {
       stack.push_back({m->operand(0), -sign});
+    } else if (is(m, Op::Neg) && keep_whole(m->operand(0), n, env)) {
+      // -T for a T kept whole is the term T, as T alone is: were T split
+      // here (0.1 * s -> s) but kept whole elsewhere, the two forms of one
+      // sum would rebuild into each other forever.
+      accumulate(t.terms, m->operand(0), -sign);
     } else {
       auto [coef, rest] = split_coefficient(m);
       if (!rest) {
