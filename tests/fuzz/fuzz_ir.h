@@ -18,6 +18,8 @@
 // outside the domain and not compared.
 #pragma once
 
+#include <limits>
+
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -108,9 +110,11 @@ ir::VarValues values_of(const Point& p);
 Point random_point(std::span<const ir::Node* const> vars, std::mt19937& rng, double lo = -2, double hi = 2);
 
 struct DomainOptions {
-  // f32: intermediates beyond this magnitude (overflow) or nonzero below
-  // `tiny` (underflow) leave the domain; f64 uses the full range.
-  double huge = 1e300, tiny = 0;
+  // Intermediates beyond `huge` (overflow) or nonzero below `tiny` leave the
+  // domain. f64: the normal range (a subnormal keeps a few significant bits:
+  // log(softmax(v)) of entries near -733 has a slope off by half); f32 kernels
+  // set a narrower one.
+  double huge = 1e300, tiny = std::numeric_limits<double>::min();
   double tie = 1e-7, tie_floor = 1e-9;  // gap under which two compared values tie: relative, absolute
   bool check_finite = true;  // false: ties only (for a second form of a function)
 };
