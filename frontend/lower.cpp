@@ -47,10 +47,7 @@ private:
         }
         break;
       case K::Unary: return ctx_.neg(arg(e, 0));
-      case K::Transpose: {
-        const Node* a = arg(e, 0);
-        return a->shape().rank() < 2 ? a : ctx_.make(Op::Transpose, {a});
-      }
+      case K::Transpose: return transpose(arg(e, 0));
       case K::Binary:
       case K::Compare: return binary(e.op, arg(e, 0), arg(e, 1));
       case K::Call: return call(e);
@@ -81,6 +78,8 @@ private:
     return nullptr;
   }
 
+  // A builtin call: the known functions are IR ops; losses and norms lower to
+  // their definitions.
   const Node* call(const TExpr& e) {
     auto u = [&](Op op) { return ctx_.unary(op, arg(e, 0)); };
     auto b = [&](Op op) { return ctx_.binary(op, arg(e, 0), arg(e, 1)); };
@@ -98,16 +97,9 @@ private:
       case Builtin::Gelu: return u(Op::Gelu);
       case Builtin::GeluTanh: return u(Op::GeluTanh);
       case Builtin::GeluSigmoid: return u(Op::GeluSigmoid);
-      case Builtin::Maxout: {
-        const Node* z = arg(e, 0);
-        return e.group == 1 ? z : ctx_.make(Op::Maxout, {z}, e.group);
-      }
-      case Builtin::Softmax:
-      case Builtin::LogSoftmax: {
-        const Node* z = arg(e, 0);
-        const Op op = e.fn == Builtin::Softmax ? Op::Softmax : Op::LogSoftmax;
-        return ctx_.make(op, {z}, z->shape().is_scalar() ? ir::kAllAxes : axis_attr(e));
-      }
+      case Builtin::Maxout: return maxout(e);
+      case Builtin::Softmax: return softmax(e, Op::Softmax);
+      case Builtin::LogSoftmax: return softmax(e, Op::LogSoftmax);
       case Builtin::Exp: return u(Op::Exp);
       case Builtin::Log: return u(Op::Log);
       case Builtin::Sqrt: return u(Op::Sqrt);
@@ -118,66 +110,91 @@ private:
       case Builtin::Erf: return u(Op::Erf);
       case Builtin::Where: return ctx_.make(Op::Where, {arg(e, 0), arg(e, 1), arg(e, 2)});
       case Builtin::Pow: return b(Op::Pow);
-      case Builtin::Max:
-        return e.args.size() == 2 ? b(Op::Max) : reduce(Op::MaxReduce, arg(e, 0), axis_attr(e));
-      case Builtin::Min:
-        return e.args.size() == 2 ? b(Op::Min) : reduce(Op::MinReduce, arg(e, 0), axis_attr(e));
+      case Builtin::Max: return e.args.size() == 2 ? b(Op::Max) : reduce(Op::MaxReduce, arg(e, 0), axis_attr(e));
+      case Builtin::Min: return e.args.size() == 2 ? b(Op::Min) : reduce(Op::MinReduce, arg(e, 0), axis_attr(e));
       case Builtin::Sum: return reduce(Op::Sum, arg(e, 0), axis_attr(e));
       case Builtin::Mean: return reduce(Op::Mean, arg(e, 0), axis_attr(e));
       case Builtin::Logsumexp: return reduce(Op::LogSumExp, arg(e, 0), axis_attr(e));
-      case Builtin::Dot: {
-        const Node* x = arg(e, 0);
-        const Node* y = arg(e, 1);
-        return x->shape().is_scalar() ? ctx_.mul(x, y) : ctx_.make(Op::MatMul, {x, y});
-      }
-      case Builtin::Outer: {
-        const Node* x = arg(e, 0);
-        const Node* y = arg(e, 1);
-        if (x->shape().is_scalar() || y->shape().is_scalar()) return ctx_.mul(x, y);
-        return ctx_.make(Op::Outer, {x, y});
-      }
-      case Builtin::Transpose: {
-        const Node* a = arg(e, 0);
-        return a->shape().rank() < 2 ? a : ctx_.make(Op::Transpose, {a});
-      }
+      case Builtin::Dot: return dot(e);
+      case Builtin::Outer: return outer(e);
+      case Builtin::Transpose: return transpose(arg(e, 0));
       // nabla's extensions (the helpers derivatives print with).
-      case Builtin::Broadcast: {
-        const Node* x = arg(e, 0);
-        if (!e.axis) return ctx_.broadcast_to(x, e.target);
-        return ctx_.make(Op::Broadcast, {x}, *e.axis, e.target);
-      }
+      case Builtin::Broadcast: return broadcast(e);
       case Builtin::SumTo: return ctx_.sum_to(arg(e, 0), e.target);
       case Builtin::ArgmaxMask: return ctx_.make(Op::ArgmaxMask, {arg(e, 0)}, axis_attr(e));
       case Builtin::ArgminMask: return ctx_.make(Op::ArgminMask, {arg(e, 0)}, axis_attr(e));
       case Builtin::MaxoutMask: return ctx_.make(Op::MaxoutMask, {arg(e, 0)}, e.group);
       case Builtin::Repeat: return ctx_.make(Op::Repeat, {arg(e, 0)}, e.group);
       case Builtin::GroupSum: return ctx_.make(Op::GroupSum, {arg(e, 0)}, e.group);
-      // Losses and norms: their definitions (spec/nn-language.md).
-      case Builtin::CrossEntropy: {  // -sum(y * log(p))
-        const Node* y = arg(e, 0);
-        const Node* p = arg(e, 1);
-        return ctx_.neg(reduce(Op::Sum, ctx_.mul(y, ctx_.unary(Op::Log, p)), ir::kAllAxes));
-      }
-      case Builtin::BinaryCrossEntropy: {  // -sum(y log(p) + (1 - y) log(1 - p))
-        const Node* y = arg(e, 0);
-        const Node* p = arg(e, 1);
-        const Node* one = ctx_.constant(1);
-        const Node* t = ctx_.add(ctx_.mul(y, ctx_.unary(Op::Log, p)),
-                                 ctx_.mul(ctx_.sub(one, y), ctx_.unary(Op::Log, ctx_.sub(one, p))));
-        return ctx_.neg(reduce(Op::Sum, t, ir::kAllAxes));
-      }
-      case Builtin::Mse: {  // mean((y - yhat)^2)
-        const Node* d = ctx_.sub(arg(e, 0), arg(e, 1));
-        return reduce(Op::Mean, ctx_.pow(d, ctx_.constant(2)), ir::kAllAxes);
-      }
-      case Builtin::Frobenius2:  // sum(W^2)
-        return reduce(Op::Sum, ctx_.pow(arg(e, 0), ctx_.constant(2)), ir::kAllAxes);
-      case Builtin::Norm2:  // sqrt(sum(v^2))
-        return ctx_.unary(Op::Sqrt, reduce(Op::Sum, ctx_.pow(arg(e, 0), ctx_.constant(2)), ir::kAllAxes));
+      // Losses and norms: their definitions (docs/language.md).
+      case Builtin::CrossEntropy: return cross_entropy(e);
+      case Builtin::BinaryCrossEntropy: return binary_cross_entropy(e);
+      case Builtin::Mse: return mse(e);
+      case Builtin::Frobenius2: return sum_of_squares(arg(e, 0));                     // sum(W^2)
+      case Builtin::Norm2: return ctx_.unary(Op::Sqrt, sum_of_squares(arg(e, 0)));  // sqrt(sum(v^2))
     }
     NABLA_ASSERT(false, "builtin not lowered");
     return nullptr;
   }
+
+  // 0-D and 1-D tensors are their own transpose.
+  const Node* transpose(const Node* a) { return a->shape().rank() < 2 ? a : ctx_.make(Op::Transpose, {a}); }
+
+  // Groups of one: z itself.
+  const Node* maxout(const TExpr& e) {
+    const Node* z = arg(e, 0);
+    return e.group == 1 ? z : ctx_.make(Op::Maxout, {z}, e.group);
+  }
+
+  // softmax and log_softmax; a scalar's only axis is all of it.
+  const Node* softmax(const TExpr& e, Op op) {
+    const Node* z = arg(e, 0);
+    return ctx_.make(op, {z}, z->shape().is_scalar() ? ir::kAllAxes : axis_attr(e));
+  }
+
+  // Of scalars, dot and outer are products.
+  const Node* dot(const TExpr& e) {
+    const Node* x = arg(e, 0);
+    const Node* y = arg(e, 1);
+    return x->shape().is_scalar() ? ctx_.mul(x, y) : ctx_.make(Op::MatMul, {x, y});
+  }
+
+  const Node* outer(const TExpr& e) {
+    const Node* x = arg(e, 0);
+    const Node* y = arg(e, 1);
+    if (x->shape().is_scalar() || y->shape().is_scalar()) return ctx_.mul(x, y);
+    return ctx_.make(Op::Outer, {x, y});
+  }
+
+  // broadcast(x, shape) as NumPy aligns shapes; broadcast(x, shape, axis=K)
+  // along a new axis K.
+  const Node* broadcast(const TExpr& e) {
+    const Node* x = arg(e, 0);
+    if (!e.axis) return ctx_.broadcast_to(x, e.target);
+    return ctx_.make(Op::Broadcast, {x}, *e.axis, e.target);
+  }
+
+  const Node* cross_entropy(const TExpr& e) {  // -sum(y * log(p))
+    const Node* y = arg(e, 0);
+    const Node* p = arg(e, 1);
+    return ctx_.neg(reduce(Op::Sum, ctx_.mul(y, ctx_.unary(Op::Log, p)), ir::kAllAxes));
+  }
+
+  const Node* binary_cross_entropy(const TExpr& e) {  // -sum(y log(p) + (1 - y) log(1 - p))
+    const Node* y = arg(e, 0);
+    const Node* p = arg(e, 1);
+    const Node* one = ctx_.constant(1);
+    const Node* t = ctx_.add(ctx_.mul(y, ctx_.unary(Op::Log, p)),
+                             ctx_.mul(ctx_.sub(one, y), ctx_.unary(Op::Log, ctx_.sub(one, p))));
+    return ctx_.neg(reduce(Op::Sum, t, ir::kAllAxes));
+  }
+
+  const Node* mse(const TExpr& e) {  // mean((y - yhat)^2)
+    const Node* d = ctx_.sub(arg(e, 0), arg(e, 1));
+    return reduce(Op::Mean, ctx_.pow(d, ctx_.constant(2)), ir::kAllAxes);
+  }
+
+  const Node* sum_of_squares(const Node* x) { return reduce(Op::Sum, ctx_.pow(x, ctx_.constant(2)), ir::kAllAxes); }
 
   ir::Context& ctx_;
   std::vector<const Node*> inputs_, labels_, params_, consts_;
