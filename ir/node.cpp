@@ -92,70 +92,53 @@ const Node* Context::var(VarKind kind, int index, const std::string& name, const
 }
 
 Shape Context::infer_shape(Op op, const std::vector<const Node*>& ops, int64_t attr) const {
-  auto reduce = [&](const Shape& s) {
-    if (attr == kAllAxes) return Shape{};
-    NABLA_ASSERT(attr >= 0 && attr < s.rank(), "reduction axis out of range");
-    return remove_axis(s, static_cast<int>(attr));
+  // The rules are ir/shape.h's, which sema also applies (with messages for
+  // users); here a failure is an internal error.
+  auto verdict = [](const ShapeResult& r, const char* what) {
+    NABLA_ASSERT(r.shape.has_value(), std::string(what) + ": " + r.error);
+    return *r.shape;
   };
   switch (op_kind(op)) {
     case OpKind::Leaf: NABLA_ASSERT(false, "leaves are made by constant() and var()");
     case OpKind::Unary: return ops[0]->shape();
     case OpKind::Binary:
-    case OpKind::Compare: {
-      auto s = broadcast(ops[0]->shape(), ops[1]->shape());
-      NABLA_ASSERT(s.has_value(), "operands do not broadcast");
-      return *s;
-    }
+    case OpKind::Compare: return verdict(check_broadcast(ops[0]->shape(), ops[1]->shape()), op_name(op));
     case OpKind::Other: break;
   }
   switch (op) {
-    case Op::Where: {
-      auto s = broadcast(ops[0]->shape(), ops[1]->shape());
-      NABLA_ASSERT(s.has_value(), "where: operands do not broadcast");
-      s = broadcast(*s, ops[2]->shape());
-      NABLA_ASSERT(s.has_value(), "where: operands do not broadcast");
-      return *s;
-    }
-    case Op::MatMul: {
-      auto s = matmul_shape(ops[0]->shape(), ops[1]->shape());
-      NABLA_ASSERT(s.has_value(), "matmul: shapes do not fit");
-      return *s;
-    }
+    case Op::Where:
+      return verdict(check_broadcast(verdict(check_broadcast(ops[0]->shape(), ops[1]->shape()), "where"),
+                                     ops[2]->shape()),
+                     "where");
+    case Op::MatMul: return verdict(check_matmul(ops[0]->shape(), ops[1]->shape()), "matmul");
     case Op::Outer: {
-      std::vector<int64_t> d;
-      for (const Node* o : ops) {
-        NABLA_ASSERT(o->shape().rank() <= 1, "outer takes vectors");
-        if (o->shape().rank() == 1) d.push_back(o->shape()[0]);
-      }
-      return Shape(std::move(d));
+      auto s = outer_shape(ops[0]->shape(), ops[1]->shape());
+      NABLA_ASSERT(s.has_value(), "outer takes vectors");
+      return *s;
     }
     case Op::Transpose: return transposed(ops[0]->shape());
     case Op::Sum:
     case Op::Mean:
     case Op::MaxReduce:
     case Op::MinReduce:
-    case Op::LogSumExp: return reduce(ops[0]->shape());
+    case Op::LogSumExp:
+      NABLA_ASSERT(attr == kAllAxes || (attr >= 0 && attr < ops[0]->shape().rank()), "reduction axis out of range");
+      return reduce_shape(ops[0]->shape(), attr == kAllAxes ? std::nullopt : std::optional<int64_t>(attr));
     case Op::Softmax:
     case Op::LogSoftmax:
     case Op::ArgmaxMask:
-    case Op::ArgminMask:
-    case Op::MaxoutMask: return ops[0]->shape();
+    case Op::ArgminMask: return ops[0]->shape();
+    case Op::MaxoutMask:
+      NABLA_ASSERT(attr > 0, "maxout_mask: a group size of at least 1");
+      verdict(check_groups(ops[0]->shape(), attr), "maxout_mask");
+      return ops[0]->shape();
     case Op::Maxout:
     case Op::GroupSum:
-    case Op::Repeat: {
-      std::vector<int64_t> d = ops[0]->shape().dims();
-      if (d.empty()) {
-        NABLA_ASSERT(attr == 1, "a scalar is one group of size 1");
-        return {};
-      }
-      if (op == Op::Maxout || op == Op::GroupSum) {
-        NABLA_ASSERT(attr > 0 && d.back() % attr == 0, "maxout: group size does not divide");
-        d.back() /= attr;
-      } else {
-        d.back() *= attr;
-      }
-      return Shape(std::move(d));
-    }
+      NABLA_ASSERT(attr > 0, std::string(op_name(op)) + ": a group size of at least 1");
+      return verdict(check_groups(ops[0]->shape(), attr), op_name(op));
+    case Op::Repeat:
+      NABLA_ASSERT(attr > 0, "repeat: a count of at least 1");
+      return verdict(check_repeat(ops[0]->shape(), attr), "repeat");
     // Leaves, Unary, Binary and Compare ops were handled above by their kind;
     // broadcast and sum_to are given their shape.
     case Op::Constant: case Op::Var:
@@ -222,13 +205,13 @@ const Node* Context::make(Op op, std::vector<const Node*> operands, int64_t attr
 
 const Node* Context::broadcast_to(const Node* a, const Shape& shape) {
   if (a->shape() == shape) return a;
-  NABLA_ASSERT(broadcast(a->shape(), shape) == shape, "broadcast_to: shapes do not broadcast");
+  NABLA_ASSERT(broadcasts_to(a->shape(), shape), "broadcast_to: shapes do not broadcast");
   return make(Op::Broadcast, {a}, kAllAxes, shape);
 }
 
 const Node* Context::sum_to(const Node* a, const Shape& shape) {
   if (a->shape() == shape) return a;
-  NABLA_ASSERT(broadcast(shape, a->shape()) == a->shape(), "sum_to: not a broadcast shape");
+  NABLA_ASSERT(broadcasts_to(shape, a->shape()), "sum_to: not a broadcast shape");
   // Spelled as sums where the language has them: to a scalar, sum(x); when
   // only leading axes go, sum(x, axis=0) once per axis.
   if (shape.is_scalar()) return make(Op::Sum, {a});
