@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "cli/commands.h"
@@ -41,7 +42,61 @@ std::vector<codegen::ArgDoc> docs(const std::vector<const ir::Node*>& vars) {
 
 struct CompileArgs {
   std::string model, emit, out, prefix;
+  bool after_each_pass = false;  // --emit program: after each of build_program's passes
 };
+
+// `--emit header`: the C declarations of the kernels.
+std::string header_text(const CompileArgs& args, const LoadedModel& loaded, const codegen::KernelSpec& spec,
+                        ir::DType dt, bool forward, bool grad, const std::string& prefix) {
+  codegen::HeaderInfo info;
+  info.prefix = prefix;
+  info.model_name = loaded.model.name.empty() ? args.model : loaded.model.name;
+  info.dtype = dt == ir::DType::F32 ? "float" : "double";
+  info.inputs = docs(spec.inputs);
+  info.labels = docs(spec.labels);
+  info.params = docs(spec.params);
+  for (const auto& [name, node] : spec.outputs) info.outputs.push_back({name, node->shape().dims()});
+  info.forward = forward;
+  info.grad = grad;
+  return codegen::c_header(info);
+}
+
+// `--emit program --after-each-pass`: a header line per pass, then the
+// program after it.
+std::string passes_text(const std::string& kernel, const codegen::PassTrace& trace) {
+  std::string text;
+  for (const auto& [pass, program] : trace) text += kernel + " after " + pass + "\n" + program;
+  return text;
+}
+
+// `--emit program`, `llvm`, `asm` or `obj`: the kernel programs, or what LLVM
+// makes of them.
+std::string kernels_text(const CompileArgs& args, const codegen::KernelSpec& spec, ir::DType dt, bool forward,
+                         bool grad, const std::string& prefix, PassTimes& times) {
+  codegen::ProgramTraces traces;
+  const codegen::ProgramSet programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
+    return codegen::build_programs(spec, dt, forward, grad, grad, args.after_each_pass ? &traces : nullptr);
+  });
+  if (args.after_each_pass)
+    return passes_text("forward", traces.forward) + passes_text("grad", traces.grad) +
+           passes_text("sgd_step", traces.sgd);
+  std::string text;
+  if (args.emit == "program") {
+    if (programs.forward) text += "forward\n" + programs.forward->str();
+    if (programs.grad) text += "grad\n" + programs.grad->str();
+    if (programs.sgd) text += "sgd_step\n" + programs.sgd->str();
+    return text;
+  }
+  const auto what = args.emit == "llvm" ? codegen::Artifact::LLVM
+                  : args.emit == "asm"  ? codegen::Artifact::Asm
+                                        : codegen::Artifact::Object;
+  codegen::CompileTimes ct;
+  text = codegen::compile(what, prefix, programs, &ct);
+  times.add("LLVM IR emission", ct.emit);
+  times.add("LLVM optimize", ct.optimize);
+  if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
+  return text;
+}
 
 int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
@@ -52,6 +107,10 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   const bool binary = args.emit == "obj";
   if (args.out.empty() && binary) {
     print_error(std::cerr, "--emit " + args.emit + " needs -o FILE");
+    return kExitUsage;
+  }
+  if (args.after_each_pass && args.emit != "program") {
+    print_error(std::cerr, "--after-each-pass needs --emit program");
     return kExitUsage;
   }
   if (!args.out.empty() && args.out != "-") runtime::check_output(args.out, {args.model});
@@ -71,38 +130,8 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
     print_error(std::cerr, "--prefix '" + prefix + "' is not a C identifier");
     return kExitUsage;
   }
-  std::string text;
-  if (args.emit == "header") {
-    codegen::HeaderInfo info;
-    info.prefix = prefix;
-    info.model_name = loaded->model.name.empty() ? args.model : loaded->model.name;
-    info.dtype = dt == ir::DType::F32 ? "float" : "double";
-    info.inputs = docs(spec.inputs);
-    info.labels = docs(spec.labels);
-    info.params = docs(spec.params);
-    for (const auto& [name, node] : spec.outputs) info.outputs.push_back({name, node->shape().dims()});
-    info.forward = forward;
-    info.grad = grad;
-    text = codegen::c_header(info);
-  } else {
-    const codegen::ProgramSet programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
-      return codegen::build_programs(spec, dt, forward, grad, grad);
-    });
-    if (args.emit == "program") {
-      if (programs.forward) text += "forward\n" + programs.forward->str();
-      if (programs.grad) text += "grad\n" + programs.grad->str();
-      if (programs.sgd) text += "sgd_step\n" + programs.sgd->str();
-    } else {
-      const auto what = args.emit == "llvm" ? codegen::Artifact::LLVM
-                      : args.emit == "asm"  ? codegen::Artifact::Asm
-                                            : codegen::Artifact::Object;
-      codegen::CompileTimes ct;
-      text = codegen::compile(what, prefix, programs, &ct);
-      times.add("LLVM IR emission", ct.emit);
-      times.add("LLVM optimize", ct.optimize);
-      if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
-    }
-  }
+  const std::string text = args.emit == "header" ? header_text(args, *loaded, spec, dt, forward, grad, prefix)
+                                                 : kernels_text(args, spec, dt, forward, grad, prefix, times);
   if (global.time_passes) print_times(times, std::cerr);
   if (args.out.empty() || args.out == "-") {
     std::cout << text;
@@ -169,136 +198,175 @@ void json_line(const std::string& model, const char* kind, int threads, int64_t 
               t.reps, static_cast<double>(batch) / t.median);
 }
 
-int run_bench(const BenchArgs& args, const GlobalOptions& global) {
-  auto options = sema_options(global, std::cerr);
-  if (!options) return kExitUserError;
-  const runtime::DType dtype = dtype_of(global);
-  // Compilation: the front end, then kernels cold (no cache) and from the cache.
-  auto t0 = Clock::now();
-  auto loaded = load_model(args.model, *options, std::cerr);
-  if (!loaded) return kExitUserError;
-  ir::Context ctx;
-  const LoweredModel m = lower_model(loaded->model, ctx);
-  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
-  codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad);
-  const double front = seconds_since(t0);
+// Compilation times: the front end, then the kernels cold (no cache) and from
+// the cache.
+struct CompileTiming {
+  double front = 0, cold = 0, cached = NAN;  // seconds; cached: NAN with --no-cache
+  bool hit = false;
+  codegen::CompileTimes model, support;  // cold: the model's LLVM passes, the shared GEMM object's
+};
+
+// Compiles `spec`'s kernels cold, then from the cache when `use_cache` (the
+// first of those calls fills it if needed); nullopt after printing the error.
+std::optional<CompileTiming> time_compilation(const codegen::KernelSpec& spec, ir::DType dt, bool forward, bool grad,
+                                              bool use_cache) {
+  CompileTiming r;
   codegen::KernelOptions ko;
   ko.forward = forward;
   ko.grad = grad;
   ko.use_cache = false;
   std::string error;
-  const ir::DType dt = dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64;
-  t0 = Clock::now();
+  auto t0 = Clock::now();
   auto cold = codegen::compile_kernels(spec, dt, ko, &error);
-  const double cold_time = seconds_since(t0);
+  r.cold = seconds_since(t0);
   if (!cold) {
     print_error(std::cerr, "cannot load the compiled kernels: " + error);
-    return kExitUserError;
+    return std::nullopt;
   }
-  ko.use_cache = !global.no_cache;
-  double cached_time = NAN;
-  bool hit = false;
+  r.model = cold->times;
+  r.support = cold->support_times;
+  ko.use_cache = use_cache;
   if (ko.use_cache) {
     codegen::compile_kernels(spec, dt, ko, &error);  // fills the cache if needed
     t0 = Clock::now();
     auto cached = codegen::compile_kernels(spec, dt, ko, &error);
-    cached_time = seconds_since(t0);
-    hit = cached && cached->cache_hit;
+    r.cached = seconds_since(t0);
+    r.hit = cached && cached->cache_hit;
   }
+  return r;
+}
+
+void print_compile_timing(const BenchArgs& args, const GlobalOptions& global, int threads, const CompileTiming& c) {
+  const auto& st = c.support;
+  const double support = st.emit + st.optimize + st.codegen;  // the shared GEMM object
+  if (args.json)
+    std::printf("{\"impl\": \"nabla\", \"model\": \"%s\", \"kind\": \"compile\", \"dtype\": \"%s\", "
+                "\"front_end_ms\": %.4f, \"cold_ms\": %.4f, \"cold_model_ms\": %.4f, \"support_ms\": %.4f, "
+                "\"llvm_optimize_ms\": %.4f, \"llvm_codegen_ms\": %.4f, \"cached_ms\": %.4f, \"cache_hit\": %s}\n",
+                args.model.c_str(), global.dtype.c_str(), c.front * 1e3, c.cold * 1e3, (c.cold - support) * 1e3,
+                support * 1e3, c.model.optimize * 1e3,
+                c.model.codegen * 1e3, std::isnan(c.cached) ? -1.0 : c.cached * 1e3, c.hit ? "true" : "false");
+  if (!args.json) std::printf("%s: %s, %d thread%s\n", args.model.c_str(), global.dtype.c_str(), threads, threads == 1 ? "" : "s");
+  if (!args.json) std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (the model %s: LLVM "
+              "optimize %s, codegen %s; the shared GEMM object %s); from the cache %s%s\n",
+              us(c.front).c_str(), us(c.cold).c_str(), us(c.cold - support).c_str(), us(c.model.optimize).c_str(),
+              us(c.model.codegen).c_str(), us(support).c_str(), std::isnan(c.cached) ? "-" : us(c.cached).c_str(),
+              std::isnan(c.cached) ? "" : c.hit ? " (hit)" : " (MISS)");
+}
+
+// Inputs and labels of a batch of n (made in f64, then converted): inputs
+// uniform in [-1, 1], labels in [0, 1], or one-hot for a distribution.
+runtime::ArrayMap batch_data(const LoweredModel& m, const driver::ModelKernels& k, int64_t n, runtime::DType dtype,
+                             std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> unit(0, 1);
+  // Inputs, labels and outputs of the batch.
+  std::vector<const ir::Node*> batch_vars(m.inputs);
+  batch_vars.insert(batch_vars.end(), m.labels.begin(), m.labels.end());
+  for (const auto& o : k.spec.outputs) batch_vars.push_back(o.second);
+  driver::check_batch_memory("a batch", n, driver::elements_per_sample(batch_vars), 16);
+  runtime::ArrayMap data;
+  auto fill = [&](const ir::Node* v, bool label, bool distribution) {
+    std::vector<int64_t> shape = v->shape().dims();
+    shape.insert(shape.begin(), n);
+    runtime::Array a = runtime::Array::zeros(shape, runtime::DType::F64);
+    const int64_t per = v->shape().numel();
+    for (int64_t s = 0; s < n; ++s) {
+      if (distribution) {
+        a.f64[static_cast<size_t>(s * per + static_cast<int64_t>(unit(rng) * static_cast<double>(per)) % per)] = 1;
+        continue;
+      }
+      for (int64_t e = 0; e < per; ++e) a.f64[static_cast<size_t>(s * per + e)] = label ? unit(rng) : 2 * unit(rng) - 1;
+    }
+    data[v->name()] = a.as(dtype);
+  };
+  for (const ir::Node* v : m.inputs) fill(v, false, false);
+  for (size_t i = 0; i < m.labels.size(); ++i) fill(m.labels[i], true, m.label_distribution[i]);
+  return data;
+}
+
+// The data pointers of `vars` in `from`, for the kernels.
+std::vector<const void*> pointers(const std::vector<const ir::Node*>& vars, const runtime::ArrayMap& from,
+                                  runtime::DType dtype) {
+  std::vector<const void*> r;
+  for (const ir::Node* v : vars) {
+    const runtime::Array& a = from.at(v->name());
+    r.push_back(dtype == runtime::DType::F32 ? static_cast<const void*>(a.f32.data()) : a.f64.data());
+  }
+  return r;
+}
+
+// One batch's kernel times: forward, gradient, and a training step. Kernel
+// calls on prepared pointers (the .npz conversions are not timed).
+void time_kernels(const BenchArgs& args, const GlobalOptions& global, int threads, const LoweredModel& m,
+                  driver::ModelKernels& k, const runtime::ArrayMap& data, const runtime::ArrayMap& params,
+                  runtime::DType dtype, int64_t n) {
+  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
+  const auto in = pointers(m.inputs, data, dtype), lab = pointers(m.labels, data, dtype);
+  const auto par = pointers(m.params, params, dtype);
+  Timing fwd, grd, step;
+  if (forward) {
+    std::vector<std::vector<double>> out;
+    std::vector<void*> outs;
+    for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
+    for (auto& o : out) outs.push_back(o.data());
+    fwd = time_calls([&] { k.executor->forward(in, par, outs, n); }, args.min_time);
+    if (args.json) json_line(args.model, "forward", threads, n, fwd, global.dtype);
+    else std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
+                us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
+  }
+  if (!grad) return;
+  std::vector<std::vector<double>> gs;
+  std::vector<void*> gp;
+  double loss[1];
+  for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));
+  for (auto& v : gs) gp.push_back(v.data());
+  grd = time_calls([&] { k.executor->grad(in, lab, par, loss, gp, n); }, args.min_time);
+  if (args.json) json_line(args.model, "gradient", threads, n, grd, global.dtype);
+  else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
+              us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
+  // A training step: the loss, the gradient and p -= lr * g on every param
+  // (the fused SGD step kernel on one thread).
+  runtime::ArrayMap train = params;
+  std::vector<void*> tpm;
+  for (const void* p : pointers(m.params, train, dtype)) tpm.push_back(const_cast<void*>(p));
+  step = time_calls([&] { k.executor->sgd_step(in, lab, tpm, loss, 1e-6, n); }, args.min_time);
+  if (args.json) json_line(args.model, "train_step", threads, n, step, global.dtype);
+  else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (loss, gradient, SGD update)\n",
+              us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
+  if (forward && !args.json) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
+}
+
+int run_bench(const BenchArgs& args, const GlobalOptions& global) {
+  auto options = sema_options(global, std::cerr);
+  if (!options) return kExitUserError;
+  const runtime::DType dtype = dtype_of(global);
+  const auto t0 = Clock::now();
+  auto loaded = load_model(args.model, *options, std::cerr);
+  if (!loaded) return kExitUserError;
+  ir::Context ctx;
+  const LoweredModel m = lower_model(loaded->model, ctx);
+  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
+  const codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad);
+  const double front = seconds_since(t0);
+  const ir::DType dt = dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64;
+  std::optional<CompileTiming> compiled = time_compilation(spec, dt, forward, grad, !global.no_cache);
+  if (!compiled) return kExitUserError;
+  compiled->front = front;
   driver::CompileOptions co = compile_options(global, dtype);
   co.forward = forward;
   co.grad = grad;
   co.sgd = grad;
   co.use_cache = false;
   driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
-
   const int threads = thread_count(global);
-  const auto& st = cold->support_times;
-  const double support = st.emit + st.optimize + st.codegen;  // the shared GEMM object
-  if (args.json)
-    std::printf("{\"impl\": \"nabla\", \"model\": \"%s\", \"kind\": \"compile\", \"dtype\": \"%s\", "
-                "\"front_end_ms\": %.4f, \"cold_ms\": %.4f, \"cold_model_ms\": %.4f, \"support_ms\": %.4f, "
-                "\"llvm_optimize_ms\": %.4f, \"llvm_codegen_ms\": %.4f, \"cached_ms\": %.4f, \"cache_hit\": %s}\n",
-                args.model.c_str(), global.dtype.c_str(), front * 1e3, cold_time * 1e3, (cold_time - support) * 1e3,
-                support * 1e3, cold->times.optimize * 1e3,
-                cold->times.codegen * 1e3, std::isnan(cached_time) ? -1.0 : cached_time * 1e3, hit ? "true" : "false");
-  if (!args.json) std::printf("%s: %s, %d thread%s\n", args.model.c_str(), global.dtype.c_str(), threads, threads == 1 ? "" : "s");
-  if (!args.json) std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (the model %s: LLVM "
-              "optimize %s, codegen %s; the shared GEMM object %s); from the cache %s%s\n",
-              us(front).c_str(), us(cold_time).c_str(), us(cold_time - support).c_str(), us(cold->times.optimize).c_str(),
-              us(cold->times.codegen).c_str(), us(support).c_str(), std::isnan(cached_time) ? "-" : us(cached_time).c_str(),
-              std::isnan(cached_time) ? "" : hit ? " (hit)" : " (MISS)");
+  print_compile_timing(args, global, threads, *compiled);
 
   std::mt19937_64 rng(global.seed.value_or(1));
-  std::uniform_real_distribution<double> unit(0, 1);
-  runtime::ArrayMap params = driver::initial_params(loaded->model, global.seed.value_or(1), dtype);
+  const runtime::ArrayMap params = driver::initial_params(loaded->model, global.seed.value_or(1), dtype);
   for (int64_t n : args.batches) {
-    // Inputs, labels and outputs of the batch (made in f64, then converted).
-    std::vector<const ir::Node*> batch_vars(m.inputs);
-    batch_vars.insert(batch_vars.end(), m.labels.begin(), m.labels.end());
-    for (const auto& o : k.spec.outputs) batch_vars.push_back(o.second);
-    driver::check_batch_memory("a batch", n, driver::elements_per_sample(batch_vars), 16);
-    runtime::ArrayMap data;
-    auto fill = [&](const ir::Node* v, bool label, bool distribution) {
-      std::vector<int64_t> shape = v->shape().dims();
-      shape.insert(shape.begin(), n);
-      runtime::Array a = runtime::Array::zeros(shape, runtime::DType::F64);
-      const int64_t per = v->shape().numel();
-      for (int64_t s = 0; s < n; ++s) {
-        if (distribution) {
-          a.f64[static_cast<size_t>(s * per + static_cast<int64_t>(unit(rng) * static_cast<double>(per)) % per)] = 1;
-          continue;
-        }
-        for (int64_t e = 0; e < per; ++e) a.f64[static_cast<size_t>(s * per + e)] = label ? unit(rng) : 2 * unit(rng) - 1;
-      }
-      data[v->name()] = a.as(dtype);
-    };
-    for (const ir::Node* v : m.inputs) fill(v, false, false);
-    for (size_t i = 0; i < m.labels.size(); ++i) fill(m.labels[i], true, m.label_distribution[i]);
+    const runtime::ArrayMap data = batch_data(m, k, n, dtype, rng);
     if (!args.json) std::printf("batch %lld:\n", static_cast<long long>(n));
-    Timing fwd, grd, step;
-    // Kernel calls on prepared pointers (the .npz conversions are not timed).
-    auto pointers = [&](const std::vector<const ir::Node*>& vars, runtime::ArrayMap& from) {
-      std::vector<const void*> r;
-      for (const ir::Node* v : vars) {
-        runtime::Array& a = from.at(v->name());
-        r.push_back(dtype == runtime::DType::F32 ? static_cast<const void*>(a.f32.data()) : a.f64.data());
-      }
-      return r;
-    };
-    const auto in = pointers(m.inputs, data), lab = pointers(m.labels, data), par = pointers(m.params, params);
-    if (forward) {
-      std::vector<std::vector<double>> out;
-      std::vector<void*> outs;
-      for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
-      for (auto& o : out) outs.push_back(o.data());
-      fwd = time_calls([&] { k.executor->forward(in, par, outs, n); }, args.min_time);
-      if (args.json) json_line(args.model, "forward", threads, n, fwd, global.dtype);
-      else std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
-                  us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
-    }
-    if (grad) {
-      std::vector<std::vector<double>> gs;
-      std::vector<void*> gp;
-      double loss[1];
-      for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));
-      for (auto& v : gs) gp.push_back(v.data());
-      grd = time_calls([&] { k.executor->grad(in, lab, par, loss, gp, n); }, args.min_time);
-      if (args.json) json_line(args.model, "gradient", threads, n, grd, global.dtype);
-      else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
-                  us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
-      // A training step: the loss, the gradient and p -= lr * g on every param
-      // (the fused SGD step kernel on one thread).
-      runtime::ArrayMap train = params;
-      const auto tp = pointers(m.params, train);
-      std::vector<void*> tpm;
-      for (const void* p : tp) tpm.push_back(const_cast<void*>(p));
-      step = time_calls([&] { k.executor->sgd_step(in, lab, tpm, loss, 1e-6, n); }, args.min_time);
-      if (args.json) json_line(args.model, "train_step", threads, n, step, global.dtype);
-      else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (loss, gradient, SGD update)\n",
-                  us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
-      if (forward && !args.json) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
-    }
+    time_kernels(args, global, threads, m, k, data, params, dtype, n);
   }
   return kExitOk;
 }
@@ -329,6 +397,8 @@ void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Acti
   compile->add_option("--emit", cargs->emit, "llvm, asm, obj, header, or program (the loop program before LLVM)")
       ->required()
       ->check(CLI::IsMember({"llvm", "asm", "obj", "header", "program"}));
+  compile->add_flag("--after-each-pass", cargs->after_each_pass,
+                    "with --emit program: the program after each pass, under a line 'KERNEL after PASS'");
   compile->add_option("-o,--output", cargs->out, "the file to write (default for text: standard output)");
   compile->add_option("--prefix", cargs->prefix, "prefix of the function names (default: the model's name)");
   compile->callback([cargs, &action, &global] {

@@ -3,6 +3,9 @@
 // vectorize them: distinct buffers carry distinct alias scopes, reductions
 // may be reassociated, transcendental calls name their vector variants in
 // glibc's libmvec (vectorized exp, log, tanh, erf, ... for the host ISA).
+// The parts: emit_kernel.h (a kernel's functions and its steps' loops),
+// gemm.h (the GEMM support functions), math_lib.h (elementwise ops, exp,
+// libm calls), llvm_helpers.h (loops, alias scopes, tagged loads and stores).
 #pragma once
 
 #include <memory>
@@ -25,9 +28,8 @@ struct EmitTarget {
   bool external_gemm = false;
 };
 
-// A module defining PREFIX_forward (when `forward`), PREFIX_grad (when
-// `grad`) and their PREFIX_*_workspace functions.
-// and PREFIX_sgd_step (when `sgd`), each with its PREFIX_*_workspace.
+// A module defining PREFIX_forward, PREFIX_grad and PREFIX_sgd_step (each
+// when `programs` has its program), each with its PREFIX_*_workspace.
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
                                           const ProgramSet& programs, const EmitTarget& target);
 

@@ -21,11 +21,13 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd) {
+ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd,
+                          ProgramTraces* traces) {
   ProgramSet p;
-  if (forward && !spec.outputs.empty()) p.forward = build_program(spec, KernelKind::Forward, dtype);
-  if (grad && spec.loss) p.grad = build_program(spec, KernelKind::Gradient, dtype);
-  if (sgd && spec.loss) p.sgd = build_program(spec, KernelKind::SgdStep, dtype);
+  if (forward && !spec.outputs.empty())
+    p.forward = build_program(spec, KernelKind::Forward, dtype, traces ? &traces->forward : nullptr);
+  if (grad && spec.loss) p.grad = build_program(spec, KernelKind::Gradient, dtype, traces ? &traces->grad : nullptr);
+  if (sgd && spec.loss) p.sgd = build_program(spec, KernelKind::SgdStep, dtype, traces ? &traces->sgd : nullptr);
   return p;
 }
 

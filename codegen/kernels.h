@@ -42,8 +42,14 @@ struct CompiledKernels {
   std::string key;
 };
 
+// Each kernel's program after each pass (build_program's `trace`).
+struct ProgramTraces {
+  PassTrace forward, grad, sgd;
+};
+
 // The key material and programs of a spec (also what `compile` prints).
-ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd = false);
+ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd = false,
+                          ProgramTraces* traces = nullptr);
 
 // The text the cache key hashes for these programs and function prefix.
 std::string key_material(const ProgramSet& programs, const std::string& prefix);

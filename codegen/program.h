@@ -1,12 +1,13 @@
 // The kernel program: what a model's forward or gradient kernel does, as
 // loops over buffers, before any LLVM.
 //
-// build_program() is the batching transformation (architecture decision 5).
-// The IR is per sample; a kernel runs on a batch of n samples (n a runtime
-// argument). A node that depends on an input or label is *batched*: its
-// buffer has a leading axis of n. Parameter-only nodes are computed once per
-// call. A per-sample `W @ x` becomes one matrix product over the batch (the
-// batch folds into the rows of the GEMM), and the mean over the batch that a
+// build_program() runs a list of passes (program.cpp). Batching
+// (batching.h, architecture decision 5) builds the program: the IR is per
+// sample; a kernel runs on a batch of n samples (n a runtime argument). A
+// node that depends on an input or label is *batched*: its buffer has a
+// leading axis of n. Parameter-only nodes are computed once per call. A
+// per-sample `W @ x` becomes one matrix product over the batch (the batch
+// folds into the rows of the GEMM), and the mean over the batch that a
 // gradient needs is pushed down through the linear operations around it until
 // it meets an outer product, where it becomes a GEMM whose reduction runs over
 // the batch: mean_i outer(delta_i, x_i) = Delta^T X / n. Only what no pattern
@@ -15,14 +16,17 @@
 // Elementwise chains are fused: a single-use elementwise node is not stored
 // but evaluated inside its user's loop (an expression tree per step), and
 // transposes and broadcasts of stored values are strided views (Access), not
-// copies. Temporaries live in one workspace, placed by liveness
-// (plan_buffers): a value's memory is reused once its last reader has run.
+// copies. The GEMM epilogue passes (fuse_epilogues.h) then move bias, relu
+// and relu' masks into the GEMMs. Temporaries live in one workspace, placed
+// by liveness (plan_buffers.h): a value's memory is reused once its last
+// reader has run.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ir/node.h"
@@ -102,7 +106,7 @@ struct Step {
   bool accumulate = false;    // C += alpha A B (C holds an earlier step's value)
   bool alpha_times_rate = false;  // alpha * the learning rate (SGD step kernels)
   int scratch = -1;           // packing space of the cache-blocked GEMM (-1: small, plain loops)
-  // The epilogue (fuse_epilogues): C = relu?(C + bias[j]) as each tile is
+  // The epilogue (fuse_gemm_epilogues): C = relu?(C + bias[j]) as each tile is
   // stored; `bias` a buffer of n values (-1: none). Or C = C * (mask > 0),
   // `mask` laid out as C (relu' applied to a backward product; -1: none).
   int bias = -1;
@@ -110,7 +114,18 @@ struct Step {
   int mask = -1;
 };
 
-// Cache blocking of GEMMs (emit.cpp): K in blocks of kGemmKC, M in blocks of
+// Calls f(buf) for each read of a buffer by step `s`, once per read: every
+// Load of its expressions, its input, a GEMM's operands, its epilogue's bias
+// and mask, and C when the GEMM accumulates onto it.
+template <typename F>
+void for_each_read(const Step& s, F&& f) {
+  for (const Expr& e : s.exprs)
+    if (e.kind == Expr::Kind::Load) f(e.access.buf);
+  for (int buf : {s.in.buf, s.a.buf, s.b.buf, s.bias, s.mask, s.accumulate ? s.c.buf : -1})
+    if (buf >= 0) f(buf);
+}
+
+// Cache blocking of GEMMs (gemm.cpp): K in blocks of kGemmKC, M in blocks of
 // kGemmMC; the micro-kernel's tile is at most kGemmMaxMR x kGemmMaxNR.
 constexpr int64_t kGemmKC = 256, kGemmMC = 120, kGemmMaxMR = 12, kGemmMaxNR = 32;
 // Scratch elements a blocked GEMM with N columns needs: packed A, packed B, a tile.
@@ -119,7 +134,7 @@ inline int64_t gemm_scratch(int64_t n) {
 }
 
 // A kernel called with a parallel runner splits a GEMM by columns into up to
-// kGemmMaxTasks tasks (emit.cpp), each packing into its own slot of the
+// kGemmMaxTasks tasks (gemm.cpp), each packing into its own slot of the
 // scratch: slot t of T holds gemm_scratch(chunk), chunk = ceil(n / T)
 // rounded up to kGemmMaxNR columns.
 constexpr int64_t kGemmMaxTasks = 4;
@@ -165,7 +180,12 @@ enum class KernelKind : uint8_t {
 // hand-written programs do: p = p - rate * other, then p += -rate/n Delta^T X
 // (checked: nothing reads p after it is written); other params get
 // p -= rate * g after everything else.
-Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype);
+//
+// `trace`: the program after each pass, as (pass name, Program::str()); for
+// an SGD step whose updates had to move to the end, the passes of the
+// program returned.
+using PassTrace = std::vector<std::pair<std::string, std::string>>;
+Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype, PassTrace* trace = nullptr);
 
 // Row-major (C order) strides of a shape, in elements.
 std::vector<int64_t> row_major(const Shape& s);

@@ -626,7 +626,7 @@ TEST(Codegen, TranscendentalAccuracy) {
 
 // The cache: a second compilation is a hit and loads working code; a
 // corrupted entry is a miss; concurrent writers leave a valid entry.
-// The f32 exp is computed inline (emit.cpp): its edges. Overflow to inf,
+// The f32 exp is computed inline (codegen/math_lib.cpp): its edges. Overflow to inf,
 // underflow through the subnormals to 0 (one rounding: within 1 ulp of the
 // subnormal spacing), NaN through, and exp(0) exactly 1.
 TEST(Codegen, ExpF32Edges) {

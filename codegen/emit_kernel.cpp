@@ -1,0 +1,462 @@
+// Kernel emission: the kernel's functions and arguments, the steps in order
+// (elementwise groups sharing loops, GEMM steps; the others in emit_steps.h).
+#include "codegen/emit_kernel.h"
+
+#include <llvm/IR/Module.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "codegen/emit_steps.h"
+#include "codegen/gemm.h"
+
+namespace nabla::codegen {
+namespace {
+
+using ir::Op;
+using llvm::Value;
+
+class KernelEmitter : public StepEmitter {
+public:
+  KernelEmitter(llvm::Module& module, const Program& program, const EmitTarget& target)
+      : StepEmitter(module, program, target) {}
+
+  void emit_kernel(const std::string& name, bool gradient, bool sgd) {
+    declare(name, gradient);
+    gradient_kernel_ = gradient;
+    auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
+    auto* body = llvm::BasicBlock::Create(c_, "body", f_);
+    auto* done = llvm::BasicBlock::Create(c_, "done", f_);
+    b_.SetInsertPoint(entry);
+    entry_ = entry;
+    const Arguments args = arguments(gradient, sgd);
+    b_.CreateCondBr(b_.CreateICmpSLT(n_, i64(1)), done, body);
+    b_.SetInsertPoint(body);
+    make_alias_scopes();
+    for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
+    last_read_.assign(p_.buffers.size(), -1);
+    for (size_t i = 0; i < p_.steps.size(); ++i)
+      for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
+    emit_steps();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    b_.CreateRetVoid();
+  }
+
+  void emit_workspace_function(const std::string& name) {
+    auto* fty = llvm::FunctionType::get(i64_, {i64_}, false);
+    auto* f = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    set_attributes(f);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", f));
+    const int64_t esize = elem_bytes();
+    b_.CreateRet(b_.CreateAdd(i64((p_.workspace_fixed + 16) * esize),
+                              b_.CreateMul(f->getArg(0), i64(p_.workspace_batched * esize))));
+  }
+
+private:
+  // --- the kernel's functions and arguments -------------------------------------
+
+  // NAME_par (f_, whose body the steps are), and NAME calling it with a null
+  // runner.
+  void declare(const std::string& name, bool gradient) {
+    std::vector<llvm::Type*> args = gradient
+        ? std::vector<llvm::Type*>{ptr_, ptr_, ptr_, ptr_, ptr_, i64_, ptr_}
+        : std::vector<llvm::Type*>{ptr_, ptr_, ptr_, i64_, ptr_};
+    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
+    llvm::Function* plain = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    set_attributes(plain);
+    for (auto& a : plain->args())
+      if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    std::vector<llvm::Type*> par_args = args;
+    par_args.push_back(ptr_);
+    f_ = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), par_args, false),
+                                llvm::Function::ExternalLinkage, name + "_par", m_);
+    llvm::IRBuilder<> w(llvm::BasicBlock::Create(c_, "entry", plain));
+    std::vector<Value*> pass;
+    for (auto& a : plain->args()) pass.push_back(&a);
+    pass.push_back(llvm::ConstantPointerNull::get(ptr_));
+    w.CreateCall(f_, pass);
+    w.CreateRetVoid();
+    set_attributes(f_);
+    f_->addFnAttr(llvm::Attribute::NoInline);  // one copy of the body, not two
+    for (auto& a : f_->args())
+      if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    par_ = f_->getArg(f_->arg_size() - 1);
+  }
+
+  // The kernel's arrays of pointers (and the loss, rate and workspace).
+  struct Arguments {
+    Value *inputs = nullptr, *labels = nullptr, *params = nullptr, *outputs = nullptr, *loss = nullptr,
+          *grads = nullptr, *ws = nullptr, *rate = nullptr;
+  };
+
+  Arguments arguments(bool gradient, bool sgd) {
+    Arguments a;
+    a.inputs = f_->getArg(0);
+    if (gradient) {
+      a.labels = f_->getArg(1);
+      a.params = f_->getArg(2);
+      a.loss = f_->getArg(3);
+      (sgd ? a.rate : a.grads) = f_->getArg(4);
+      n_ = f_->getArg(5);
+      a.ws = f_->getArg(6);
+    } else {
+      a.params = f_->getArg(1);
+      a.outputs = f_->getArg(2);
+      n_ = f_->getArg(3);
+      a.ws = f_->getArg(4);
+    }
+    return a;
+  }
+
+  // Where a buffer is: an argument array's element, or its place in the
+  // workspace (batched temps after the fixed ones, scaled by n).
+  Value* buffer_base(const Buffer& buf, const Arguments& a) {
+    auto arg = [&](Value* array) {
+      return b_.CreateLoad(ptr_, b_.CreateConstInBoundsGEP1_64(ptr_, array, static_cast<uint64_t>(buf.index)));
+    };
+    const int64_t esize = elem_bytes();
+    switch (buf.kind) {
+      case BufKind::Input: return arg(a.inputs);
+      case BufKind::Label: return arg(a.labels);
+      case BufKind::Param: return arg(a.params);
+      case BufKind::Output: return arg(a.outputs);
+      case BufKind::Grad: return arg(a.grads);
+      case BufKind::Loss: return a.loss;
+      case BufKind::Rate: return a.rate;
+      case BufKind::Temp: {
+        Value* off = buf.batched
+            ? b_.CreateAdd(i64(p_.workspace_fixed * esize), b_.CreateMul(n_, i64(buf.offset * esize)))
+            : i64(buf.offset * esize);
+        return b_.CreateInBoundsGEP(b_.getInt8Ty(), a.ws, off);
+      }
+    }
+    return nullptr;
+  }
+
+  // Temps that share workspace memory (at different times) share a scope;
+  // every other buffer is distinct memory by the ABI's contract.
+  void make_alias_scopes() {
+    const size_t nb = p_.buffers.size();
+    std::vector<size_t> cls(nb);
+    for (size_t i = 0; i < nb; ++i) cls[i] = i;
+    std::function<size_t(size_t)> find = [&](size_t x) { return cls[x] == x ? x : cls[x] = find(cls[x]); };
+    for (size_t i = 0; i < nb; ++i)
+      for (size_t j = i + 1; j < nb; ++j) {
+        const Buffer &a = p_.buffers[i], &b = p_.buffers[j];
+        if (a.kind != BufKind::Temp || b.kind != BufKind::Temp || a.batched != b.batched) continue;
+        const int64_t sa = std::max<int64_t>(a.shape.numel(), 1), sb = std::max<int64_t>(b.shape.numel(), 1);
+        if (a.offset < b.offset + sb && b.offset < a.offset + sa) cls[find(i)] = find(j);
+      }
+    for (size_t i = 0; i < nb; ++i) region_.push_back(find(i));
+    make_scopes("nabla", region_);
+  }
+
+  // --- steps ----------------------------------------------------------------------
+
+  void emit_steps() {
+    for (size_t i = 0; i < p_.steps.size();) {
+      if (initializes_gemm(i)) {
+        gemm(p_.steps[i + 1], &p_.steps[i]);
+        i += 2;
+        continue;
+      }
+      if (p_.steps[i].kind != StepKind::Elementwise) {
+        emit_step(p_.steps[i++]);
+        continue;
+      }
+      const size_t end = fusible_run(i);
+      std::vector<const Step*> group;
+      for (size_t j = i; j < end; ++j) group.push_back(&p_.steps[j]);
+      elementwise(group, static_cast<int>(end));
+      i = end;
+    }
+  }
+
+  void emit_step(const Step& step) {
+    switch (step.kind) {
+      case StepKind::Elementwise: return elementwise({&step});
+      case StepKind::Reduce: return reduce(step);
+      case StepKind::BatchMean: return batch_mean(step);
+      case StepKind::Softmax: return softmax(step);
+      case StepKind::Special: return special(step);
+      case StepKind::Gemm: return gemm(step);
+    }
+  }
+
+  // --- elementwise steps ----------------------------------------------------------
+
+  // The end of the run of elementwise steps from `first` that can share one
+  // loop (horizontal fusion): the same index space after flattening, every
+  // value a later step reads from an earlier one read at the same element,
+  // and no step writing memory that another step of the run reads.
+  size_t fusible_run(size_t first) {
+    Step head = p_.steps[first];
+    flatten(head);
+    std::vector<int> written{head.out};
+    std::vector<size_t> read;
+    auto note_reads = [&](const Step& s) {
+      for_each_read(s, [&](int buf) { read.push_back(region_[static_cast<size_t>(buf)]); });
+    };
+    note_reads(head);
+    size_t j = first + 1;
+    for (; j < p_.steps.size(); ++j) {
+      const Step& next = p_.steps[j];
+      if (next.kind != StepKind::Elementwise || next.batched != head.batched || initializes_gemm(j)) break;
+      Step f = next;
+      flatten(f);
+      if (f.shape != head.shape) break;
+      bool ok = std::find(read.begin(), read.end(), region_[static_cast<size_t>(f.out)]) == read.end();
+      for (const Expr& e : f.exprs) {
+        if (!ok || e.kind != Expr::Kind::Load) continue;
+        if (std::find(written.begin(), written.end(), e.access.buf) == written.end()) continue;
+        const Buffer& b = p_.buffers[static_cast<size_t>(e.access.buf)];
+        const auto rm = row_major(f.shape);
+        ok = e.access.strides == rm && e.access.batch_stride == (b.batched ? f.shape.numel() : 0);
+      }
+      for (int w : written) ok = ok && region_[static_cast<size_t>(w)] != region_[static_cast<size_t>(f.out)];
+      if (!ok) break;
+      written.push_back(f.out);
+      note_reads(f);
+    }
+    return j;
+  }
+
+  // One loop nest computing every step of `group` (elementwise steps over the
+  // same index space), each stored to its own buffer.
+  // `after`: the index of the first step after the group; a temp no later
+  // step reads stays in registers.
+  void elementwise(const std::vector<const Step*>& group, int after = -1) {
+    std::vector<Step> steps;
+    for (const Step* g : group) {
+      steps.push_back(*g);
+      flatten(steps.back());
+    }
+    const Shape shape = steps[0].shape;
+    const bool batched = steps[0].batched;
+    const int64_t numel = shape.numel();
+    // Fully flat over the batch too: one loop over n * numel.
+    bool whole = batched && shape.rank() == 1;
+    for (const Step& s : steps)
+      for (const Expr& e : s.exprs)
+        if (e.kind == Expr::Kind::Load && whole)
+          whole = (e.access.strides[0] == 1 && e.access.batch_stride == numel) ||
+                  (e.access.strides[0] == 0 && e.access.batch_stride == 0);
+    if (whole) {
+      for (Step& s : steps)
+        for (Expr& e : s.exprs)
+          if (e.kind == Expr::Kind::Load) e.access.batch_stride = 0;
+      loop(b_.CreateMul(n_, i64(numel)), [&](Value* i) {
+        for (const Step& s : steps) keep(s.out, eval(s, s.root, nullptr, {i}), after, i);
+        local_.clear();
+      });
+      return;
+    }
+    batch_loop_or_none(batched, [&](Value* batch) {
+      loops(shape.dims(), [&](const std::vector<Value*>& idx) {
+        for (const Step& s : steps) {
+          const Buffer& out = p_.buffers[static_cast<size_t>(s.out)];
+          const Access out_access{s.out, out.batched ? numel : 0, row_major(shape)};
+          keep(s.out, eval(s, s.root, batch, idx), after, offset(out_access, batch, idx));
+        }
+        local_.clear();
+      });
+    });
+  }
+
+  // A fused loop's result: available to the rest of the iteration, and stored
+  // unless it is a temp no step after the group reads.
+  void keep(int buf, Value* v, int after, Value* offset) {
+    local_[buf] = v;
+    const Buffer& b = p_.buffers[static_cast<size_t>(buf)];
+    if (after < 0 || b.kind != BufKind::Temp || last_read_[static_cast<size_t>(buf)] >= after) store(v, buf, offset);
+  }
+
+  // --- GEMM steps ------------------------------------------------------------------
+
+  Value* dim(const Dim& d) { return d.times_n ? b_.CreateMul(n_, i64(d.value)) : i64(d.value); }
+
+  Value* at(const Matrix& x, Value* batch, Value* r, Value* c) {
+    Value* off = b_.CreateAdd(b_.CreateMul(r, i64(x.row_stride)), b_.CreateMul(c, i64(x.col_stride)));
+    if (batch && x.batch_stride) off = b_.CreateAdd(off, b_.CreateMul(batch, i64(x.batch_stride)));
+    return off;
+  }
+
+  // Step i writes the matrix that GEMM step i + 1 accumulates onto (the
+  // weight gradient's `lambda W + Delta^T X / n`, the SGD step's decay
+  // before its update), over the same [M, N] row-major, reading that matrix
+  // only at the element it writes: the GEMM computes it (init_loops).
+  bool initializes_gemm(size_t i) const {
+    if (i + 1 >= p_.steps.size()) return false;
+    const Step &init = p_.steps[i], &g = p_.steps[i + 1];
+    if (init.kind != StepKind::Elementwise || init.batched || g.kind != StepKind::Gemm || !g.accumulate ||
+        g.gemm_batched || g.c.buf != init.out || g.m.times_n || g.n.times_n || g.c.col_stride != 1 ||
+        g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value} || g.a.buf == init.out ||
+        g.b.buf == init.out)
+      return false;
+    const std::vector<int64_t> rm = row_major(init.shape);
+    for (const Expr& e : init.exprs)
+      if (e.kind == Expr::Kind::Load && e.access.buf == init.out && e.access.strides != rm) return false;
+    return true;
+  }
+
+  // The init step's loop (before a GEMM path that does not take it in).
+  void init_loops(const Step* init) {
+    if (init) elementwise({init});
+  }
+
+  // `init`: the step writing C's initial value (initializes_gemm): the plain
+  // loops compute it row by row, just before the row's updates (C's row
+  // then stays in cache); the function paths run its loop first.
+  void gemm(const Step& s, const Step* init = nullptr) {
+    Value* M = dim(s.m);
+    Value* K = dim(s.kdim);
+    Value* alpha = fp(s.alpha);
+    if (s.alpha_over_n) alpha = b_.CreateFDiv(alpha, b_.CreateSIToFP(n_, t_));
+    if (s.alpha_times_rate) {
+      for (size_t i = 0; i < p_.buffers.size(); ++i)
+        if (p_.buffers[i].kind == BufKind::Rate) alpha = b_.CreateFMul(alpha, load(static_cast<int>(i), i64(0)));
+    }
+    batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
+      if (s.scratch < 0) {
+        gemm_loops(s, batch, M, K, alpha, init);
+        epilogue_loops(s, M);
+        return;
+      }
+      gemm_call(s, batch, M, K, alpha, init);
+    });
+  }
+
+  // A GEMM with packing space: the support module's function (blocked, or dot
+  // products), or the plain loops when the rows or k are few (at run time).
+  void gemm_call(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init) {
+    auto base = [&](const Matrix& x) {
+      Value* off = batch && x.batch_stride ? b_.CreateMul(batch, i64(x.batch_stride)) : i64(0);
+      return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(x.buf)], off);
+    };
+    // Both operands run along k (x W^T): below 128 rows, dot-product tiles on
+    // the operands as they are beat packing W on every call.
+    // (K >= 128: a tile's closing sums across lanes must amortize.)
+    const bool along_k = s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n && s.kdim.value >= 128;
+    auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
+    auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
+    auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
+    // A product over k < 8 (a weight gradient at a batch of a few samples)
+    // is a memory-bound rank-k update: plain loops, no packing.
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), b_.CreateICmpSGE(K, i64(8))),
+                    blocked, plain);
+    Value* null = llvm::ConstantPointerNull::get(ptr_);
+    // The call's arguments (gemm_run_function), for one call or for the tasks.
+    auto run = [&](int64_t kind) {
+      std::vector<Value*> a = {i64(kind), base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b),
+                               i64(s.b.row_stride), i64(s.b.col_stride), base(s.c), i64(s.c.row_stride),
+                               i64(s.c.col_stride), M, i64(s.n.value), K, alpha, b_.getInt1(s.accumulate),
+                               s.scratch >= 0 ? base_[static_cast<size_t>(s.scratch)] : null,
+                               s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu),
+                               s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null};
+      a.push_back(par_);
+      // The least work worth a dispatch. A forward kernel: 2^16
+      // multiply-adds (batch 1 inference on 2 threads: 9 -> 5.5 us). A
+      // gradient kernel: 2^20 (~5 us): there, what another core computed
+      // in the forward pass (activations, the weights it read) is read and
+      // written again by this one, and small splits cost more than they save.
+      a.push_back(i64(gradient_kernel_ ? 1 << 20 : 1 << 16));
+      b_.CreateCall(gemm_run_function(m_, dtype_, target_), a);
+    };
+    if (along_k) {
+      b_.SetInsertPoint(plain);
+      init_loops(init);
+      run(1);
+      epilogue_loops(s, M);
+      b_.CreateBr(join);
+      plain = nullptr;
+    }
+    b_.SetInsertPoint(blocked);
+    init_loops(init);
+    run(0);
+    b_.CreateBr(join);
+    if (plain) {
+      b_.SetInsertPoint(plain);
+      gemm_loops(s, batch, M, K, alpha, init);
+      epilogue_loops(s, M);
+      b_.CreateBr(join);
+    }
+    b_.SetInsertPoint(join);
+  }
+
+  // The epilogue of a GEMM taking a path without one (fuse_gemm_epilogues
+  // only gives one to unbatched products with C row-major): C = relu?(C + bias).
+  void epilogue_loops(const Step& s, Value* M) {
+    if (s.bias < 0 && !s.relu && s.mask < 0) return;
+    loop0(M, [&](Value* i) {
+      loop(s.n.value, [&](Value* j) {
+        Value* c_at = b_.CreateAdd(b_.CreateMul(i, i64(s.c.row_stride)), j);
+        Value* v = load(s.c.buf, c_at);
+        if (s.bias >= 0) v = b_.CreateFAdd(v, load(s.bias, j));
+        if (s.relu) v = maximum(v, fp(0));
+        if (s.mask >= 0) v = mask_value(v, load(s.mask, c_at));
+        store(v, s.c.buf, c_at);
+      });
+    });
+  }
+
+  // C (+)= alpha A B as plain loops: dot products when both operands run
+  // along k, else rows of C updated by a * (row of B).
+  void gemm_loops(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init = nullptr) {
+    const Matrix &A = s.a, &B = s.b, &C = s.c;
+    Value* N = dim(s.n);
+    const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
+    llvm::AllocaInst* acc = slot(t_);
+    loop(M, [&](Value* i) {
+      if (init) {  // row i of C's initial value (unbatched: batch is null)
+        loop(N, [&](Value* j) {
+          store(eval(*init, init->root, nullptr, {i, j}), C.buf, at(C, batch, i, j));
+          local_.clear();
+        });
+      }
+      if (dot) {
+        loop(N, [&](Value* j) {
+          b_.CreateStore(fp(0), acc);
+          loop(K, [&](Value* k) {
+            Value* prod = contract(b_.CreateFMul(load(A.buf, at(A, batch, i, k)), load(B.buf, at(B, batch, k, j))));
+            Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
+            contract(sum)->setHasAllowReassoc(true);
+            b_.CreateStore(sum, acc);
+          });
+          Value* c_at = at(C, batch, i, j);
+          Value* r = b_.CreateFMul(alpha, b_.CreateLoad(t_, acc));
+          store(s.accumulate ? b_.CreateFAdd(load(C.buf, c_at), r) : r, C.buf, c_at);
+        });
+        return;
+      }
+      if (!s.accumulate) loop(N, [&](Value* j) { store(fp(0), C.buf, at(C, batch, i, j)); });
+      loop(K, [&](Value* k) {
+        Value* a = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k)));
+        loop(N, [&](Value* j) {
+          Value* c_at = at(C, batch, i, j);
+          Value* prod = contract(b_.CreateFMul(a, load(B.buf, at(B, batch, k, j))));
+          store(contract(b_.CreateFAdd(load(C.buf, c_at), prod)), C.buf, c_at);
+        });
+      });
+    });
+  }
+
+  Value* par_ = nullptr;  // the kernel's parallel runner (null: one thread)
+  bool gradient_kernel_ = false;
+  std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
+  std::vector<int> last_read_;  // per buffer: the last step reading it (-1: none)
+};
+
+}  // namespace
+
+void emit_kernel(llvm::Module& module, const Program& program, const EmitTarget& target, const std::string& name,
+                 bool gradient, bool sgd) {
+  KernelEmitter(module, program, target).emit_kernel(name, gradient, sgd);
+}
+
+void emit_workspace_function(llvm::Module& module, const Program& program, const EmitTarget& target,
+                             const std::string& name) {
+  KernelEmitter(module, program, target).emit_workspace_function(name);
+}
+
+}  // namespace nabla::codegen

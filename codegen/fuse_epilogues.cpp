@@ -1,0 +1,183 @@
+// GEMM epilogues: relu' read from relu's output, single-reader temps computed
+// inside their reader, and bias, relu and mask moved into the GEMM.
+#include "codegen/fuse_epilogues.h"
+
+namespace nabla::codegen {
+namespace {
+
+using ir::Op;
+
+// The steps reading buffer `buf` (each once per read: for_each_read).
+std::vector<size_t> readers(const Program& p, int buf) {
+  std::vector<size_t> r;
+  for (size_t i = 0; i < p.steps.size(); ++i)
+    for_each_read(p.steps[i], [&](int b) {
+      if (b == buf) r.push_back(i);
+    });
+  return r;
+}
+
+size_t writers(const Program& p, int buf) {
+  size_t w = 0;
+  for (const Step& s : p.steps) w += s.out == buf;
+  return w;
+}
+
+bool is_temp(const Program& p, int buf) {
+  return buf >= 0 && p.buffers[static_cast<size_t>(buf)].kind == BufKind::Temp;
+}
+
+// `a` reads, over `s`'s index space, each element of its buffer at that
+// same index (the buffer laid out row-major over the space).
+bool identity_access(const Program& p, const Step& s, const Access& a) {
+  const Buffer& b = p.buffers[static_cast<size_t>(a.buf)];
+  return b.shape == s.shape && b.batched == s.batched && a.strides == row_major(s.shape) &&
+         a.batch_stride == (b.batched ? s.shape.numel() : 0);
+}
+
+const Expr& expr(const Step& s, int e) { return s.exprs[static_cast<size_t>(e)]; }
+
+// relu?(G + b) or relu(G), b an unbatched vector along the step's axis.
+bool bias_relu_pattern(const Program& p, const Step& s, int* g, int* bias, bool* relu) {
+  int e = s.root;
+  *relu = expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Relu;
+  if (*relu) e = expr(s, e).args[0];
+  *g = e;
+  if (expr(s, e).kind == Expr::Kind::Apply && expr(s, e).op == Op::Add) {
+    const Expr &x = expr(s, expr(s, e).args[0]), &y = expr(s, expr(s, e).args[1]);
+    auto is_bias = [&](const Expr& v) {
+      return v.kind == Expr::Kind::Load && v.access.batch_stride == 0 && v.access.strides == std::vector<int64_t>{1} &&
+             !p.buffers[static_cast<size_t>(v.access.buf)].batched;
+    };
+    if (is_bias(y)) *g = expr(s, e).args[0], *bias = y.access.buf;
+    else if (is_bias(x)) *g = expr(s, e).args[1], *bias = x.access.buf;
+    else return false;
+    return true;
+  }
+  return *relu;
+}
+
+// Mul(Gt(X, 0), G) either way round, X read at the step's own index (the
+// backward pass's relu': delta = (h > 0) * (delta' W)).
+bool mask_pattern(const Program& p, const Step& s, int* g, int* mask) {
+  const Expr& root = expr(s, s.root);
+  if (root.kind != Expr::Kind::Apply || root.op != Op::Mul) return false;
+  for (int side = 0; side < 2; ++side) {
+    const Expr& gt = expr(s, root.args[static_cast<size_t>(side)]);
+    if (gt.kind != Expr::Kind::Apply || gt.op != Op::Gt) continue;
+    const Expr &x = expr(s, gt.args[0]), &zero = expr(s, gt.args[1]);
+    if (x.kind != Expr::Kind::Load || !identity_access(p, s, x.access) || zero.kind != Expr::Kind::Const ||
+        zero.value != 0)
+      continue;
+    *g = root.args[static_cast<size_t>(1 - side)];
+    *mask = x.access.buf;
+    return true;
+  }
+  return false;
+}
+
+// The GEMM step before step `r` that writes `gbuf` as an unbatched product
+// over the batch's rows, C row-major with the step's columns, whose result
+// an epilogue can finish; steps.size() when there is none.
+size_t epilogue_gemm(const Program& p, size_t r, int gbuf) {
+  const auto& steps = p.steps;
+  const Step& s = steps[r];
+  size_t gi = 0;
+  while (gi < r && steps[gi].out != gbuf) ++gi;
+  const Step& gemm = steps[gi];
+  if (gi == r || gemm.kind != StepKind::Gemm || gemm.gemm_batched || gemm.accumulate || gemm.c.col_stride != 1 ||
+      !gemm.m.times_n || gemm.m.value != 1 || gemm.n.times_n || gemm.n.value != s.shape[0] ||
+      gemm.c.row_stride != s.shape[0] || gemm.c.buf != gbuf)
+    return steps.size();
+  return gi;
+}
+
+}  // namespace
+
+void relu_grad_from_output(Program& p) {
+  auto& steps = p.steps;
+  for (size_t r = 0; r < steps.size(); ++r) {
+    const Step& s = steps[r];
+    if (s.kind != StepKind::Elementwise) continue;
+    const Expr& root = expr(s, s.root);
+    if (root.kind != Expr::Kind::Apply || root.op != Op::Relu) continue;
+    const Expr& z = expr(s, root.args[0]);
+    if (z.kind != Expr::Kind::Load || !identity_access(p, s, z.access) || !is_temp(p, z.access.buf)) continue;
+    const Buffer& out = p.buffers[static_cast<size_t>(s.out)];
+    if (out.shape != s.shape || out.batched != s.batched || writers(p, s.out) != 1) continue;
+    const int zbuf = z.access.buf, rbuf = s.out;
+    for (size_t j = r + 1; j < steps.size(); ++j)
+      for (Expr& e : steps[j].exprs) {
+        if (e.kind != Expr::Kind::Apply || e.op != Op::Gt) continue;
+        Expr& lhs = steps[j].exprs[static_cast<size_t>(e.args[0])];
+        const Expr& rhs = steps[j].exprs[static_cast<size_t>(e.args[1])];
+        if (lhs.kind == Expr::Kind::Load && lhs.access.buf == zbuf && rhs.kind == Expr::Kind::Const && rhs.value == 0)
+          lhs.access.buf = rbuf;
+      }
+  }
+}
+
+void inline_temps(Program& p) {
+  auto& steps = p.steps;
+  for (size_t t = 0; t < steps.size(); ++t) {
+    const Step& producer = steps[t];
+    if (producer.kind != StepKind::Elementwise || !is_temp(p, producer.out) || writers(p, producer.out) != 1) continue;
+    const std::vector<size_t> rd = readers(p, producer.out);
+    if (rd.size() != 1 || rd[0] <= t) continue;
+    Step& user = steps[rd[0]];
+    if (user.kind != StepKind::Elementwise || user.shape != producer.shape || user.batched != producer.batched)
+      continue;
+    int at = -1;
+    for (size_t e = 0; e < user.exprs.size(); ++e)
+      if (user.exprs[e].kind == Expr::Kind::Load && user.exprs[e].access.buf == producer.out) at = static_cast<int>(e);
+    if (at < 0 || !identity_access(p, user, user.exprs[static_cast<size_t>(at)].access)) continue;
+    // Nothing between writes what the producer reads.
+    bool safe = true;
+    for (size_t j = t + 1; j < rd[0]; ++j)
+      for_each_read(producer, [&](int buf) { safe = safe && buf != steps[j].out; });
+    if (!safe) continue;
+    // Append the producer's tree; its root replaces the load.
+    const int base = static_cast<int>(user.exprs.size());
+    for (Expr e : producer.exprs) {
+      for (int& a : e.args) a += base;
+      user.exprs.push_back(std::move(e));
+    }
+    user.exprs[static_cast<size_t>(at)] = user.exprs[static_cast<size_t>(base + producer.root)];
+    steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(t));
+    --t;
+  }
+}
+
+void fuse_gemm_epilogues(Program& p) {
+  auto& steps = p.steps;
+  for (size_t r = 0; r < steps.size(); ++r) {
+    const Step& s = steps[r];
+    if (s.kind != StepKind::Elementwise || !s.batched || s.shape.rank() != 1) continue;
+    int g = -1, bias = -1, mask = -1;
+    bool relu = false;
+    if (!bias_relu_pattern(p, s, &g, &bias, &relu)) {
+      bias = -1;
+      relu = false;
+      if (!mask_pattern(p, s, &g, &mask)) continue;
+    }
+    const Expr& ge = expr(s, g);
+    if (ge.kind != Expr::Kind::Load || !identity_access(p, s, ge.access) || !is_temp(p, ge.access.buf)) continue;
+    const int gbuf = ge.access.buf;
+    if (writers(p, gbuf) != 1 || readers(p, gbuf).size() != 1 || writers(p, s.out) != 1) continue;
+    const size_t gi = epilogue_gemm(p, r, gbuf);
+    if (gi == steps.size()) continue;
+    bool safe = true;  // nothing between the two writes what the epilogue reads, or the result
+    for (size_t j = gi + 1; j < r; ++j)
+      safe = safe && steps[j].out != bias && steps[j].out != mask && steps[j].out != s.out;
+    if (!safe) continue;
+    Step& gemm = steps[gi];
+    gemm.out = gemm.c.buf = s.out;
+    gemm.bias = bias;
+    gemm.relu = relu;
+    gemm.mask = mask;
+    steps.erase(steps.begin() + static_cast<std::ptrdiff_t>(r));
+    --r;
+  }
+}
+
+}  // namespace nabla::codegen

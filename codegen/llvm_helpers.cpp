@@ -1,0 +1,111 @@
+// LLVM builder helpers: attributes, alias scopes, loops and branches.
+#include "codegen/llvm_helpers.h"
+
+#include <llvm/IR/MDBuilder.h>
+#include <llvm/IR/Module.h>
+
+#include <map>
+
+namespace nabla::codegen {
+
+using llvm::Value;
+
+LlvmEmitter::LlvmEmitter(llvm::Module& module, ir::DType dtype, const EmitTarget& target)
+    : m_(module), c_(module.getContext()), b_(c_), dtype_(dtype), target_(target) {
+  t_ = dtype == ir::DType::F32 ? llvm::Type::getFloatTy(c_) : llvm::Type::getDoubleTy(c_);
+  i64_ = llvm::Type::getInt64Ty(c_);
+  ptr_ = llvm::PointerType::get(c_, 0);
+}
+
+void LlvmEmitter::set_attributes(llvm::Function* f) {
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+  if (!target_.cpu.empty()) f->addFnAttr("target-cpu", target_.cpu);
+  if (!target_.features.empty()) f->addFnAttr("target-features", target_.features);
+  if (target_.avx512) f->addFnAttr("prefer-vector-width", "512");
+}
+
+void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<size_t>& region) {
+  llvm::MDBuilder mdb(c_);
+  llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(domain_name);
+  std::map<size_t, llvm::MDNode*> scope;
+  for (size_t r : region)
+    if (!scope.count(r)) scope[r] = mdb.createAnonymousAliasScope(domain);
+  for (size_t r : region) {
+    std::vector<llvm::Metadata*> others;
+    for (const auto& [k, s] : scope)
+      if (k != r) others.push_back(s);
+    scope_of_.push_back(llvm::MDNode::get(c_, {scope[r]}));
+    noalias_of_.push_back(llvm::MDNode::get(c_, others));
+  }
+}
+
+llvm::AllocaInst* LlvmEmitter::slot(llvm::Type* type) {
+  llvm::IRBuilder<> at(entry_, entry_->begin());
+  return at.CreateAlloca(type);
+}
+
+// --- loops -------------------------------------------------------------------
+
+void LlvmEmitter::loop(Value* count, const Body& body, bool scalar) {
+  llvm::BasicBlock* pre = b_.GetInsertBlock();
+  auto* head = llvm::BasicBlock::Create(c_, "loop", f_);
+  auto* exit = llvm::BasicBlock::Create(c_, "loop.end", f_);
+  b_.CreateBr(head);
+  b_.SetInsertPoint(head);
+  llvm::PHINode* i = b_.CreatePHI(i64_, 2);
+  i->addIncoming(i64(0), pre);
+  body(i);
+  Value* next = b_.CreateAdd(i, i64(1), "", true, true);
+  i->addIncoming(next, b_.GetInsertBlock());
+  llvm::BranchInst* latch = b_.CreateCondBr(b_.CreateICmpSLT(next, count), head, exit);
+  if (scalar) {
+    // Not vectorized: a strided copy would become scatters or gathers,
+    // slower than scalar moves.
+    llvm::Metadata* off[] = {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"),
+                             llvm::ConstantAsMetadata::get(b_.getFalse())};
+    llvm::MDNode* flag = llvm::MDNode::get(c_, off);
+    llvm::MDNode* self = llvm::MDNode::getDistinct(c_, {nullptr, flag});
+    self->replaceOperandWith(0, self);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+  }
+  b_.SetInsertPoint(exit);
+}
+
+void LlvmEmitter::loop0(Value* count, const Body& body, bool scalar) {
+  auto* run = llvm::BasicBlock::Create(c_, "loop0", f_);
+  auto* skip = llvm::BasicBlock::Create(c_, "loop0.skip", f_);
+  b_.CreateCondBr(b_.CreateICmpSGT(count, i64(0)), run, skip);
+  b_.SetInsertPoint(run);
+  loop(count, body, scalar);
+  b_.CreateBr(skip);
+  b_.SetInsertPoint(skip);
+}
+
+void LlvmEmitter::loops(const std::vector<int64_t>& dims,
+                        const std::function<void(const std::vector<Value*>&)>& body, std::vector<Value*> idx) {
+  if (idx.size() == dims.size()) {
+    body(idx);
+    return;
+  }
+  loop(dims[idx.size()], [&](Value* i) {
+    std::vector<Value*> next = idx;
+    next.push_back(i);
+    loops(dims, body, next);
+  });
+}
+
+void LlvmEmitter::branch(Value* cond, const std::function<void()>& then, const std::function<void()>& otherwise) {
+  auto* t = llvm::BasicBlock::Create(c_, "if", f_);
+  auto* e = llvm::BasicBlock::Create(c_, "else", f_);
+  auto* j = llvm::BasicBlock::Create(c_, "endif", f_);
+  b_.CreateCondBr(cond, t, e);
+  b_.SetInsertPoint(t);
+  then();
+  b_.CreateBr(j);
+  b_.SetInsertPoint(e);
+  otherwise();
+  b_.CreateBr(j);
+  b_.SetInsertPoint(j);
+}
+
+}  // namespace nabla::codegen
