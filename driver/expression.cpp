@@ -3,7 +3,9 @@
 #include "driver/error.h"
 #include "ir/differentiate.h"
 #include "ir/interpret.h"
+#include "ir/print.h"
 #include "ir/simplify.h"
+#include "ir/stack.h"
 
 namespace nabla::driver {
 
@@ -32,6 +34,15 @@ std::vector<double> evaluate(std::span<const ir::Node* const> roots, const std::
   for (const ir::Tensor& t : values) out.push_back(t.item());
   return out;
 }
+
+void with_large_stack(const std::function<void()>& work) {
+  run_on_large_stack([&] {
+    work();
+    return 0;
+  });
+}
+
+std::string text(const ir::Node* n) { return ir::print_text(n); }
 
 const ir::Node* simplified(ir::Context& ctx, const Expression& e, std::ostream* trace) {
   ir::SimplifyOptions o;

@@ -3,6 +3,7 @@
 // evaluated at a point in f64 (`nabla eval`, `simplify`, `diff -e`).
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <span>
@@ -32,6 +33,13 @@ std::string missing_variable(std::span<const ir::Node* const> roots, const std::
 
 // The values of `roots` at `point` (f64; every variable given).
 std::vector<double> evaluate(std::span<const ir::Node* const> roots, const std::map<std::string, double>& point);
+
+// Runs `work` on a thread whose stack holds the deepest nesting the parser
+// allows (for callers of this file on their own, default-sized threads).
+void with_large_stack(const std::function<void()>& work);
+
+// The text of `n` as nabla prints it (re-parseable).
+std::string text(const ir::Node* n);
 
 // `nabla simplify`: the simplified expression.
 const ir::Node* simplified(ir::Context& ctx, const Expression& e, std::ostream* trace = nullptr);

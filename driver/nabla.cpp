@@ -10,6 +10,7 @@
 #include "driver/kernels.h"
 #include "driver/load.h"
 #include "frontend/lower.h"
+#include "ir/stack.h"
 
 namespace nabla {
 
@@ -24,6 +25,20 @@ std::vector<int64_t> dims(const Shape& s) { return s.dims(); }
 template <typename T>
 std::vector<T*> span(T* const* p, size_t count) {
   return std::vector<T*>(p, p + count);
+}
+
+// `f()` on a thread with a large stack: the parser, sema, lowering and the
+// passes over the DAG recurse over nesting, which the parser allows deeper
+// than a default 8 MB stack holds (the command runs all its work this way).
+// Only for work that walks a model, not for kernel calls (a thread each).
+template <typename F>
+auto on_large_stack(F&& f) {
+  std::optional<decltype(f())> result;
+  run_on_large_stack([&] {
+    result.emplace(f());
+    return 0;
+  });
+  return std::move(*result);
 }
 
 // Array checks throw runtime::NpzError (the command reports them as errors
@@ -74,7 +89,7 @@ struct Model::Impl {
       co.threads = options.threads;
       co.use_cache = options.use_cache;
       co.cache_dir = options.cache_dir;
-      kernels = driver::compile_model_kernels(ctx, lowered, co);
+      kernels = on_large_stack([&] { return driver::compile_model_kernels(ctx, lowered, co); });
       train_model = driver::train_model(lowered, *kernels);
     }
     return *kernels;
@@ -152,15 +167,19 @@ SemaOptions sema_options(const ModelOptions& o) {
 }  // namespace
 
 Model Model::load(const std::string& path, const ModelOptions& options) {
-  auto r = driver::load_model(path, sema_options(options));
-  if (!r.value) throw Error(std::move(r.messages), r.rendered);
-  return Model(std::make_unique<Impl>(std::move(*r.value), options));
+  return on_large_stack([&] {
+    auto r = driver::load_model(path, sema_options(options));
+    if (!r.value) throw Error(std::move(r.messages), r.rendered);
+    return Model(std::make_unique<Impl>(std::move(*r.value), options));
+  });
 }
 
 Model Model::parse(const std::string& text, const ModelOptions& options, const std::string& name) {
-  auto r = driver::load_model_text(name, text, sema_options(options));
-  if (!r.value) throw Error(std::move(r.messages), r.rendered);
-  return Model(std::make_unique<Impl>(std::move(*r.value), options));
+  return on_large_stack([&] {
+    auto r = driver::load_model_text(name, text, sema_options(options));
+    if (!r.value) throw Error(std::move(r.messages), r.rendered);
+    return Model(std::make_unique<Impl>(std::move(*r.value), options));
+  });
 }
 
 const std::string& Model::name() const { return impl_->name; }
@@ -180,12 +199,12 @@ std::string Model::gradient_program(const std::vector<std::string>& wrt, bool si
     throw Error("format '" + format + "' is not one of text, latex, dot, json");
   std::lock_guard lock(impl_->mutex);
   const auto params = driver::params_named(impl_->lowered, wrt, impl_->loaded.file->name());
-  return driver::gradient_text(impl_->ctx, impl_->lowered, params, simplify, format);
+  return on_large_stack([&] { return driver::gradient_text(impl_->ctx, impl_->lowered, params, simplify, format); });
 }
 
 std::string Model::graph(bool grad) const {
   std::lock_guard lock(impl_->mutex);
-  return driver::graph_text(impl_->ctx, impl_->lowered, grad, impl_->loaded.file->name());
+  return on_large_stack([&] { return driver::graph_text(impl_->ctx, impl_->lowered, grad, impl_->loaded.file->name()); });
 }
 
 ArrayMap Model::init(uint64_t seed) const {
@@ -270,7 +289,9 @@ GradcheckResult Model::gradcheck(const ArrayMap* params, const ArrayMap* data, c
   o.threads = impl_->options.threads;
   o.use_cache = impl_->options.use_cache;
   o.cache_dir = impl_->options.cache_dir;
-  return checked([&] { return driver::gradcheck(impl_->loaded, params, "params", data, "data", o); });
+  return checked([&] {
+    return on_large_stack([&] { return driver::gradcheck(impl_->loaded, params, "params", data, "data", o); });
+  });
 }
 
 void Model::forward(const void* const* inputs, const void* const* params, void* const* outputs, int64_t n) {

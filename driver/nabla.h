@@ -32,6 +32,7 @@
 
 #include "driver/error.h"
 #include "driver/gradcheck.h"
+#include "runtime/budget.h"
 #include "runtime/npz.h"
 #include "runtime/train.h"
 
@@ -45,6 +46,10 @@ using runtime::Array;
 using runtime::ArrayMap;
 using runtime::DType;
 using runtime::EpochStats;
+using runtime::kMaxThreads;
+using runtime::NpzError;
+using runtime::Optimizer;
+using runtime::ResourceError;
 using runtime::StepProgress;
 using runtime::TrainCallbacks;
 using runtime::TrainConfig;

@@ -21,13 +21,15 @@
 #   libcli11-dev                     argument parsing (subcommands, --help text)
 #   zlib1g-dev                       deflate for .npz (runtime/, next)
 #   python3 python3-numpy python3-sympy   the acceptance runner
+#   python3-dev pybind11-dev python3-pytest  the Python module (python/) and its tests
 set -euo pipefail
 
 PKGS=(cmake ninja-build ccache g++ make
       llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev zlib1g-dev
-      python3 python3-numpy python3-sympy)
+      python3 python3-numpy python3-sympy
+      python3-dev pybind11-dev python3-pytest)
 for arg in "$@"; do
   case "$arg" in
     --bench) PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl) ;;

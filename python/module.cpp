@@ -1,0 +1,537 @@
+// The `nabla` Python module (docs/python.md) over the library (driver/nabla.h).
+//
+// Arrays: a NumPy array that is C-contiguous and of the model's dtype is
+// passed to the kernels as it is (no copy); any other array-like is
+// converted once. Every array is checked against the model before a kernel
+// runs (a missing name, a wrong shape, unequal batch sizes: NablaError naming
+// the array, the shape found and the shape expected), so a failing call
+// writes nothing. Kernel calls release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "driver/expression.h"
+#include "driver/kernels.h"
+#include "driver/nabla.h"
+
+namespace py = pybind11;
+
+namespace nabla::python {
+namespace {
+
+PyObject* nabla_error = nullptr;  // nabla.NablaError, a ValueError
+
+// A diagnostic as Python sees it: file, line, column, message, severity.
+struct PyDiagnostic {
+  std::string file, message, severity;
+  int line = 0, column = 0;
+};
+
+[[noreturn]] void raise(const std::string& message) { throw Error(message); }
+
+// Raises NablaError with `message` and `.diagnostics`.
+void set_error(const std::string& message, const std::vector<Message>& diagnostics) {
+  py::list diags;
+  for (const Message& m : diagnostics) diags.append(py::cast(PyDiagnostic{m.file, m.text, m.severity, m.line, m.column}));
+  py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(nabla_error, "s", message.c_str()));
+  if (!exc) return;  // the call set its own error
+  exc.attr("diagnostics") = diags;
+  PyErr_SetObject(nabla_error, exc.ptr());
+}
+
+DType dtype_named(const py::object& d) {
+  const py::dtype t = py::dtype::from_args(d);
+  if (t.is(py::dtype::of<float>()) || t.equal(py::dtype::of<float>())) return DType::F32;
+  if (t.equal(py::dtype::of<double>())) return DType::F64;
+  raise("dtype must be float32 or float64, not " + std::string(py::str(d)));
+}
+
+py::dtype numpy_dtype(DType t) { return t == DType::F32 ? py::dtype::of<float>() : py::dtype::of<double>(); }
+
+std::string shape_text(const std::vector<int64_t>& dims, bool batch) {
+  std::string s = "(";
+  if (batch) s += "n";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i || batch ? ", " : "") + std::to_string(dims[i]);
+  if (dims.size() + (batch ? 1 : 0) == 1) s += ",";
+  return s + ")";
+}
+
+std::string shape_text(const py::array& a) {
+  std::vector<int64_t> dims(a.shape(), a.shape() + a.ndim());
+  return shape_text(dims, false);
+}
+
+// The array `name` of `arrays` (a mapping), as a C-contiguous array of `t`:
+// the caller's own when it already is one, else a converted copy.
+py::array fetch(const py::dict& arrays, const std::string& what, const std::string& name, DType t) {
+  if (!arrays.contains(name)) {
+    std::string have;
+    for (const auto& [k, v] : arrays) have += (have.empty() ? "" : ", ") + std::string(py::str(k));
+    raise(what + " has no array '" + name + "' (it has: " + (have.empty() ? "none" : have) + ")");
+  }
+  py::object obj = arrays[py::str(name)];
+  if (t == DType::F32) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
+  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+}
+
+// `a` has the declared shape (after the batch axis when `batched`; *n is
+// set by the first batched array and then required).
+void check_shape(const py::array& a, const std::string& name, const std::vector<int64_t>& dims, bool batched,
+                 int64_t* n) {
+  if (!a) raise("array '" + name + "' is not a numeric array");
+  const size_t rank = dims.size() + (batched ? 1 : 0);
+  bool ok = static_cast<size_t>(a.ndim()) == rank;
+  for (size_t i = 0; ok && i < dims.size(); ++i) ok = a.shape(static_cast<py::ssize_t>(i + (batched ? 1 : 0))) == dims[i];
+  if (ok && batched && *n >= 0 && a.shape(0) != *n) ok = false;
+  // A scalar as a 1-element vector too: numpy.ascontiguousarray makes one of
+  // every 0-d array.
+  if (!ok && !batched && dims.empty() && a.ndim() == 1 && a.size() == 1) ok = true;
+  if (!ok) {
+    std::vector<int64_t> expected = dims;
+    if (batched && *n >= 0) expected.insert(expected.begin(), *n);
+    raise("array '" + name + "' has shape " + shape_text(a) + ", expected " +
+          shape_text(expected, batched && *n < 0) +
+          (batched ? " (the batch first; every input and label has the same batch size)" : ""));
+  }
+  if (batched && *n < 0) *n = a.shape(0);
+}
+
+// Arrays checked and ready for a kernel: the arrays (kept alive) and their
+// data pointers, in declaration order.
+struct Args {
+  std::vector<py::array> arrays;
+  std::vector<const void*> ptrs;
+};
+
+Args gather(const py::dict& arrays, const std::string& what, const std::vector<Declaration>& decls, bool batched,
+            DType t, int64_t* n) {
+  Args r;
+  for (const Declaration& d : decls) {
+    py::array a = fetch(arrays, what, d.name, t);
+    check_shape(a, d.name, d.shape, batched, n);
+    r.ptrs.push_back(a.data());
+    r.arrays.push_back(std::move(a));
+  }
+  return r;
+}
+
+py::array new_array(std::vector<int64_t> dims, DType t) {
+  std::vector<py::ssize_t> shape(dims.begin(), dims.end());
+  return py::array(numpy_dtype(t), shape);
+}
+
+ArrayMap to_arrays(const py::dict& arrays, const std::vector<Declaration>& decls, const std::string& what,
+                            bool batched, DType t) {
+  ArrayMap r;
+  int64_t n = -1;
+  for (const Declaration& d : decls) {
+    py::array a = fetch(arrays, what, d.name, t);
+    check_shape(a, d.name, d.shape, batched, &n);
+    Array x;
+    x.dtype = t;
+    x.shape.assign(a.shape(), a.shape() + a.ndim());
+    const size_t size = static_cast<size_t>(a.size());
+    if (t == DType::F32) x.f32.assign(static_cast<const float*>(a.data()), static_cast<const float*>(a.data()) + size);
+    else x.f64.assign(static_cast<const double*>(a.data()), static_cast<const double*>(a.data()) + size);
+    r[d.name] = std::move(x);
+  }
+  return r;
+}
+
+py::array from_array(const Array& a) {
+  py::array r = new_array(a.shape, a.dtype);
+  std::memcpy(r.mutable_data(), a.bytes(), static_cast<size_t>(a.size()) * (a.dtype == DType::F32 ? 4 : 8));
+  return r;
+}
+
+double scalar_of(const void* p, DType t) {
+  return t == DType::F32 ? static_cast<double>(*static_cast<const float*>(p)) : *static_cast<const double*>(p);
+}
+
+// A compiled model as Python holds it.
+class PyModel {
+public:
+  explicit PyModel(Model m) : m_(std::move(m)) {}
+
+  const Model& model() const { return m_; }
+
+  py::dict declarations(const std::vector<Declaration>& decls) const {
+    py::dict d;
+    for (const Declaration& x : decls) d[py::str(x.name)] = py::tuple(py::cast(x.shape));
+    return d;
+  }
+  py::dict consts() const {
+    py::dict d;
+    for (const Declaration& x : m_.consts()) d[py::str(x.name)] = x.value;
+    return d;
+  }
+
+  py::dict init(py::object seed) const {
+    const uint64_t s = seed.is_none() ? std::random_device{}() : seed.cast<uint64_t>();
+    py::dict r;
+    for (const auto& [name, a] : m_.init(s)) r[py::str(name)] = from_array(a);
+    return r;
+  }
+
+  py::dict forward(const py::dict& params, const py::dict& data) {
+    if (m_.outputs().empty()) raise("model '" + m_.name() + "' has no output: there is nothing to run");
+    const DType t = m_.dtype();
+    int64_t none = -1, n = -1;
+    const Args p = gather(params, "params", m_.params(), false, t, &none);
+    const Args in = gather(data, "data", m_.inputs(), true, t, &n);
+    if (n <= 0) raise("data holds no samples");
+    uint64_t per_sample = 0;
+    for (const Declaration& d : m_.outputs()) {
+      uint64_t e = 1;
+      for (int64_t s : d.shape) e *= static_cast<uint64_t>(s);
+      per_sample += e;
+    }
+    driver::check_batch_memory("the outputs", n, per_sample, t == DType::F32 ? 4 : 8);
+    py::dict out;
+    std::vector<void*> optr;
+    for (const Declaration& d : m_.outputs()) {
+      std::vector<int64_t> dims{n};
+      dims.insert(dims.end(), d.shape.begin(), d.shape.end());
+      py::array a = new_array(dims, t);
+      optr.push_back(a.mutable_data());
+      out[py::str(d.name)] = a;
+    }
+    {
+      py::gil_scoped_release release;
+      m_.forward(in.ptrs.data(), p.ptrs.data(), optr.data(), n);
+    }
+    return out;
+  }
+
+  // The loss, with the gradients written into `out` (checked) or new arrays.
+  std::pair<double, py::dict> grad(const py::dict& params, const py::dict& data, py::object out) {
+    if (!m_.has_loss()) raise("model '" + m_.name() + "' has no loss: there is no gradient to compute");
+    const DType t = m_.dtype();
+    int64_t none = -1, n = -1;
+    const Args p = gather(params, "params", m_.params(), false, t, &none);
+    const Args in = gather(data, "data", m_.inputs(), true, t, &n);
+    const Args lab = gather(data, "data", m_.labels(), true, t, &n);
+    if (n <= 0) raise("data holds no samples");
+    py::dict grads = out.is_none() ? py::dict() : out.cast<py::dict>();
+    std::vector<void*> gptr;
+    for (const Declaration& d : m_.params()) {
+      if (out.is_none()) {
+        py::array a = new_array(d.shape, t);
+        gptr.push_back(a.mutable_data());
+        grads[py::str(d.name)] = a;
+        continue;
+      }
+      if (!grads.contains(d.name)) raise("out has no array '" + d.name + "'");
+      py::array a = writable(grads[py::str(d.name)], "out", d, t);
+      gptr.push_back(a.mutable_data());
+    }
+    double loss = 0;
+    {
+      py::gil_scoped_release release;
+      alignas(8) unsigned char slot[8] = {};
+      m_.grad(in.ptrs.data(), lab.ptrs.data(), p.ptrs.data(), slot, gptr.data(), n);
+      loss = scalar_of(slot, t);
+    }
+    return {loss, grads};
+  }
+
+  double loss(const py::dict& params, const py::dict& data) { return grad(params, data, py::none()).first; }
+
+  double step(const py::dict& params, const py::dict& data, double lr) {
+    if (!m_.has_loss()) raise("model '" + m_.name() + "' has no loss: there is nothing to train");
+    const DType t = m_.dtype();
+    int64_t n = -1;
+    const Args in = gather(data, "data", m_.inputs(), true, t, &n);
+    const Args lab = gather(data, "data", m_.labels(), true, t, &n);
+    if (n <= 0) raise("data holds no samples");
+    std::vector<void*> pptr;
+    std::vector<py::array> keep;
+    for (const Declaration& d : m_.params()) {
+      if (!params.contains(d.name)) raise("params has no array '" + d.name + "'");
+      keep.push_back(writable(params[py::str(d.name)], "params", d, t));
+      pptr.push_back(keep.back().mutable_data());
+    }
+    double loss = 0;
+    {
+      py::gil_scoped_release release;
+      alignas(8) unsigned char slot[8] = {};
+      m_.step(in.ptrs.data(), lab.ptrs.data(), pptr.data(), slot, lr, n);
+      loss = scalar_of(slot, t);
+    }
+    return loss;
+  }
+
+  py::list train(py::dict params, const py::dict& data, int epochs, int64_t batch, double lr,
+                 const std::string& optimizer, py::object val, uint64_t seed, double weight_decay,
+                 py::object callback) {
+    const DType t = m_.dtype();
+    // Params are updated in place: each must be a writable C array of the dtype.
+    std::vector<py::array> targets;
+    for (const Declaration& d : m_.params()) {
+      if (!params.contains(d.name)) raise("params has no array '" + d.name + "'");
+      targets.push_back(writable(params[py::str(d.name)], "params", d, t));
+    }
+    ArrayMap p = to_arrays(params, m_.params(), "params", false, t);
+    std::vector<Declaration> per_sample = m_.inputs();
+    per_sample.insert(per_sample.end(), m_.labels().begin(), m_.labels().end());
+    const ArrayMap d = to_arrays(data, per_sample, "data", true, t);
+    std::optional<ArrayMap> v;
+    if (!val.is_none()) v = to_arrays(val.cast<py::dict>(), per_sample, "val", true, t);
+    TrainConfig c;
+    c.epochs = epochs;
+    c.batch = batch;
+    c.lr = lr;
+    c.seed = seed;
+    c.weight_decay = weight_decay;
+    if (optimizer == "sgd") c.optimizer = Optimizer::Sgd;
+    else if (optimizer == "momentum") c.optimizer = Optimizer::Momentum;
+    else if (optimizer == "adam") c.optimizer = Optimizer::Adam;
+    else raise("optimizer must be sgd, momentum or adam, not '" + optimizer + "'");
+    py::list history;
+    std::optional<py::error_already_set> failure;
+    TrainCallbacks cb;
+    cb.on_epoch = [&](const EpochStats& e) {
+      py::gil_scoped_acquire acquire;
+      py::dict metrics;
+      metrics["loss"] = e.loss;
+      if (e.accuracy >= 0) metrics["acc"] = e.accuracy;
+      if (v) metrics["val_loss"] = e.val_loss;
+      if (v && e.val_accuracy >= 0) metrics["val_acc"] = e.val_accuracy;
+      metrics["seconds"] = e.seconds;
+      history.append(metrics);
+      if (callback.is_none()) return true;
+      try {
+        py::object r = callback(e.epoch, metrics);
+        return r.is_none() || r.cast<bool>();
+      } catch (py::error_already_set& err) {
+        failure = std::move(err);
+        return false;
+      }
+    };
+    {
+      py::gil_scoped_release release;
+      m_.train(p, d, c, v ? &*v : nullptr, cb);
+    }
+    if (failure) throw *failure;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const Array& a = p.at(m_.params()[i].name);
+      std::memcpy(targets[i].mutable_data(), a.bytes(), static_cast<size_t>(a.size()) * (t == DType::F32 ? 4 : 8));
+    }
+    return history;
+  }
+
+  py::dict gradcheck(py::object params, py::object data, double tolerance, py::object seed) {
+    GradcheckOptions o;
+    o.tolerance = tolerance;
+    o.seed = seed.is_none() ? 0 : seed.cast<uint64_t>();
+    std::optional<ArrayMap> p, d;
+    if (!params.is_none()) p = to_arrays(params.cast<py::dict>(), m_.params(), "params", false, DType::F64);
+    if (!data.is_none()) {
+      std::vector<Declaration> per_sample = m_.inputs();
+      per_sample.insert(per_sample.end(), m_.labels().begin(), m_.labels().end());
+      d = to_arrays(data.cast<py::dict>(), per_sample, "data", true, DType::F64);
+    }
+    GradcheckResult r;
+    {
+      py::gil_scoped_release release;
+      r = m_.gradcheck(p ? &*p : nullptr, d ? &*d : nullptr, o);
+    }
+    py::dict out;
+    for (const auto& c : r.params) out[py::str(c.name)] = c.worst;
+    return out;
+  }
+
+  std::string gradient_program(py::object wrt, bool simplify, const std::string& format) const {
+    std::vector<std::string> names;
+    if (py::isinstance<py::str>(wrt)) names.push_back(wrt.cast<std::string>());
+    else if (!wrt.is_none()) names = wrt.cast<std::vector<std::string>>();
+    return m_.gradient_program(names, simplify, format);
+  }
+
+private:
+  // The caller's array for `d` in `what`, which a kernel writes: it must be
+  // a writable C-contiguous array of the dtype, with the declared shape.
+  static py::array writable(py::handle obj, const std::string& what, const Declaration& d, DType t) {
+    if (!py::isinstance<py::array>(obj)) raise(what + "['" + d.name + "'] must be a NumPy array, to be written in place");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!a.dtype().equal(numpy_dtype(t)))
+      raise(what + "['" + d.name + "'] has dtype " + std::string(py::str(a.dtype())) + ", the model's is " +
+            std::string(py::str(numpy_dtype(t))));
+    if (!(a.flags() & py::array::c_style)) raise(what + "['" + d.name + "'] must be C-contiguous, to be written in place");
+    if (!a.writeable()) raise(what + "['" + d.name + "'] is read-only");
+    int64_t none = -1;
+    check_shape(a, d.name, d.shape, false, &none);
+    return a;
+  }
+
+  Model m_;
+};
+
+ModelOptions options_of(const py::object& dtype, const py::object& threads, const py::object& consts) {
+  ModelOptions o;
+  o.dtype = dtype_named(dtype);
+  if (!threads.is_none()) {
+    const int n = threads.cast<int>();
+    if (n < 1 || n > kMaxThreads) raise("threads must be from 1 to " + std::to_string(kMaxThreads));
+    o.threads = n;
+  }
+  if (!consts.is_none())
+    for (const auto& [k, v] : consts.cast<py::dict>()) o.consts[py::str(k)] = v.cast<double>();
+  return o;
+}
+
+std::vector<std::string> names_of(const py::object& wrt) {
+  if (py::isinstance<py::str>(wrt)) return {wrt.cast<std::string>()};
+  return wrt.cast<std::vector<std::string>>();
+}
+
+std::map<std::string, double> point_of(const py::dict& values) {
+  std::map<std::string, double> p;
+  for (const auto& [k, v] : values) p[py::str(k)] = v.cast<double>();
+  return p;
+}
+
+}  // namespace
+}  // namespace nabla::python
+
+PYBIND11_MODULE(_nabla, mod) {
+  using namespace nabla;
+  using namespace nabla::python;
+  mod.doc() = "nabla: symbolic differentiation and expression compiler for neural networks";
+  mod.attr("__version__") = version();
+  mod.attr("llvm_version") = llvm_version();
+
+  nabla_error = PyErr_NewExceptionWithDoc("nabla.NablaError",
+                                          "A model or expression nabla cannot use; str() is the diagnostic text",
+                                          PyExc_ValueError, nullptr);
+  mod.attr("NablaError") = py::handle(nabla_error);
+  py::class_<PyDiagnostic>(mod, "Diagnostic")
+      .def_readonly("file", &PyDiagnostic::file)
+      .def_readonly("line", &PyDiagnostic::line)
+      .def_readonly("column", &PyDiagnostic::column)
+      .def_readonly("message", &PyDiagnostic::message)
+      .def_readonly("severity", &PyDiagnostic::severity)
+      .def("__repr__", [](const PyDiagnostic& d) {
+        return d.file + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ": " + d.message;
+      });
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const Error& e) {
+      set_error(e.what(), e.diagnostics());
+    } catch (const NpzError& e) {
+      set_error(e.what(), {});
+    } catch (const ResourceError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
+    }
+  });
+
+  py::class_<PyModel>(mod, "Model")
+      .def_property_readonly("name", [](const PyModel& m) { return m.model().name(); })
+      .def_property_readonly("params", [](const PyModel& m) { return m.declarations(m.model().params()); })
+      .def_property_readonly("inputs", [](const PyModel& m) { return m.declarations(m.model().inputs()); })
+      .def_property_readonly("labels", [](const PyModel& m) { return m.declarations(m.model().labels()); })
+      .def_property_readonly("outputs", [](const PyModel& m) { return m.declarations(m.model().outputs()); })
+      .def_property_readonly("consts", &PyModel::consts)
+      .def_property_readonly("dtype", [](const PyModel& m) { return numpy_dtype(m.model().dtype()); })
+      .def_property_readonly("parameter_count", [](const PyModel& m) { return m.model().parameter_count(); })
+      .def("init", &PyModel::init, py::arg("seed") = py::none())
+      .def("forward", &PyModel::forward, py::arg("params"), py::arg("data"))
+      .def("loss", &PyModel::loss, py::arg("params"), py::arg("data"))
+      .def("grad", &PyModel::grad, py::arg("params"), py::arg("data"), py::arg("out") = py::none())
+      .def("step", &PyModel::step, py::arg("params"), py::arg("data"), py::arg("lr"))
+      .def("train", &PyModel::train, py::arg("params"), py::arg("data"), py::arg("epochs"), py::arg("batch"),
+           py::arg("lr"), py::arg("optimizer") = "sgd", py::arg("val") = py::none(), py::arg("seed") = 0,
+           py::arg("weight_decay") = 0.0, py::arg("callback") = py::none())
+      .def("gradcheck", &PyModel::gradcheck, py::arg("params") = py::none(), py::arg("data") = py::none(),
+           py::arg("tolerance") = 1e-6, py::arg("seed") = py::none())
+      .def("gradient_program", &PyModel::gradient_program, py::arg("wrt") = py::none(), py::arg("simplify") = true,
+           py::arg("format") = "text")
+      .def("graph", [](const PyModel& m, bool grad) { return m.model().graph(grad); }, py::arg("grad") = false)
+      .def("__repr__", [](const PyModel& m) {
+        return "<nabla.Model " + m.model().name() + ": " + std::to_string(m.model().parameter_count()) + " parameters>";
+      });
+
+  mod.def(
+      "compile",
+      [](const std::string& path, py::object dtype, py::object threads, py::object consts) {
+        ModelOptions o = options_of(dtype, threads, consts);
+        return PyModel(Model::load(path, o));
+      },
+      py::arg("path"), py::arg("dtype") = "float32", py::arg("threads") = py::none(), py::arg("consts") = py::none());
+  mod.def(
+      "compile_string",
+      [](const std::string& text, py::object dtype, py::object threads, py::object consts) {
+        ModelOptions o = options_of(dtype, threads, consts);
+        return PyModel(Model::parse(text, o, "<string>"));
+      },
+      py::arg("text"), py::arg("dtype") = "float32", py::arg("threads") = py::none(), py::arg("consts") = py::none());
+
+  mod.def(
+      "simplify",
+      [](const std::string& expr) {
+        std::string r;
+        driver::with_large_stack([&] {
+          ir::Context ctx;
+          r = driver::text(driver::simplified(ctx, driver::expression(expr, ctx)));
+        });
+        return r;
+      },
+      py::arg("expr"));
+  mod.def(
+      "diff",
+      [](const std::string& expr, py::object wrt, int order, py::object at) -> py::dict {
+        if (order != 1 && order != 2) raise("order must be 1 or 2");
+        const std::vector<std::string> names = names_of(wrt);
+        if (names.empty()) raise("wrt names no variable");
+        std::optional<std::map<std::string, double>> point;
+        if (!at.is_none()) point = point_of(at.cast<py::dict>());
+        std::vector<std::string> texts;
+        std::vector<double> values;
+        driver::with_large_stack([&] {
+          ir::Context ctx;
+          const driver::Expression e = driver::expression(expr, ctx, names);
+          for (const std::string& w : names) {
+            const ir::Node* d = driver::derivatives(ctx, e, {w}, order, false, true)[0].value;
+            const std::span<const ir::Node* const> root(&d, 1);
+            if (!point) {
+              texts.push_back(driver::text(d));
+            } else if (std::string missing = driver::missing_variable(root, *point); !missing.empty()) {
+              raise("no value for '" + missing + "'");
+            } else {
+              values.push_back(driver::evaluate(root, *point)[0]);
+            }
+          }
+        });
+        py::dict out;
+        for (size_t i = 0; i < names.size(); ++i) {
+          if (point) out[py::str(names[i])] = values[i];
+          else out[py::str(names[i])] = texts[i];
+        }
+        return out;
+      },
+      py::arg("expr"), py::arg("wrt"), py::arg("order") = 1, py::arg("at") = py::none());
+  mod.def(
+      "eval",
+      [](const std::string& expr, py::kwargs values) {
+        const std::map<std::string, double> point = point_of(values);
+        double v = 0;
+        driver::with_large_stack([&] {
+          ir::Context ctx;
+          const driver::Expression e = driver::expression(expr, ctx);
+          const ir::Node* root = e.lowered.root;
+          if (std::string missing = driver::missing_variable(std::span<const ir::Node* const>(&root, 1), point);
+              !missing.empty())
+            raise("no value for '" + missing + "'");
+          v = driver::evaluate(std::span<const ir::Node* const>(&root, 1), point)[0];
+        });
+        return v;
+      },
+      py::arg("expr"));
+}

@@ -1,0 +1,213 @@
+"""The `nabla` Python module (docs/python.md) as a user calls it.
+
+Run by the test suite as `/usr/bin/python3 -m pytest tests/python` with
+PYTHONPATH=build/python and NABLA=build/nabla (the command, for results
+bit for bit equal to its own).
+"""
+import os
+import subprocess
+import tempfile
+import threading
+
+import numpy as np
+import pytest
+
+import nabla
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+XOR = os.path.join(ROOT, "examples", "xor.nn")
+MLP = os.path.join(ROOT, "examples", "mnist_mlp.nn")
+
+
+def xor_data(copies=2, dtype=np.float64):
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * copies, dtype=dtype)
+    y = np.array([[0], [1], [1], [0]] * copies, dtype=dtype)
+    return {"x": x, "y": y}
+
+
+def test_version_and_error_type():
+    assert isinstance(nabla.__version__, str) and nabla.__version__
+    assert nabla.llvm_version.startswith("19.")
+    assert issubclass(nabla.NablaError, ValueError)
+
+
+def test_metadata():
+    m = nabla.compile(XOR, dtype="float64")
+    assert m.name == "xor"
+    assert list(m.params) == ["W1", "b1", "W2", "b2"]
+    assert m.params["W1"] == (4, 2)
+    assert m.inputs == {"x": (2,)} and m.labels == {"y": (1,)} and m.outputs == {"p": (1,)}
+    assert m.dtype == np.float64
+    assert m.parameter_count == 17
+    assert nabla.compile(XOR).dtype == np.float32
+    m2 = nabla.compile(MLP, consts={"lambda": 0.5})
+    assert m2.consts == {"lambda": 0.5}
+
+
+def test_bad_model_raises_with_diagnostics():
+    with pytest.raises(nabla.NablaError) as e:
+        nabla.compile_string("input x : [3]\nh = w @ x\n")
+    d = e.value.diagnostics[0]
+    assert (d.file, d.line, d.column) == ("<string>", 2, 5)
+    assert "'w'" in d.message
+    assert "<string>:2:5: error:" in str(e.value) and "^" in str(e.value)
+    with pytest.raises(nabla.NablaError):
+        nabla.compile("/nonexistent.nn")
+    with pytest.raises(nabla.NablaError):
+        nabla.compile(XOR, consts={"nope": 1})
+    with pytest.raises(nabla.NablaError):
+        nabla.compile(XOR, dtype="int32")
+
+
+def run_command(*args):
+    return subprocess.run([os.environ.get("NABLA", os.path.join(ROOT, "build", "nabla")), *args],
+                          check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_grad_equals_the_command_bit_for_bit(dtype):
+    m = nabla.compile(XOR, dtype=dtype)
+    p = m.init(seed=3)
+    d = xor_data(3, dtype)
+    loss, g = m.grad(p, d)
+    with tempfile.TemporaryDirectory() as t:
+        np.savez(os.path.join(t, "p.npz"), **p)
+        np.savez(os.path.join(t, "d.npz"), **d)
+        run_command("grad", XOR, "--params", os.path.join(t, "p.npz"), "--data", os.path.join(t, "d.npz"),
+                    "-o", os.path.join(t, "g.npz"), "--dtype", "f32" if dtype == "float32" else "f64")
+        ref = dict(np.load(os.path.join(t, "g.npz")))
+    assert loss == float(ref["loss"])
+    for k in p:
+        assert g[k].dtype == np.dtype(dtype)
+        assert np.array_equal(g[k], ref[k]), k
+    out = m.forward(p, {"x": d["x"]})
+    assert out["p"].shape == (12, 1)
+    assert m.loss(p, d) == loss
+
+
+def test_out_is_filled_and_returned():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    out = {k: np.zeros_like(v) for k, v in p.items()}
+    loss, g = m.grad(p, d, out=out)
+    assert all(g[k] is out[k] for k in out)
+    _, fresh = m.grad(p, d)
+    assert all(np.array_equal(out[k], fresh[k]) for k in out)
+
+
+def test_inputs_are_used_in_place_and_others_converted():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    loss = m.loss(p, d)
+    odd = {k: np.asfortranarray(v.astype(np.float32)) for k, v in d.items()}
+    assert abs(m.loss(p, odd) - loss) < 1e-6
+    lists = {k: v.tolist() for k, v in d.items()}
+    assert m.loss(p, lists) == loss
+
+
+def test_step_updates_the_callers_memory():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=2), xor_data()
+    _, g = m.grad(p, d)
+    before = {k: v.copy() for k, v in p.items()}
+    addresses = {k: v.__array_interface__["data"][0] for k, v in p.items()}
+    m.step(p, d, 0.5)
+    for k in p:
+        assert p[k].__array_interface__["data"][0] == addresses[k]
+        assert np.allclose(p[k], before[k] - 0.5 * g[k], rtol=0, atol=1e-15)
+    with pytest.raises(nabla.NablaError, match="C-contiguous"):
+        q = dict(p)
+        q["W1"] = np.asfortranarray(p["W1"])
+        m.step(q, d, 0.1)
+    with pytest.raises(nabla.NablaError, match="dtype"):
+        q = dict(p)
+        q["b1"] = p["b1"].astype(np.float32)
+        m.step(q, d, 0.1)
+
+
+def test_wrong_shapes_name_the_array_and_write_nothing():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    bad = dict(p)
+    bad["W2"] = np.zeros((2, 4))
+    sentinel = {k: np.full_like(v, 7.0) for k, v in p.items()}
+    with pytest.raises(nabla.NablaError) as e:
+        m.grad(bad, d, out=sentinel)
+    assert "'W2'" in str(e.value) and "(2, 4)" in str(e.value) and "(1, 4)" in str(e.value)
+    assert all(np.all(v == 7.0) for v in sentinel.values())
+    unequal = dict(d)
+    unequal["y"] = np.zeros((5, 1))
+    with pytest.raises(nabla.NablaError, match="'y'"):
+        m.loss(p, unequal)
+    with pytest.raises(nabla.NablaError, match="no array 'x'"):
+        m.loss(p, {"y": d["y"]})
+    before = {k: v.copy() for k, v in p.items()}
+    with pytest.raises(nabla.NablaError):
+        m.step(p, unequal, 0.1)
+    assert all(np.array_equal(p[k], before[k]) for k in p)
+
+
+def test_threads_give_the_same_answers():
+    m = nabla.compile(MLP, dtype="float64", threads=2)
+    p = m.init(seed=1)
+    rng = np.random.default_rng(0)
+    d = {"x": rng.standard_normal((64, 784)), "y": np.eye(10)[rng.integers(0, 10, 64)]}
+    expected = m.loss(p, d)
+    results = []
+
+    def work():
+        for _ in range(20):
+            results.append(m.loss(p, d))
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert len(results) == 80 and all(r == expected for r in results)
+
+
+def test_train_with_callback():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=4), xor_data(8)
+    first = m.loss(p, d)
+    seen = []
+    hist = m.train(p, d, epochs=300, batch=8, lr=0.05, optimizer="adam", seed=1,
+                   callback=lambda e, met: seen.append((e, met["loss"])) is None)
+    assert len(hist) == 300 and len(seen) == 300 and seen[0][0] == 1
+    assert m.loss(p, d) < 0.5 * first
+    assert len(m.train(p, d, epochs=5, batch=8, lr=0.1, callback=lambda e, met: False)) == 1
+    with pytest.raises(ZeroDivisionError):
+        m.train(p, d, epochs=3, batch=8, lr=0.1, callback=lambda e, met: 1 / 0)
+    with pytest.raises(nabla.NablaError):
+        m.train(p, d, epochs=1, batch=8, lr=0.1, optimizer="rmsprop")
+
+
+def test_gradcheck_and_text():
+    m = nabla.compile(XOR, dtype="float64")
+    worst = m.gradcheck(seed=2)
+    assert set(worst) == {"W1", "b1", "W2", "b2"} and max(worst.values()) < 1e-6
+    text = m.gradient_program()
+    assert text == run_command("diff", XOR).stdout.decode()
+    assert "\\begin{aligned}" in m.gradient_program(format="latex")
+    assert m.gradient_program(wrt="b2").startswith("d/db2") or "d/db2" in m.gradient_program(wrt="b2")
+    assert m.graph().startswith("digraph")
+
+
+def test_expressions():
+    assert nabla.simplify("3*x - x + 2*x + 1").replace(" ", "") == "4*x+1"
+    assert nabla.eval("x^2 + y", x=3, y=1) == 10
+    assert nabla.diff("x^3", "x") == {"x": "3 * x^2"}
+    assert nabla.diff("x^3 * y", ["x", "y"], at={"x": 2, "y": 1}) == {"x": 12.0, "y": 8.0}
+    assert nabla.diff("x^3", "x", order=2, at={"x": 2}) == {"x": 12.0}
+    with pytest.raises(nabla.NablaError) as e:
+        nabla.eval("x +* 2", x=1)
+    assert e.value.diagnostics[0].file == "<expr>"
+    with pytest.raises(nabla.NablaError, match="no value for 'y'"):
+        nabla.eval("x + y", x=1)
+
+
+def test_deep_nesting_is_not_a_crash():
+    deep = "(" * 5000 + "x" + ")" * 5000
+    assert nabla.eval(deep, x=2) == 2.0
+    text = "input x : [2]\noutput y = " + "tanh(" * 3000 + "x" + ")" * 3000 + "\n"
+    m = nabla.compile_string(text, dtype="float64")
+    assert m.forward({}, {"x": np.ones((1, 2))})["y"].shape == (1, 2)
