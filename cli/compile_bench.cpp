@@ -13,6 +13,7 @@
 #include "cli/options.h"
 #include "cli/pipeline.h"
 #include "driver/arrays.h"
+#include "driver/artifacts.h"
 #include "codegen/abi.h"
 #include "codegen/jit.h"
 #include "frontend/lower.h"
@@ -26,77 +27,10 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// A C identifier from a model or file name.
-std::string c_identifier(const std::string& name) {
-  std::string s;
-  for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) s = "m_" + s;
-  return s;
-}
-
-std::vector<codegen::ArgDoc> docs(const std::vector<const ir::Node*>& vars) {
-  std::vector<codegen::ArgDoc> r;
-  for (const ir::Node* v : vars) r.push_back({v->name(), v->shape().dims()});
-  return r;
-}
-
 struct CompileArgs {
   std::string model, emit, out, prefix;
   bool after_each_pass = false;  // --emit program: after each of build_program's passes
 };
-
-// `--emit header`: the C declarations of the kernels.
-std::string header_text(const CompileArgs& args, const LoadedModel& loaded, const codegen::KernelSpec& spec,
-                        ir::DType dt, bool forward, bool grad, const std::string& prefix) {
-  codegen::HeaderInfo info;
-  info.prefix = prefix;
-  info.model_name = loaded.model.name.empty() ? args.model : loaded.model.name;
-  info.dtype = dt == ir::DType::F32 ? "float" : "double";
-  info.inputs = docs(spec.inputs);
-  info.labels = docs(spec.labels);
-  info.params = docs(spec.params);
-  for (const auto& [name, node] : spec.outputs) info.outputs.push_back({name, node->shape().dims()});
-  info.forward = forward;
-  info.grad = grad;
-  return codegen::c_header(info);
-}
-
-// `--emit program --after-each-pass`: a header line per pass, then the
-// program after it.
-std::string passes_text(const std::string& kernel, const codegen::PassTrace& trace) {
-  std::string text;
-  for (const auto& [pass, program] : trace) text += kernel + " after " + pass + "\n" + program;
-  return text;
-}
-
-// `--emit program`, `llvm`, `asm` or `obj`: the kernel programs, or what LLVM
-// makes of them.
-std::string kernels_text(const CompileArgs& args, const codegen::KernelSpec& spec, ir::DType dt, bool forward,
-                         bool grad, const std::string& prefix, PassTimes& times) {
-  codegen::ProgramTraces traces;
-  const codegen::ProgramSet programs = times.time("lower to loops (batching, fusion, buffers)", [&] {
-    return codegen::build_programs(spec, dt, forward, grad, grad, args.after_each_pass ? &traces : nullptr);
-  });
-  if (args.after_each_pass)
-    return passes_text("forward", traces.forward) + passes_text("grad", traces.grad) +
-           passes_text("sgd_step", traces.sgd);
-  std::string text;
-  if (args.emit == "program") {
-    if (programs.forward) text += "forward\n" + programs.forward->str();
-    if (programs.grad) text += "grad\n" + programs.grad->str();
-    if (programs.sgd) text += "sgd_step\n" + programs.sgd->str();
-    return text;
-  }
-  const auto what = args.emit == "llvm" ? codegen::Artifact::LLVM
-                  : args.emit == "asm"  ? codegen::Artifact::Asm
-                                        : codegen::Artifact::Object;
-  codegen::CompileTimes ct;
-  text = codegen::compile(what, prefix, programs, &ct);
-  times.add("LLVM IR emission", ct.emit);
-  times.add("LLVM optimize", ct.optimize);
-  if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);
-  return text;
-}
 
 int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   auto options = sema_options(global, std::cerr);
@@ -116,22 +50,21 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   if (!args.out.empty() && args.out != "-") runtime::check_output(args.out, {args.model});
   ir::Context ctx;
   const LoweredModel m = times.time("lower", [&] { return lower_model(loaded->model, ctx); });
-  const bool forward = !m.outputs.empty(), grad = m.loss != nullptr;
-  if (!forward && !grad) {
-    print_error(std::cerr, "'" + args.model + "' has no output and no loss: there is no kernel to compile");
-    return kExitUserError;
-  }
-  const codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad, &times);
-  const ir::DType dt = global.dtype == "f64" ? ir::DType::F64 : ir::DType::F32;
-  const std::string prefix = args.prefix.empty()
-      ? c_identifier(loaded->model.name.empty() ? std::filesystem::path(args.model).stem().string() : loaded->model.name)
-      : args.prefix;
-  if (prefix != c_identifier(prefix)) {
-    print_error(std::cerr, "--prefix '" + prefix + "' is not a C identifier");
+  driver::require_kernels(m, args.model);
+  driver::ArtifactRequest request;
+  request.emit = args.emit;
+  request.dtype = global.dtype == "f64" ? ir::DType::F64 : ir::DType::F32;
+  request.model_name = loaded->model.name.empty() ? args.model : loaded->model.name;
+  request.after_each_pass = args.after_each_pass;
+  request.prefix = args.prefix.empty() ? driver::c_identifier(loaded->model.name.empty()
+                                                                  ? std::filesystem::path(args.model).stem().string()
+                                                                  : loaded->model.name)
+                                       : args.prefix;
+  if (request.prefix != driver::c_identifier(request.prefix)) {
+    print_error(std::cerr, "--prefix '" + request.prefix + "' is not a C identifier");
     return kExitUsage;
   }
-  const std::string text = args.emit == "header" ? header_text(args, *loaded, spec, dt, forward, grad, prefix)
-                                                 : kernels_text(args, spec, dt, forward, grad, prefix, times);
+  const std::string text = driver::compile_artifact(ctx, m, request, args.model, &times);
   if (global.time_passes) print_times(times, std::cerr);
   if (args.out.empty() || args.out == "-") {
     std::cout << text;

@@ -6,11 +6,13 @@
 #include <optional>
 
 #include "driver/arrays.h"
+#include "driver/artifacts.h"
 #include "driver/gradient.h"
 #include "driver/kernels.h"
 #include "driver/load.h"
 #include "frontend/lower.h"
 #include "ir/stack.h"
+#include "runtime/output.h"
 
 namespace nabla {
 
@@ -205,6 +207,27 @@ std::string Model::gradient_program(const std::vector<std::string>& wrt, bool si
 std::string Model::graph(bool grad) const {
   std::lock_guard lock(impl_->mutex);
   return on_large_stack([&] { return driver::graph_text(impl_->ctx, impl_->lowered, grad, impl_->loaded.file->name()); });
+}
+
+void Model::save_object(const std::string& path, const std::string& header_path, const std::string& prefix) const {
+  const std::string file = impl_->loaded.file->name();
+  driver::ArtifactRequest r;
+  r.dtype = impl_->options.dtype == DType::F64 ? ir::DType::F64 : ir::DType::F32;
+  r.model_name = impl_->name;
+  r.prefix = prefix.empty() ? driver::c_identifier(impl_->name) : prefix;
+  if (r.prefix != driver::c_identifier(r.prefix)) throw Error("prefix '" + r.prefix + "' is not a C identifier");
+  std::lock_guard lock(impl_->mutex);
+  runtime::check_output(path, {file});
+  if (!header_path.empty()) runtime::check_output(header_path, {file, path});
+  const std::string object =
+      on_large_stack([&] { return driver::compile_artifact(impl_->ctx, impl_->lowered, r, file); });
+  std::string header;
+  if (!header_path.empty()) {
+    r.emit = "header";
+    header = driver::compile_artifact(impl_->ctx, impl_->lowered, r, file);
+  }
+  runtime::write_output(path, object, {file});
+  if (!header_path.empty()) runtime::write_output(header_path, header, {file, path});
 }
 
 ArrayMap Model::init(uint64_t seed) const {

@@ -34,6 +34,7 @@
 #include "driver/gradcheck.h"
 #include "runtime/budget.h"
 #include "runtime/npz.h"
+#include "runtime/output.h"
 #include "runtime/train.h"
 
 namespace nabla {
@@ -48,6 +49,7 @@ using runtime::DType;
 using runtime::EpochStats;
 using runtime::kMaxThreads;
 using runtime::NpzError;
+using runtime::OutputError;
 using runtime::Optimizer;
 using runtime::ResourceError;
 using runtime::StepProgress;
@@ -103,6 +105,13 @@ public:
                                const std::string& format = "text") const;
   // The graph in Graphviz DOT: outputs and loss, or (`grad`) the gradient program.
   std::string graph(bool grad = false) const;
+
+  // The kernels as an object file at `path` and, unless `header_path` is "",
+  // their C header (as `nabla compile --emit obj/header`); `prefix`: the
+  // functions' prefix ("" for the model's name). Files are replaced
+  // atomically; the model's own file is never overwritten.
+  void save_object(const std::string& path, const std::string& header_path = "",
+                   const std::string& prefix = "") const;
 
   // Fresh params by each param's `init`, seeded, in dtype().
   ArrayMap init(uint64_t seed) const;

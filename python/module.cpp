@@ -429,6 +429,8 @@ PYBIND11_MODULE(_nabla, mod) {
       set_error(e.what(), {});
     } catch (const ResourceError& e) {
       PyErr_SetString(PyExc_MemoryError, e.what());
+    } catch (const OutputError& e) {
+      PyErr_SetString(PyExc_OSError, e.what());
     }
   });
 
@@ -454,6 +456,13 @@ PYBIND11_MODULE(_nabla, mod) {
       .def("gradient_program", &PyModel::gradient_program, py::arg("wrt") = py::none(), py::arg("simplify") = true,
            py::arg("format") = "text")
       .def("graph", [](const PyModel& m, bool grad) { return m.model().graph(grad); }, py::arg("grad") = false)
+      .def(
+          "save_object",
+          [](const PyModel& m, const std::string& path, py::object header, py::object prefix) {
+            m.model().save_object(path, header.is_none() ? "" : header.cast<std::string>(),
+                                  prefix.is_none() ? "" : prefix.cast<std::string>());
+          },
+          py::arg("path"), py::arg("header") = py::none(), py::arg("prefix") = py::none())
       .def("__repr__", [](const PyModel& m) {
         return "<nabla.Model " + m.model().name() + ": " + std::to_string(m.model().parameter_count()) + " parameters>";
       });

@@ -211,3 +211,17 @@ def test_deep_nesting_is_not_a_crash():
     text = "input x : [2]\noutput y = " + "tanh(" * 3000 + "x" + ")" * 3000 + "\n"
     m = nabla.compile_string(text, dtype="float64")
     assert m.forward({}, {"x": np.ones((1, 2))})["y"].shape == (1, 2)
+
+
+def test_save_object_writes_the_commands_files(tmp_path):
+    m = nabla.compile(XOR)
+    m.save_object(str(tmp_path / "xor.o"), header=str(tmp_path / "xor.h"), prefix="xor_net")
+    assert (tmp_path / "xor.o").read_bytes()[:4] == b"\x7fELF"
+    header = (tmp_path / "xor.h").read_text()
+    assert "xor_net_grad" in header
+    run_command("compile", XOR, "--emit", "header", "--prefix", "xor_net", "-o", str(tmp_path / "cmd.h"))
+    assert header == (tmp_path / "cmd.h").read_text()
+    with pytest.raises(nabla.NablaError, match="C identifier"):
+        m.save_object(str(tmp_path / "x.o"), prefix="2 bad")
+    with pytest.raises(OSError):
+        m.save_object(XOR)  # the model's own file is never overwritten
