@@ -131,45 +131,7 @@ void json_line(const std::string& model, const char* kind, int threads, int64_t 
               t.reps, static_cast<double>(batch) / t.median);
 }
 
-// Compilation times: the front end, then the kernels cold (no cache) and from
-// the cache.
-struct CompileTiming {
-  double front = 0, cold = 0, cached = NAN;  // seconds; cached: NAN with --no-cache
-  bool hit = false;
-  codegen::CompileTimes model, support;  // cold: the model's LLVM passes, the shared GEMM object's
-};
-
-// Compiles `spec`'s kernels cold, then from the cache when `use_cache` (the
-// first of those calls fills it if needed); nullopt after printing the error.
-std::optional<CompileTiming> time_compilation(const codegen::KernelSpec& spec, ir::DType dt, bool forward, bool grad,
-                                              bool use_cache) {
-  CompileTiming r;
-  codegen::KernelOptions ko;
-  ko.forward = forward;
-  ko.grad = grad;
-  ko.use_cache = false;
-  std::string error;
-  auto t0 = Clock::now();
-  auto cold = codegen::compile_kernels(spec, dt, ko, &error);
-  r.cold = seconds_since(t0);
-  if (!cold) {
-    print_error(std::cerr, "cannot load the compiled kernels: " + error);
-    return std::nullopt;
-  }
-  r.model = cold->times;
-  r.support = cold->support_times;
-  ko.use_cache = use_cache;
-  if (ko.use_cache) {
-    codegen::compile_kernels(spec, dt, ko, &error);  // fills the cache if needed
-    t0 = Clock::now();
-    auto cached = codegen::compile_kernels(spec, dt, ko, &error);
-    r.cached = seconds_since(t0);
-    r.hit = cached && cached->cache_hit;
-  }
-  return r;
-}
-
-void print_compile_timing(const BenchArgs& args, const GlobalOptions& global, int threads, const CompileTiming& c) {
+void print_compile_timing(const BenchArgs& args, const GlobalOptions& global, int threads, const driver::CompileTiming& c) {
   const auto& st = c.support;
   const double support = st.emit + st.optimize + st.codegen;  // the shared GEMM object
   if (args.json)
@@ -282,9 +244,8 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   const codegen::KernelSpec spec = driver::kernel_spec(ctx, m, forward, grad);
   const double front = seconds_since(t0);
   const ir::DType dt = dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64;
-  std::optional<CompileTiming> compiled = time_compilation(spec, dt, forward, grad, !global.no_cache);
-  if (!compiled) return kExitUserError;
-  compiled->front = front;
+  driver::CompileTiming compiled = driver::time_compilation(spec, dt, forward, grad, !global.no_cache);
+  compiled.front = front;
   driver::CompileOptions co = compile_options(global, dtype);
   co.forward = forward;
   co.grad = grad;
@@ -292,7 +253,7 @@ int run_bench(const BenchArgs& args, const GlobalOptions& global) {
   co.use_cache = false;
   driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
   const int threads = thread_count(global);
-  print_compile_timing(args, global, threads, *compiled);
+  print_compile_timing(args, global, threads, compiled);
 
   std::mt19937_64 rng(global.seed.value_or(1));
   const runtime::ArrayMap params = driver::initial_params(loaded->model, global.seed.value_or(1), dtype);

@@ -1,5 +1,6 @@
 #include "driver/kernels.h"
 
+#include <chrono>
 #include <cmath>
 #include <thread>
 
@@ -132,6 +133,33 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, cons
   if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
   k.executor->set_parallel(k.kernels->forward_par, k.kernels->grad_par);
   return k;
+}
+
+CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype, bool forward, bool grad,
+                               bool use_cache) {
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+  CompileTiming r;
+  codegen::KernelOptions ko;
+  ko.forward = forward;
+  ko.grad = grad;
+  ko.use_cache = false;
+  std::string error;
+  auto t0 = Clock::now();
+  auto cold = codegen::compile_kernels(spec, dtype, ko, &error);
+  r.cold = since(t0);
+  if (!cold) throw Error("cannot load the compiled kernels: " + error);
+  r.model = cold->times;
+  r.support = cold->support_times;
+  if (use_cache) {
+    ko.use_cache = true;
+    codegen::compile_kernels(spec, dtype, ko, &error);  // fills the cache if needed
+    t0 = Clock::now();
+    auto cached = codegen::compile_kernels(spec, dtype, ko, &error);
+    r.cached = since(t0);
+    r.hit = cached && cached->cache_hit;
+  }
+  return r;
 }
 
 runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k) {

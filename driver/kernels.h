@@ -4,6 +4,7 @@
 // kernel sees them (names, shapes, distributions, the memory budget).
 #pragma once
 
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +48,20 @@ struct ModelKernels {
 // cannot load them. `times`: the passes' times are added there.
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& options,
                                    PassTimes* times = nullptr);
+
+// Compilation times (`nabla bench`): the front end (filled by the caller),
+// then the kernels cold (no cache) and from the cache.
+struct CompileTiming {
+  double front = 0, cold = 0, cached = std::numeric_limits<double>::quiet_NaN();  // seconds; NaN: no cache
+  bool hit = false;
+  codegen::CompileTimes model, support;  // cold: the model's LLVM passes, the shared GEMM object's
+};
+
+// Compiles `spec`'s kernels cold, then from the cache when `use_cache` (the
+// first of those calls fills it if needed). Throws Error when LLVM cannot
+// load them.
+CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype, bool forward, bool grad,
+                               bool use_cache);
 
 // The training loop's view of compiled kernels (runtime/train.h): sizes,
 // names, and the output accuracy is measured on (a softmax over as many
