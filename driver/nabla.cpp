@@ -7,11 +7,11 @@
 
 #include "driver/arrays.h"
 #include "driver/artifacts.h"
+#include "driver/expression.h"
 #include "driver/gradient.h"
 #include "driver/kernels.h"
 #include "driver/load.h"
 #include "frontend/lower.h"
-#include "ir/stack.h"
 #include "runtime/output.h"
 
 namespace nabla {
@@ -36,11 +36,15 @@ std::vector<T*> span(T* const* p, size_t count) {
 template <typename F>
 auto on_large_stack(F&& f) {
   std::optional<decltype(f())> result;
-  run_on_large_stack([&] {
-    result.emplace(f());
-    return 0;
-  });
+  driver::with_large_stack([&] { result.emplace(f()); });
   return std::move(*result);
+}
+
+// The data of `arrays`, as the executor takes it.
+std::vector<const void*> pointers(const std::vector<const Array*>& arrays) {
+  std::vector<const void*> r;
+  for (const Array* a : arrays) r.push_back(a->bytes());
+  return r;
 }
 
 // Array checks throw runtime::NpzError (the command reports them as errors
@@ -140,10 +144,7 @@ struct Model::Impl {
     std::vector<const void*> pp;
     for (const ir::Node* v : lowered.params) pp.push_back(p.at(v->name()).bytes());
     Array loss = Array::zeros({}, options.dtype);
-    std::vector<const void*> in(d.inputs.size()), lab(d.labels.size());
-    for (size_t i = 0; i < in.size(); ++i) in[i] = d.inputs[i]->bytes();
-    for (size_t i = 0; i < lab.size(); ++i) lab[i] = d.labels[i]->bytes();
-    k.executor->grad(in, lab, pp, loss.bytes(), gp, d.n);
+    k.executor->grad(pointers(d.inputs), pointers(d.labels), pp, loss.bytes(), gp, d.n);
     if (grads)
       for (auto& [n, a] : out) (*grads)[n] = std::move(a);
     return loss.at(0);
@@ -240,13 +241,23 @@ ArrayMap Model::forward(const ArrayMap& params, const ArrayMap& data) {
   const ArrayMap p = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
   std::vector<Array> storage;
   const runtime::TrainData d = m.data_of(data, false, storage);
+  // The outputs, batch first, written by the forward kernel in place.
+  std::vector<const ir::Node*> output_nodes;
+  for (const auto& o : m.lowered.outputs) output_nodes.push_back(o.second);
+  driver::check_batch_memory("the outputs", d.n, driver::elements_per_sample(output_nodes),
+                             m.options.dtype == DType::F32 ? 4 : 8);
+  ArrayMap result;
+  std::vector<void*> op;
+  for (const auto& [name, node] : m.lowered.outputs) {
+    std::vector<int64_t> shape = node->shape().dims();
+    shape.insert(shape.begin(), d.n);
+    op.push_back((result[name] = Array::zeros(shape, m.options.dtype)).bytes());
+  }
+  std::vector<const void*> pp;
+  for (const ir::Node* v : m.lowered.params) pp.push_back(p.at(v->name()).bytes());
   std::lock_guard lock(m.mutex);
-  driver::ModelKernels& k = m.compiled();
-  return k.forward(p, [&] {
-    ArrayMap byname;
-    for (size_t i = 0; i < d.inputs.size(); ++i) byname[d.input_names[i]] = *d.inputs[i];
-    return byname;
-  }(), d.n);
+  m.compiled().executor->forward(pointers(d.inputs), pp, op, d.n);
+  return result;
 }
 
 double Model::loss(const ArrayMap& params, const ArrayMap& data) { return impl_->gradient(params, data, nullptr); }
@@ -265,10 +276,7 @@ double Model::step(ArrayMap& params, const ArrayMap& data, double lr) {
   driver::ModelKernels& k = m.compiled();
   const std::vector<void*> pp = m.writable_params(params);
   Array loss = Array::zeros({}, m.options.dtype);
-  std::vector<const void*> in(d.inputs.size()), lab(d.labels.size());
-  for (size_t i = 0; i < in.size(); ++i) in[i] = d.inputs[i]->bytes();
-  for (size_t i = 0; i < lab.size(); ++i) lab[i] = d.labels[i]->bytes();
-  k.executor->sgd_step(in, lab, pp, loss.bytes(), lr, d.n);
+  k.executor->sgd_step(pointers(d.inputs), pointers(d.labels), pp, loss.bytes(), lr, d.n);
   return loss.at(0);
 }
 

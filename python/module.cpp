@@ -47,7 +47,7 @@ void set_error(const std::string& message, const std::vector<Message>& diagnosti
 
 DType dtype_named(const py::object& d) {
   const py::dtype t = py::dtype::from_args(d);
-  if (t.is(py::dtype::of<float>()) || t.equal(py::dtype::of<float>())) return DType::F32;
+  if (t.equal(py::dtype::of<float>())) return DType::F32;
   if (t.equal(py::dtype::of<double>())) return DType::F64;
   raise("dtype must be float32 or float64, not " + std::string(py::str(d)));
 }
