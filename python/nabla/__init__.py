@@ -8,6 +8,7 @@ The reference is docs/python.md in nabla's repository.
 """
 from ._nabla import (  # noqa: F401  (the module's API)
     Diagnostic,
+    Lambdified,
     Model,
     NablaError,
     __version__,
@@ -15,6 +16,7 @@ from ._nabla import (  # noqa: F401  (the module's API)
     compile_string,
     diff,
     eval,
+    lambdify,
     llvm_version,
     simplify,
 )
