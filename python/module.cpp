@@ -19,6 +19,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <unordered_map>
 
 #include "driver/elementwise.h"
 #include "driver/expression.h"
@@ -72,15 +73,36 @@ std::string shape_text(const py::array& a) {
   return shape_text(dims, false);
 }
 
+// `name` as an interned Python string, made once: a dictionary lookup by it
+// neither builds nor hashes a new string (a model's calls look up every
+// declaration's array; measured: a quarter of a microsecond a call).
+py::handle key(const std::string& name) {
+  static auto* keys = new std::unordered_map<std::string, py::handle>;  // strings kept for the process
+  auto it = keys->find(name);
+  if (it == keys->end()) {
+    PyObject* s = PyUnicode_InternFromString(name.c_str());
+    if (!s) throw py::error_already_set();
+    it = keys->emplace(name, s).first;
+  }
+  return it->second;
+}
+
+// arrays[name] (borrowed), or null when it has none.
+PyObject* lookup(const py::dict& arrays, const std::string& name) {
+  PyObject* o = PyDict_GetItemWithError(arrays.ptr(), key(name).ptr());
+  if (!o && PyErr_Occurred()) throw py::error_already_set();
+  return o;
+}
+
 // The array `name` of `arrays` (a mapping), as a C-contiguous array of `t`:
 // the caller's own when it already is one, else a converted copy.
 py::array fetch(const py::dict& arrays, const std::string& what, const std::string& name, DType t) {
-  if (!arrays.contains(name)) {
+  PyObject* obj = lookup(arrays, name);
+  if (!obj) {
     std::string have;
     for (const auto& [k, v] : arrays) have += (have.empty() ? "" : ", ") + std::string(py::str(k));
     raise(what + " has no array '" + name + "' (it has: " + (have.empty() ? "none" : have) + ")");
   }
-  py::object obj = arrays[py::str(name)];
   if (t == DType::F32) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
   return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
 }
@@ -229,11 +251,12 @@ public:
       if (out.is_none()) {
         py::array a = new_array(d.shape, t);
         gptr.push_back(a.mutable_data());
-        grads[py::str(d.name)] = a;
+        if (PyDict_SetItem(grads.ptr(), key(d.name).ptr(), a.ptr()) != 0) throw py::error_already_set();
         continue;
       }
-      if (!grads.contains(d.name)) raise("out has no array '" + d.name + "'");
-      py::array a = writable(grads[py::str(d.name)], "out", d, t);
+      PyObject* given = lookup(grads, d.name);
+      if (!given) raise("out has no array '" + d.name + "'");
+      py::array a = writable(given, "out", d, t);
       gptr.push_back(a.mutable_data());
     }
     double loss = 0;
@@ -258,8 +281,9 @@ public:
     std::vector<void*> pptr;
     std::vector<py::array> keep;
     for (const Declaration& d : m_.params()) {
-      if (!params.contains(d.name)) raise("params has no array '" + d.name + "'");
-      keep.push_back(writable(params[py::str(d.name)], "params", d, t));
+      PyObject* given = lookup(params, d.name);
+      if (!given) raise("params has no array '" + d.name + "'");
+      keep.push_back(writable(given, "params", d, t));
       pptr.push_back(keep.back().mutable_data());
     }
     double loss = 0;
@@ -690,13 +714,15 @@ private:
     uint64_t copies = results;
     for (const py::array& a : p.keep)
       if (a.size() != 1 && !in_place(a)) ++copies;
-    driver::check_points(p.n, copies, t == DType::F32 ? ir::DType::F32 : ir::DType::F64);
-    py::module_ numpy = py::module_::import("numpy");
+    if (copies) driver::check_points(p.n, copies, t == DType::F32 ? ir::DType::F32 : ir::DType::F64);
     for (py::array& a : p.keep) {
       const bool scalar = a.size() == 1;
-      if (scalar || !in_place(a)) {
-        if (!scalar && static_cast<uint64_t>(a.size()) != n)
-          a = numpy.attr("broadcast_to")(a, py::tuple(py::cast(p.shape)));
+      if (scalar) {
+        a = t == DType::F32 ? py::array(py::array_t<float, py::array::forcecast>::ensure(a))
+                            : py::array(py::array_t<double, py::array::forcecast>::ensure(a));
+      } else if (!in_place(a)) {
+        static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
+        if (static_cast<uint64_t>(a.size()) != n) a = numpy.attr("broadcast_to")(a, py::tuple(py::cast(p.shape)));
         a = numpy.attr("ascontiguousarray")(a, want);
       }
       p.points.push_back({a.data(), scalar});
