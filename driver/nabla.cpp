@@ -299,15 +299,29 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
   TrainConfig c = config;
   c.batch = std::min(c.batch, d.n);
   std::vector<EpochStats> epochs;
+  const ArrayMap before = params;  // what a failure leaves
+  std::unique_lock lock(m.mutex);
   TrainCallbacks cb = callbacks;
   cb.on_epoch = [&](const EpochStats& st) {
     epochs.push_back(st);
-    return !callbacks.on_epoch || callbacks.on_epoch(st);
+    if (!callbacks.on_epoch) return true;
+    // The caller's params hold the epoch's values, and the model is free
+    // while the callback runs (no kernel of the training is running), so
+    // that it may evaluate them with this model.
+    for (const auto& [name, a] : p) params[name] = a;
+    struct Unlocked {
+      std::unique_lock<std::mutex>& l;
+      explicit Unlocked(std::unique_lock<std::mutex>& held) : l(held) { l.unlock(); }
+      ~Unlocked() { l.lock(); }
+    } unlocked(lock);
+    return callbacks.on_epoch(st);
   };
-  std::lock_guard lock(m.mutex);
   m.compiled();
   const runtime::TrainResult r = runtime::train(m.train_model, c, d, v ? &*v : nullptr, p, cb);
-  if (r.status == runtime::TrainStatus::NonFinite) throw Error(r.message);
+  if (r.status == runtime::TrainStatus::NonFinite) {
+    params = before;
+    throw Error(r.message);
+  }
   for (auto& [name, a] : p) params[name] = std::move(a);
   if (r.status == runtime::TrainStatus::SaveFailed) throw Error(r.message);
   if (!r.save_error.empty()) throw Error(r.save_error);

@@ -129,8 +129,11 @@ public:
   // Trains `params` as `nabla train` does (config.out: a file saved after
   // every epoch; "" for none). Returns each epoch's figures. `callbacks`
   // hear every step and epoch and may stop training (params keep what the
-  // finished steps made). Throws Error when the loss or a gradient stops
-  // being finite (params as they were before training).
+  // finished steps made). While on_epoch runs, `params` hold that epoch's
+  // values and the callback may call this model (forward, loss, ...);
+  // changing `params` there does not change training. Throws Error when the
+  // loss or a gradient stops being finite (params as they were before
+  // training).
   std::vector<EpochStats> train(ArrayMap& params, const ArrayMap& data, const TrainConfig& config,
                                 const ArrayMap* val = nullptr, const TrainCallbacks& callbacks = {});
   // The gradient against central finite differences, in f64. Params: by

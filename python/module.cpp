@@ -397,6 +397,9 @@ public:
     TrainCallbacks cb;
     cb.on_epoch = [&](const EpochStats& e) {
       py::gil_scoped_acquire acquire;
+      // The caller's arrays hold the epoch's params while the callback runs
+      // (Model::train has put them in `p`).
+      if (!callback.is_none()) copy_back(p, targets, t);
       py::dict metrics;
       metrics["loss"] = e.loss;
       if (e.accuracy >= 0) metrics["acc"] = e.accuracy;
@@ -413,16 +416,24 @@ public:
         return false;
       }
     };
-    {
+    try {
       py::gil_scoped_release release;
       m_.train(p, d, c, v ? &*v : nullptr, cb);
+    } catch (...) {
+      copy_back(p, targets, t);  // what the failure left in `p`: the params from before training
+      throw;
     }
     if (failure) throw *failure;
+    copy_back(p, targets, t);
+    return history;
+  }
+
+  // Each param of `p` into the caller's array (checked by `writable`).
+  void copy_back(const ArrayMap& p, std::vector<py::array>& targets, DType t) const {
     for (size_t i = 0; i < targets.size(); ++i) {
       const Array& a = p.at(m_.params()[i].name);
       std::memcpy(targets[i].mutable_data(), a.bytes(), static_cast<size_t>(a.size()) * (t == DType::F32 ? 4 : 8));
     }
-    return history;
   }
 
   py::dict gradcheck(py::object params, py::object data, double tolerance, py::object seed) {

@@ -181,6 +181,37 @@ def test_train_with_callback():
         m.train(p, d, epochs=1, batch=8, lr=0.1, optimizer="rmsprop")
 
 
+def test_train_callback_sees_the_epochs_params_and_may_use_the_model():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=4), xor_data(8)
+    start = {k: v.copy() for k, v in p.items()}
+    at_epoch = []
+
+    def callback(epoch, metrics):
+        # the model is free during the callback (this call used to deadlock)
+        at_epoch.append((m.loss(p, d), p["W1"].copy()))
+
+    m.train(p, d, epochs=4, batch=8, lr=0.1, seed=1, callback=callback)
+    assert len(at_epoch) == 4
+    assert not np.array_equal(at_epoch[0][1], start["W1"])
+    assert all(not np.array_equal(a[1], b[1]) for a, b in zip(at_epoch, at_epoch[1:]))
+    assert np.array_equal(at_epoch[-1][1], p["W1"]) and at_epoch[-1][0] == m.loss(p, d)
+
+
+def test_train_that_diverges_leaves_params_as_they_were():
+    m = nabla.compile_string("model lin\ninput x : [2]\nlabel y : [1]\nparam W : [1, 2]\n"
+                             "output p = W @ x\nloss mse(y, p)\n", dtype="float64")
+    p = {"W": np.array([[1.0, 2.0]])}
+    d = {"x": np.ones((4, 2)), "y": np.zeros((4, 1))}
+    seen = []
+    with pytest.raises(nabla.NablaError, match="finite"):
+        # W grows by ~1e200 a step: the loss overflows in the second epoch,
+        # after a callback has seen the first epoch's params
+        m.train(p, d, epochs=5, batch=4, lr=1e200, callback=lambda e, met: seen.append(p["W"].copy()) is None)
+    assert len(seen) >= 1 and not np.array_equal(seen[0], [[1.0, 2.0]])
+    assert np.array_equal(p["W"], [[1.0, 2.0]])
+
+
 def test_gradcheck_and_text():
     m = nabla.compile(XOR, dtype="float64")
     worst = m.gradcheck(seed=2)

@@ -181,6 +181,33 @@ TEST(Library, BadArraysAreErrorsThatChangeNothing) {
   EXPECT_THROW(m.gradient_program({}, true, "html"), Error);
 }
 
+// During on_epoch the caller's params hold the epoch's values and the model
+// may be called (it is not locked by the training around the callback).
+TEST(Library, EpochCallbackSeesParamsAndMayCallTheModel) {
+  Model m = Model::parse(kXor, f64());
+  ArrayMap params = m.init(2);
+  const ArrayMap data = xor_data(4);
+  const ArrayMap start = params;
+  TrainConfig config;
+  config.epochs = 3;
+  config.batch = 8;
+  config.lr = 0.1;
+  std::vector<double> losses;
+  std::vector<std::vector<double>> w1;
+  TrainCallbacks cb;
+  cb.on_epoch = [&](const EpochStats&) {
+    losses.push_back(m.loss(params, data));
+    w1.push_back(params.at("W1").f64);
+    return true;
+  };
+  m.train(params, data, config, nullptr, cb);
+  ASSERT_EQ(losses.size(), 3u);
+  EXPECT_NE(w1[0], start.at("W1").f64);
+  EXPECT_NE(w1[1], w1[0]);
+  EXPECT_EQ(w1[2], params.at("W1").f64);
+  EXPECT_EQ(losses[2], m.loss(params, data));
+}
+
 TEST(Library, TrainsWithCallbacksAndStops) {
   Model m = Model::parse(kXor, f64());
   ArrayMap params = m.init(2);
