@@ -22,6 +22,8 @@
 #   zlib1g-dev                       deflate for .npz (runtime/, next)
 #   python3 python3-numpy python3-sympy   the acceptance runner
 #   python3-dev pybind11-dev python3-pytest  the Python module (python/) and its tests
+#   python3-matplotlib graphviz      the example scripts' pictures (examples/python/)
+#   python3-venv python3-setuptools python3-wheel  `pip install .` into a venv (tests/pip_install_check.py)
 set -euo pipefail
 
 PKGS=(cmake ninja-build ccache g++ make
@@ -29,7 +31,9 @@ PKGS=(cmake ninja-build ccache g++ make
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
       libcli11-dev zlib1g-dev
       python3 python3-numpy python3-sympy
-      python3-dev pybind11-dev python3-pytest)
+      python3-dev pybind11-dev python3-pytest
+      python3-matplotlib graphviz
+      python3-venv python3-setuptools python3-wheel)
 for arg in "$@"; do
   case "$arg" in
     --bench) PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl) ;;
