@@ -42,12 +42,14 @@ def emit(**r):
     print(json.dumps(r), flush=True)
 
 
-def per_call(fn, inner, reps=15):
-    """Median seconds per call over `reps` batches of `inner` calls."""
+def per_call(fn, inner, reps=15, seconds=1.0):
+    """Median seconds per call over batches of `inner` calls: at least `reps`
+    batches and `seconds` of them (as build/b5_scalar measures)."""
     for _ in range(max(1, inner // 10)):
         fn()
     times = []
-    for _ in range(reps):
+    start = time.perf_counter()
+    while len(times) < reps or time.perf_counter() - start < seconds:
         t = time.perf_counter()
         for _ in range(inner):
             fn()
@@ -158,7 +160,7 @@ def lambdify(args):
         g = f * (1.0 - f)
         return f, g * x, g
 
-    numpy_s = per_call(numpy_expr, 3)
+    numpy_s = per_call(numpy_expr, 1, reps=20)
     r = subprocess.run([os.path.join(ROOT, "build", "b5_scalar")], capture_output=True, text=True, check=True)
     b5_us = json.loads(r.stdout)["median_us"]
     for threads in args.threads:
@@ -174,7 +176,7 @@ def lambdify(args):
             "f() then f.grad()": lambda: (f(x, w, b), f.grad(x, w, b)),
         }
         for name, fn in cases.items():
-            s = per_call(fn, 5)
+            s = per_call(fn, 1, reps=20)
             emit(bench="lambdify", threads=threads, call=name, us=s * 1e6, b5_us=b5_us, numpy_us=numpy_s * 1e6,
                  vs_b5=b5_us / (s * 1e6), vs_numpy=numpy_s / s, max_abs_err_vs_f64=err)
 
