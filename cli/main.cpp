@@ -13,6 +13,7 @@
 #include "driver/nabla.h"
 #include "ir/stack.h"
 #include "runtime/budget.h"
+#include "runtime/comm.h"
 #include "runtime/npz.h"
 #include "runtime/output.h"
 
@@ -20,7 +21,8 @@ namespace {
 
 std::string version_text() {
   return "nabla " + nabla::version() + " (LLVM " + nabla::llvm_version() + ", host " +
-         nabla::host_target_triple() + ", cpu " + nabla::host_cpu_name() + ")";
+         nabla::host_target_triple() + ", cpu " + nabla::host_cpu_name() + ", MPI " +
+         (nabla::runtime::mpi_built() ? "built in: mpirun -np N nabla train ..." : "not built in") + ")";
 }
 
 // Runs the command; an exception that escapes it is reported, never an
@@ -109,5 +111,14 @@ int main(int argc, char** argv) {
   }
   // Deeply nested input recurses deeply: run the work on a large stack.
   const int rc = run_guarded(action);
+  // A process of a data-parallel job that fails ends the job: its peers
+  // would otherwise wait for it in their next allreduce.
+  if (rc != kExitOk && rc != 130)
+    if (const nabla::runtime::Comm* w = nabla::runtime::started_world()) {
+      std::cout.flush();
+      std::cerr << "nabla: rank " << w->rank() << " of " << w->size() << " failed (exit " << rc
+                << "): ending the job\n";
+      w->abort(rc);
+    }
   return finish_stdout(rc);
 }

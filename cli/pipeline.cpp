@@ -3,11 +3,16 @@
 #include <ostream>
 
 #include "runtime/budget.h"
+#include "runtime/comm.h"
 
 namespace nabla::cli {
 
 void print_error(std::ostream& err, const std::string& message) {
-  err << "nabla: error: " << message << "\n";
+  // In a data-parallel job, which process it was (docs/distributed.md).
+  if (const runtime::Comm* w = runtime::started_world())
+    err << "nabla: rank " << w->rank() << " of " << w->size() << ": error: " << message << "\n";
+  else
+    err << "nabla: error: " << message << "\n";
 }
 
 std::optional<LoadedModel> load_model(const std::string& path, const SemaOptions& options, std::ostream& err,

@@ -16,6 +16,7 @@
 #include "driver/arrays.h"
 #include "driver/kernels.h"
 #include "frontend/lower.h"
+#include "runtime/comm.h"
 #include "runtime/output.h"
 #include "runtime/train.h"
 
@@ -73,7 +74,8 @@ private:
 };
 
 // One line per epoch on standard output (and the gradient norms).
-void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const std::vector<std::string>& names) {
+void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const std::vector<std::string>& names,
+                 int procs) {
   if (progress) std::cerr << "\r" << std::string(100, ' ') << "\r";
   char line[300];
   int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", st.epoch, st.epochs, st.loss);
@@ -81,8 +83,11 @@ void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const s
   if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
   if (val && st.val_accuracy >= 0)
     at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
-  std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", st.seconds,
-                human(static_cast<double>(st.samples) / st.seconds).c_str());
+  at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", st.seconds,
+                      human(static_cast<double>(st.samples) / st.seconds).c_str());
+  if (procs > 1)
+    std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  allreduce %.0f%% (%d processes)",
+                  100 * st.allreduce_seconds / st.seconds, procs);
   std::cout << line << "\n";
   if (!st.grad_norms.empty()) {
     std::cout << "  grad norms:";
@@ -104,6 +109,22 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
     void (*previous)(int);
     ~Restore() { std::signal(SIGINT, previous); }
   } restore{std::signal(SIGINT, on_interrupt)};
+  // Under mpirun: one process of a data-parallel job (docs/distributed.md).
+  const runtime::Comm* comm = nullptr;
+  try {
+    comm = runtime::world();
+  } catch (const std::runtime_error& e) {
+    print_error(std::cerr, e.what());
+    return kExitUsage;
+  }
+  const int procs = comm ? comm->size() : 1;
+  const bool leader = !comm || comm->rank() == 0;  // only rank 0 prints and writes
+  if (args.batch % procs != 0) {
+    print_error(std::cerr, "--batch " + std::to_string(args.batch) + " is the global batch: it must be a multiple of "
+                               "the " + std::to_string(procs) + " processes");
+    return kExitUsage;
+  }
+  const bool sharded = driver::is_shard_pattern(args.data);
   auto options = sema_options(global, std::cerr);
   if (!options) return kExitUserError;
   auto loaded = load_model(args.model, *options, std::cerr);
@@ -123,8 +144,12 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   // the file is read whole before training and replaced atomically.
   runtime::check_output(args.out, {args.model, args.data, args.val});
   std::vector<runtime::Array> train_storage, val_storage;
+  // Shards: this process's files only (shard i to rank i mod N).
   const runtime::TrainData train =
-      driver::batch_data(runtime::read_npz(args.data), args.data, m, dtype, true, train_storage);
+      sharded ? driver::shard_data(driver::shard_files(args.data, comm ? comm->rank() : 0, procs), m, dtype,
+                                   train_storage)
+              : driver::batch_data(runtime::read_npz(args.data), args.data, m, dtype, true, train_storage);
+  if (sharded && !comm && train.n == 0) throw runtime::NpzError("'" + args.data + "' holds no samples");
   std::optional<runtime::TrainData> val;
   if (!args.val.empty())
     val = driver::batch_data(runtime::read_npz(args.val), args.val, m, dtype, true, val_storage);
@@ -140,7 +165,11 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   const runtime::TrainModel model = driver::train_model(m, k);
   runtime::TrainConfig config;
   config.epochs = args.epochs;
-  config.batch = std::min(args.batch, train.n);  // a larger batch is the whole data
+  // A larger batch is the whole data (shards: their sizes differ, the
+  // global batch stays).
+  config.batch = sharded && comm ? args.batch : std::min(args.batch, train.n);
+  config.comm = comm;
+  config.sharded = sharded && comm;
   config.lr = args.lr;
   config.optimizer = args.optimizer == "adam"       ? runtime::Optimizer::Adam
                      : args.optimizer == "momentum" ? runtime::Optimizer::Momentum
@@ -150,19 +179,19 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   config.seed = seed;
   config.grad_norms = args.grad_norms;
   config.out = args.out;
-  const bool progress = args.progress == "always" || (args.progress == "auto" && ::isatty(2));
+  const bool progress = leader && (args.progress == "always" || (args.progress == "auto" && ::isatty(2)));
   ProgressBar bar;
   runtime::TrainCallbacks callbacks;
   if (progress) callbacks.on_step = [&bar](const runtime::StepProgress& p) { bar.draw(p); };
   callbacks.on_epoch = [&](const runtime::EpochStats& st) {
-    print_epoch(st, val.has_value(), progress, model.param_names);
+    if (leader) print_epoch(st, val.has_value(), progress, model.param_names, procs);
     return true;
   };
   callbacks.should_stop = [] { return interrupted.load(); };
   const runtime::TrainResult r = runtime::train(model, config, train, val ? &*val : nullptr, params, callbacks);
   switch (r.status) {
     case runtime::TrainStatus::Completed:
-      if (val) {
+      if (val && leader) {
         const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
         if (e.accuracy >= 0)
           std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
@@ -170,12 +199,14 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
       }
       return kExitOk;
     case runtime::TrainStatus::Stopped:
+      if (!leader) return 130;
       if (progress) std::cerr << "\n";
       if (!r.save_error.empty()) print_error(std::cerr, r.save_error);
       std::cerr << "nabla: interrupted after step " << r.steps << " (epoch " << r.epoch << ")"
                 << (r.save_error.empty() && !args.out.empty() ? "; parameters saved to " + args.out : "") << "\n";
       return 130;
     case runtime::TrainStatus::NonFinite:
+      if (!leader) return kExitUserError;  // every process saw it; rank 0 says it
       std::cerr << "\n";
       print_error(std::cerr, r.message);
       return kExitUserError;
@@ -192,7 +223,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, Action& actio
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "Train a model's params by minibatch gradient descent");
   cmd->add_option("MODEL", args->model, "the .nn file")->required();
-  cmd->add_option("--data", args->data, "training inputs and labels (.npz, batch first)")->required();
+  cmd->add_option("--data", args->data,
+                  "training inputs and labels (.npz, batch first); a glob ('train-*.npz') names shards, "
+                  "each process of an mpirun job loading its own")
+      ->required();
   cmd->add_option("--val", args->val, "validation inputs and labels, evaluated each epoch");
   cmd->add_option("--params", args->params, "initial params (.npz; default: each param's init, --seed)");
   cmd->add_option("--epochs", args->epochs, "passes over the data")

@@ -1,5 +1,9 @@
 #include "driver/arrays.h"
 
+#include <glob.h>
+
+#include <algorithm>
+
 #include "driver/kernels.h"
 
 namespace nabla::driver {
@@ -65,6 +69,52 @@ runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string
   for (size_t i = 0; i < d.label_names.size(); ++i) d.labels.push_back(&storage[d.input_names.size() + i]);
   d.n = n;
   if (n <= 0) throw runtime::NpzError("'" + file + "' holds no samples");
+  return d;
+}
+
+bool is_shard_pattern(const std::string& data) { return data.find_first_of("*?[") != std::string::npos; }
+
+std::vector<std::string> shard_files(const std::string& pattern, int rank, int size) {
+  glob_t g{};
+  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
+  std::vector<std::string> all;
+  for (size_t i = 0; rc == 0 && i < g.gl_pathc; ++i) all.emplace_back(g.gl_pathv[i]);
+  ::globfree(&g);
+  if (all.empty()) throw runtime::NpzError("no file matches '" + pattern + "'");
+  std::sort(all.begin(), all.end());
+  std::vector<std::string> mine;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (static_cast<int>(i % static_cast<size_t>(size)) == rank) mine.push_back(all[i]);
+  return mine;
+}
+
+runtime::TrainData shard_data(const std::vector<std::string>& files, const LoweredModel& m, runtime::DType dtype,
+                              std::vector<runtime::Array>& storage) {
+  storage.clear();
+  runtime::TrainData d;
+  for (const ir::Node* v : m.inputs) d.input_names.push_back(v->name());
+  for (const ir::Node* v : m.labels) d.label_names.push_back(v->name());
+  std::vector<const ir::Node*> vars(m.inputs.begin(), m.inputs.end());
+  vars.insert(vars.end(), m.labels.begin(), m.labels.end());
+  for (const ir::Node* v : vars) {  // empty arrays, the samples appended below
+    runtime::Array a;
+    a.dtype = dtype;
+    a.shape = v->shape().dims();
+    a.shape.insert(a.shape.begin(), 0);
+    storage.push_back(std::move(a));
+  }
+  for (const std::string& f : files) {
+    std::vector<runtime::Array> one;
+    const runtime::TrainData part = batch_data(runtime::read_npz(f), f, m, dtype, true, one);
+    for (size_t j = 0; j < storage.size(); ++j) {
+      storage[j].shape[0] += part.n;
+      storage[j].f32.insert(storage[j].f32.end(), one[j].f32.begin(), one[j].f32.end());
+      storage[j].f64.insert(storage[j].f64.end(), one[j].f64.begin(), one[j].f64.end());
+    }
+    d.n += part.n;
+  }
+  for (size_t i = 0; i < m.inputs.size(); ++i) d.inputs.push_back(&storage[i]);
+  for (size_t i = 0; i < m.labels.size(); ++i) d.labels.push_back(&storage[m.inputs.size() + i]);
   return d;
 }
 

@@ -38,6 +38,19 @@ runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string&
 runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
                               runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
 
+// Whether `data` names shards: a glob pattern (`*`, `?` or `[`) rather
+// than one file (docs/distributed.md).
+bool is_shard_pattern(const std::string& data);
+
+// The files of `pattern` (sorted) that process `rank` of `size` loads: the
+// i-th when i mod size = rank. Throws runtime::NpzError when nothing matches.
+std::vector<std::string> shard_files(const std::string& pattern, int rank, int size);
+
+// batch_data of several files, their samples one after the other (no file:
+// no samples, and no error).
+runtime::TrainData shard_data(const std::vector<std::string>& files, const LoweredModel& m, runtime::DType dtype,
+                              std::vector<runtime::Array>& storage);
+
 // Checks `params` (from `params_file`) and `data` (from `data_file`: the
 // inputs and, with `labels`, the labels, batch first) against `m` as the
 // kernels' calls need them; returns the batch size. Throws

@@ -12,6 +12,7 @@
 #include "driver/kernels.h"
 #include "driver/load.h"
 #include "frontend/lower.h"
+#include "runtime/comm.h"
 #include "runtime/output.h"
 
 namespace nabla {
@@ -298,6 +299,17 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
   if (val) v = checked([&] { return driver::batch_data(*val, "val", m.lowered, m.options.dtype, true, val_storage); });
   TrainConfig c = config;
   c.batch = std::min(c.batch, d.n);
+  // Started by mpirun: one process of a data-parallel job (every process
+  // holds the same data; docs/distributed.md).
+  try {
+    c.comm = runtime::world();
+  } catch (const std::runtime_error& e) {
+    throw Error(e.what());
+  }
+  if (c.comm && config.batch % c.comm->size() != 0)
+    throw Error("the batch (" + std::to_string(config.batch) + ") is the global batch: it must be a multiple of the " +
+                std::to_string(c.comm->size()) + " processes");
+  c.sharded = false;
   std::vector<EpochStats> epochs;
   const ArrayMap before = params;  // what a failure leaves
   std::unique_lock lock(m.mutex);

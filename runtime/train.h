@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/comm.h"
 #include "runtime/executor.h"
 #include "runtime/npz.h"
 
@@ -27,6 +28,17 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool grad_norms = false;  // per-param gradient norms each epoch
   std::string out;          // parameter file written every epoch and at the end
+  // Data-parallel training (docs/distributed.md): with a communicator of
+  // several processes, `batch` is the global batch; each process computes
+  // the gradient of its share of every step, the gradients are averaged by
+  // one allreduce, every process makes the same update; rank 0's initial
+  // params are everyone's, and only rank 0 saves. Without `sharded`, every
+  // process holds the same data and takes its slice of each step of the one
+  // seeded shuffle (the answer of one process, to rounding); with it, each
+  // process holds its own shards and shuffles them alone, `batch / size`
+  // samples a step.
+  const Comm* comm = nullptr;
+  bool sharded = false;
 };
 
 // Arrays in the kernels' element type, batch first (inputs, labels), in the
@@ -50,6 +62,7 @@ struct EpochStats {
   int epoch = 0, epochs = 0;  // 1-based
   int64_t samples = 0, steps = 0;
   double loss = 0, accuracy = -1, val_loss = -1, val_accuracy = -1, seconds = 0;
+  double allreduce_seconds = 0;  // of `seconds`, in the steps' allreduce (data-parallel training)
   std::vector<double> grad_norms;  // per param, mean over the epoch's steps (TrainConfig::grad_norms)
 };
 
@@ -93,9 +106,10 @@ struct TrainResult {
 TrainResult train(const TrainModel& model, const TrainConfig& config, const TrainData& train, const TrainData* val,
                   ArrayMap& params, const TrainCallbacks& callbacks = {});
 
-// Mean loss and accuracy (-1 when not applicable) of `params` on `data`;
-// without `loss`, only the accuracy (forward passes only).
+// Mean loss and accuracy (-1 when not applicable) of `params` on the samples
+// [first, last) of `data` (last < 0: to the end); without `loss`, only the
+// accuracy (forward passes only).
 EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch,
-                    bool loss = true);
+                    bool loss = true, int64_t first = 0, int64_t last = -1);
 
 }  // namespace nabla::runtime

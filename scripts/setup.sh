@@ -24,6 +24,7 @@
 #   python3-dev pybind11-dev python3-pytest  the Python module (python/) and its tests
 #   python3-matplotlib graphviz      the example scripts' pictures (examples/python/)
 #   python3-venv python3-setuptools python3-wheel  `pip install .` into a venv (tests/pip_install_check.py)
+#   openmpi-bin libopenmpi-dev       data-parallel training under mpirun (runtime/comm.cpp, tests/mpi)
 set -euo pipefail
 
 PKGS=(cmake ninja-build ccache g++ make
@@ -33,7 +34,8 @@ PKGS=(cmake ninja-build ccache g++ make
       python3 python3-numpy python3-sympy
       python3-dev pybind11-dev python3-pytest
       python3-matplotlib graphviz
-      python3-venv python3-setuptools python3-wheel)
+      python3-venv python3-setuptools python3-wheel
+      openmpi-bin libopenmpi-dev)
 for arg in "$@"; do
   case "$arg" in
     --bench) PKGS+=(libeigen3-dev libopenblas-dev python3-torch python3-threadpoolctl) ;;

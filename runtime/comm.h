@@ -1,0 +1,50 @@
+// The processes of a data-parallel training job (docs/distributed.md): MPI's
+// world when the program was started by mpirun with more than one process and
+// MPI support is built in (NABLA_HAVE_MPI), else none. Training sums
+// gradients across them with one allreduce per step (runtime/train.cpp).
+//
+// MPI is initialized on first use of world(), only under mpirun, and
+// finalized when the process exits normally. A process that exits otherwise
+// (an error, a signal) makes mpirun end the whole job, naming the rank: the
+// processes never wait for a peer that is gone.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/npz.h"
+
+namespace nabla::runtime {
+
+enum class ReduceOp : uint8_t { Sum, Max };
+
+class Comm {
+public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Combines `count` elements of `t` in place across every process.
+  virtual void allreduce(void* data, int64_t count, DType t, ReduceOp op) const = 0;
+  // Rank `root`'s bytes to every process.
+  virtual void broadcast(void* data, int64_t bytes, int root) const = 0;
+  // Ends every process of the job with `code` (MPI_Abort).
+  [[noreturn]] virtual void abort(int code) const = 0;
+};
+
+// Whether this build has MPI support.
+bool mpi_built();
+
+// The number of processes mpirun started (from its environment), 1 when the
+// program was not started by mpirun.
+int launched_processes();
+
+// The job's processes when there are several and MPI support is built in;
+// nullptr otherwise. Throws std::runtime_error when started by mpirun with
+// several processes and MPI support is not built in, or MPI cannot start.
+const Comm* world();
+
+// The job's processes if world() has started them, else nullptr (never
+// starts MPI).
+const Comm* started_world();
+
+}  // namespace nabla::runtime

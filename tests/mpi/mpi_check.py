@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Data-parallel training under mpirun (docs/distributed.md), as CI runs it:
+two local processes, shared memory and loopback only, as root if need be.
+
+usage: mpi_check.py NABLA REPO CASE
+CASE: equal | usage | kill | resume | shards | python
+
+The data is made here (a 3-class problem of 24 features, 960 samples, and a
+held-out 240), so the check needs nothing but the build.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+NABLA, REPO, CASE = sys.argv[1:4]
+MPIRUN = ["mpirun", "--oversubscribe", "--mca", "btl", "self,vader", "--mca", "btl_tcp_if_include", "lo",
+          "--mca", "oob_tcp_if_include", "lo"]
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+MODEL = """model mlp3
+input  x : [24]
+label  y : [3] distribution
+param  W1 : [16, 24] init he_normal
+param  b1 : [16]
+param  W2 : [3, 16] init xavier_uniform
+param  b2 : [3]
+const  lambda = 1e-3
+h = tanh(W1 @ x + b1)
+p = softmax(W2 @ h + b2)
+output p
+loss cross_entropy(y, p) + lambda / 2 * frobenius2(W1)
+"""
+
+
+def data(n, seed):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 1.5, (3, 24))
+    k = rng.integers(0, 3, n)
+    x = centers[k] + rng.normal(0, 1, (n, 24))
+    return {"x": x.astype(np.float64), "y": np.eye(3)[k]}
+
+
+def run(cmd, timeout=120, check=True):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
+    if check and r.returncode != 0:
+        sys.exit("failed (exit %d): %s\n%s%s" % (r.returncode, " ".join(cmd), r.stdout, r.stderr))
+    return r
+
+
+def train(tmp, procs, out, *extra, data_arg=None, epochs=3, optimizer="sgd"):
+    cmd = ([] if procs == 0 else MPIRUN + ["-np", str(procs)]) + [
+        NABLA, "train", os.path.join(tmp, "m.nn"), "--data", data_arg or os.path.join(tmp, "train.npz"),
+        "--val", os.path.join(tmp, "val.npz"), "--epochs", str(epochs), "--batch", "32", "--lr", "0.05",
+        "--optimizer", optimizer, "--dtype", "f64", "--seed", "3", "--threads", "1", "--progress", "never",
+        "-o", out, *extra]
+    return run(cmd)
+
+
+def close(a, b, rel=1e-9):
+    """Every element within `rel` of the other, relative to its size."""
+    worst = 0.0
+    for k in a:
+        d = np.abs(a[k] - b[k]) / np.maximum(np.maximum(np.abs(a[k]), np.abs(b[k])), 1e-300)
+        d[(a[k] == b[k])] = 0
+        worst = max(worst, float(d.max()))
+    return worst <= rel, worst
+
+
+def lines(text, word):
+    return [l for l in text.splitlines() if l.startswith(word)]
+
+
+def case_equal(tmp):
+    """N processes end with the parameters of one, for each optimizer; the
+    validation figures (split across processes) are the same; only rank 0
+    prints."""
+    for optimizer in ("sgd", "momentum", "adam"):
+        one = train(tmp, 0, os.path.join(tmp, "one.npz"), optimizer=optimizer)
+        two = train(tmp, 2, os.path.join(tmp, "two.npz"), optimizer=optimizer)
+        ok, worst = close(dict(np.load(os.path.join(tmp, "one.npz"))), dict(np.load(os.path.join(tmp, "two.npz"))))
+        print("%s: 1 vs 2 processes, worst relative difference %.3g" % (optimizer, worst))
+        if not ok:
+            sys.exit("%s: 2 processes differ from 1 by %.3g (relative), more than 1e-9" % (optimizer, worst))
+        e1, e2 = lines(one.stdout, "epoch"), lines(two.stdout, "epoch")
+        if len(e1) != 3 or len(e2) != 3:
+            sys.exit("expected 3 epoch lines from rank 0 only, got %d and %d:\n%s" % (len(e1), len(e2), two.stdout))
+        for a, b in zip(e1, e2):  # loss and val_loss agree to the printed digits
+            strip = lambda s: re.sub(r"\s+[0-9.]+s\s+\(.*", "", s)
+            if strip(a) != strip(b):
+                sys.exit("epoch lines differ:\n  1: %s\n  2: %s" % (a, b))
+
+
+def case_usage(tmp):
+    """A global batch that is not a multiple of the processes is a usage error."""
+    r = run(MPIRUN + ["-np", "2", NABLA, "train", os.path.join(tmp, "m.nn"), "--data", os.path.join(tmp, "train.npz"),
+                      "--epochs", "1", "--batch", "33", "--lr", "0.1", "-o", os.path.join(tmp, "u.npz")], check=False)
+    if r.returncode != 2 or "multiple of the 2 processes" not in r.stderr:
+        sys.exit("expected exit 2 and the batch message, got %d:\n%s" % (r.returncode, r.stderr))
+    print("batch 33 on 2 processes: exit 2,", lines(r.stderr, "nabla")[0])
+
+
+def case_kill(tmp):
+    """kill -9 of one rank ends the job within seconds, non-zero, naming the
+    rank; the last checkpoint stays loadable."""
+    out = os.path.join(tmp, "ckpt.npz")
+    cmd = MPIRUN + ["-np", "2", NABLA, "train", os.path.join(tmp, "m.nn"), "--data", os.path.join(tmp, "train.npz"),
+                    "--epochs", "100000", "--batch", "32", "--lr", "0.01", "--dtype", "f64", "--threads", "1",
+                    "--progress", "never", "-o", out]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 60
+    while not os.path.exists(out) and time.time() < deadline:
+        time.sleep(0.1)
+    if not os.path.exists(out):
+        job.kill()
+        sys.exit("no checkpoint after 60 s")
+    time.sleep(0.5)
+    ranks = subprocess.run(["pgrep", "-f", "-P", str(job.pid), "nabla train"], capture_output=True, text=True)
+    pids = [int(p) for p in ranks.stdout.split()]
+    if len(pids) != 2:
+        job.kill()
+        sys.exit("expected 2 rank processes under mpirun, found %s" % pids)
+    victim = max(pids)
+    t0 = time.time()
+    os.kill(victim, signal.SIGKILL)
+    try:
+        stdout, stderr = job.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        sys.exit("the job still runs 30 s after a rank was killed")
+    took = time.time() - t0
+    print("killed pid %d: the job ended in %.2f s with exit %d" % (victim, took, job.returncode))
+    if job.returncode == 0:
+        sys.exit("the job exited 0 after a rank was killed")
+    if took > 10:
+        sys.exit("the job took %.1f s to end" % took)
+    if not re.search(r"rank \d", stderr):
+        sys.exit("no message names the rank:\n" + stderr)
+    def alive(pid):  # a zombie waiting for its parent is not alive
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+    deadline = time.time() + 5
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if alive(p)]
+    if left:  # no process left behind
+        sys.exit("rank processes %s still alive 5 s after the job ended" % left)
+    params = dict(np.load(out))
+    if sorted(params) != ["W1", "W2", "b1", "b2"] or not all(np.isfinite(v).all() for v in params.values()):
+        sys.exit("the checkpoint is not loadable: %s" % sorted(params))
+    print("checkpoint loadable:", {k: v.shape for k, v in params.items()})
+
+
+def case_resume(tmp):
+    """A checkpoint of 2 processes resumes under 1, and one of 1 under 2."""
+    a = os.path.join(tmp, "a.npz")
+    train(tmp, 2, a, epochs=1)
+    train(tmp, 0, a, "--params", a, epochs=1)
+    train(tmp, 2, a, "--params", a, epochs=1)
+    # the same as 3 epochs in one run? Not with a reseeded shuffle: but both
+    # continue from the file, and the loss keeps falling
+    first = float(re.search(r"loss ([0-9.]+)", train(tmp, 0, os.path.join(tmp, "b.npz"), epochs=1).stdout).group(1))
+    last = float(re.search(r"loss ([0-9.]+)", train(tmp, 2, a, "--params", a, epochs=1).stdout).group(1))
+    print("resumed: first epoch loss %.5f, after three resumed runs %.5f" % (first, last))
+    if not last < first:
+        sys.exit("resuming did not continue training")
+
+
+def case_shards(tmp):
+    """--data 'shard-*.npz': each process loads its own shards; one process
+    with the glob trains as on the shards' concatenation."""
+    d = dict(np.load(os.path.join(tmp, "train.npz")))
+    bounds = [0, 300, 610, 960]
+    for i in range(3):
+        np.savez(os.path.join(tmp, "shard-%d.npz" % i), **{k: v[bounds[i]:bounds[i + 1]] for k, v in d.items()})
+    glob = os.path.join(tmp, "shard-*.npz")
+    r = train(tmp, 2, os.path.join(tmp, "s2.npz"), data_arg=glob)
+    print(lines(r.stdout, "epoch")[-1])
+    if len(lines(r.stdout, "epoch")) != 3:
+        sys.exit("sharded training printed:\n" + r.stdout)
+    train(tmp, 0, os.path.join(tmp, "s1.npz"), data_arg=glob)
+    train(tmp, 0, os.path.join(tmp, "w1.npz"))
+    a, b = dict(np.load(os.path.join(tmp, "s1.npz"))), dict(np.load(os.path.join(tmp, "w1.npz")))
+    if not all(np.array_equal(a[k], b[k]) for k in a):
+        sys.exit("one process on the shards differs from the concatenated file")
+    missing = run(MPIRUN + ["-np", "2", NABLA, "train", os.path.join(tmp, "m.nn"), "--data",
+                            os.path.join(tmp, "none-*.npz"), "--epochs", "1", "--batch", "32", "--lr", "0.1", "-o",
+                            os.path.join(tmp, "x.npz")], check=False, timeout=60)
+    if missing.returncode == 0 or "no file matches" not in missing.stderr:
+        sys.exit("a glob that matches nothing: exit %d\n%s" % (missing.returncode, missing.stderr))
+    print("shards: 2 processes trained; 1 process equals the concatenation; no match is an error")
+
+
+def case_python(tmp):
+    """The module's train under mpirun -np 2 equals one process, on both ranks."""
+    script = os.path.join(tmp, "t.py")
+    with open(script, "w") as f:
+        f.write("""import os, sys, numpy as np, nabla
+m = nabla.compile(sys.argv[1], dtype="float64", threads=1)
+d = dict(np.load(sys.argv[2]))
+p = m.init(seed=2)
+h = m.train(p, d, epochs=2, batch=32, lr=0.05, optimizer="adam", seed=5)
+np.savez(sys.argv[3].replace("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")), **p)
+""")
+    args = [os.path.join(tmp, "m.nn"), os.path.join(tmp, "train.npz")]
+    run([sys.executable, script, *args, os.path.join(tmp, "py1.npz")])
+    run(MPIRUN + ["-np", "2", "-x", "PYTHONPATH", sys.executable, script, *args,
+                  os.path.join(tmp, "py2-RANK.npz")], timeout=180)
+    a = dict(np.load(os.path.join(tmp, "py1.npz")))
+    for rank in (0, 1):
+        ok, worst = close(a, dict(np.load(os.path.join(tmp, "py2-%d.npz" % rank))))
+        print("python: 1 process vs rank %d of 2, worst relative difference %.3g" % (rank, worst))
+        if not ok:
+            sys.exit("the module's train on 2 processes differs from 1 by %.3g" % worst)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "m.nn"), "w") as f:
+            f.write(MODEL)
+        np.savez(os.path.join(tmp, "train.npz"), **data(960, 1))
+        np.savez(os.path.join(tmp, "val.npz"), **data(240, 2))
+        {"equal": case_equal, "usage": case_usage, "kill": case_kill, "resume": case_resume, "shards": case_shards,
+         "python": case_python}[CASE](tmp)
+
+
+if __name__ == "__main__":
+    main()
