@@ -38,8 +38,8 @@ loss cross_entropy(y, p) + lambda / 2 * frobenius2(W1)
 
 
 def data(n, seed):
+    centers = np.random.default_rng(0).normal(0, 1.5, (3, 24))  # one problem; samples by seed
     rng = np.random.default_rng(seed)
-    centers = rng.normal(0, 1.5, (3, 24))
     k = rng.integers(0, 3, n)
     x = centers[k] + rng.normal(0, 1, (n, 24))
     return {"x": x.astype(np.float64), "y": np.eye(3)[k]}
@@ -195,6 +195,17 @@ def case_shards(tmp):
                             os.path.join(tmp, "x.npz")], check=False, timeout=60)
     if missing.returncode == 0 or "no file matches" not in missing.stderr:
         sys.exit("a glob that matches nothing: exit %d\n%s" % (missing.returncode, missing.stderr))
+    # one rank fails alone (its shard is corrupt) while the other waits for
+    # it in a collective: the job ends, non-zero, naming the rank
+    with open(os.path.join(tmp, "shard-1.npz"), "wb") as f:
+        f.write(b"PK\x03\x04 not an archive")
+    t0 = time.time()
+    bad = run(MPIRUN + ["-np", "2", NABLA, "train", os.path.join(tmp, "m.nn"), "--data", glob, "--epochs", "1",
+                        "--batch", "32", "--lr", "0.1", "-o", os.path.join(tmp, "y.npz")], check=False, timeout=60)
+    if bad.returncode == 0 or "rank 1 of 2: error" not in bad.stderr:
+        sys.exit("a corrupt shard on rank 1: exit %d\n%s" % (bad.returncode, bad.stderr))
+    print("a corrupt shard on rank 1 ended the job in %.1f s: %s" % (
+        time.time() - t0, next(l for l in bad.stderr.splitlines() if "rank 1 of 2" in l)))
     print("shards: 2 processes trained; 1 process equals the concatenation; no match is an error")
 
 
