@@ -145,7 +145,8 @@ void print_compile_timing(const BenchArgs& args, const GlobalOptions& global, in
   if (!args.json) std::printf("compile: front end (parse..differentiate) %s; kernels cold %s (the model %s: LLVM "
               "optimize %s, codegen %s; the shared GEMM object %s); from the cache %s%s\n",
               us(c.front).c_str(), us(c.cold).c_str(), us(c.cold - support).c_str(), us(c.model.optimize).c_str(),
-              us(c.model.codegen).c_str(), us(support).c_str(), std::isnan(c.cached) ? "-" : us(c.cached).c_str(),
+              us(c.model.codegen).c_str(), c.support_shipped ? "shipped with the build" : us(support).c_str(),
+              std::isnan(c.cached) ? "-" : us(c.cached).c_str(),
               std::isnan(c.cached) ? "" : c.hit ? " (hit)" : " (MISS)");
 }
 

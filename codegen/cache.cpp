@@ -52,6 +52,15 @@ std::string default_cache_dir() {
   return "";
 }
 
+std::string shipped_support_dir() {
+  if (const char* d = std::getenv("NABLA_SUPPORT_DIR"); d && *d) return d;
+#ifdef NABLA_SUPPORT_DIR_DEFAULT
+  return NABLA_SUPPORT_DIR_DEFAULT;
+#else
+  return "";
+#endif
+}
+
 std::string cache_key(const std::string& material) {
   uint64_t a = 0, b = 0;
   hash128(material, &a, &b);

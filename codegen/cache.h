@@ -18,6 +18,12 @@ namespace nabla::codegen {
 // The default cache directory ("" when no location can be found).
 std::string default_cache_dir();
 
+// Where the build left the shared GEMM support objects it compiled for the
+// machine it ran on (codegen/support_objects.cpp, entries keyed as the
+// cache's): $NABLA_SUPPORT_DIR, else the build tree's `support/` ("" when
+// neither). Read whether or not the cache is used: it is part of the build.
+std::string shipped_support_dir();
+
 // A 128-bit hash of `material`, as 32 hex digits.
 std::string cache_key(const std::string& material);
 

@@ -1,6 +1,9 @@
 #include "codegen/kernels.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "codegen/cache.h"
 #include "codegen/llvm_info.h"
@@ -42,39 +45,92 @@ std::string key_material(const ProgramSet& programs, const std::string& prefix) 
   return s;
 }
 
+std::string support_key(ir::DType dtype) {
+  return cache_key(key_material(ProgramSet{}, std::string("support ") + ir::dtype_name(dtype)));
+}
+
+namespace {
+
+// The programs of `all`, one kernel each (forward, gradient, SGD step): the
+// units compiled apart, in parallel, and cached apart.
+std::vector<ProgramSet> one_kernel_each(const ProgramSet& all) {
+  std::vector<ProgramSet> units;
+  if (all.forward) units.push_back(ProgramSet{all.forward, std::nullopt, std::nullopt});
+  if (all.grad) units.push_back(ProgramSet{std::nullopt, all.grad, std::nullopt});
+  if (all.sgd) units.push_back(ProgramSet{std::nullopt, std::nullopt, all.sgd});
+  return units;
+}
+
+// Compiles units[i] for each i of `todo` into objects[i], on up to as many
+// threads as the machine has cores (each unit its own LLVM context); the
+// LLVM times of all units add up in `times`.
+void compile_units(const std::vector<ProgramSet>& units, const std::vector<size_t>& todo,
+                   std::vector<std::optional<std::string>>& objects, CompileTimes* times) {
+  std::vector<CompileTimes> each(units.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next.fetch_add(1)) < todo.size();)
+      objects[todo[j]] = compile(Artifact::Object, kJitPrefix, units[todo[j]], &each[todo[j]], true);
+  };
+  const size_t threads = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  for (const CompileTimes& c : each) {
+    times->emit += c.emit;
+    times->optimize += c.optimize;
+    times->codegen += c.codegen;
+  }
+}
+
+}  // namespace
+
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,
                                                const KernelOptions& options, std::string* error) {
   CompiledKernels k;
   auto t0 = std::chrono::steady_clock::now();
   const ProgramSet programs = build_programs(spec, dtype, options.forward, options.grad, options.sgd);
   k.program_seconds = since(t0);
+  // One object per kernel: LLVM's time grows faster than a function's size,
+  // kernels are independent (they share only the support object's GEMMs and
+  // libm), and apart they compile on several cores and are cached apart.
+  const std::vector<ProgramSet> units = one_kernel_each(programs);
   t0 = std::chrono::steady_clock::now();
-  k.key = cache_key(key_material(programs, kJitPrefix));
+  for (const ProgramSet& u : units) k.keys.push_back(cache_key(key_material(u, kJitPrefix)));
   k.hash_seconds = since(t0);
   const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
-  std::optional<std::string> object;
-  if (options.use_cache) {
-    t0 = std::chrono::steady_clock::now();
-    object = cache_read(dir, k.key);
-    k.cache_seconds = since(t0);
+  std::vector<std::optional<std::string>> objects(units.size());
+  std::vector<size_t> missing;
+  t0 = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < units.size(); ++i) {
+    if (options.use_cache) objects[i] = cache_read(dir, k.keys[i]);
+    if (!objects[i]) missing.push_back(i);
   }
-  k.cache_hit = object.has_value();
-  if (!object) {
-    object = compile(Artifact::Object, kJitPrefix, programs, &k.times, true);
-    if (options.use_cache) cache_write(dir, k.key, *object);
+  k.cache_seconds = since(t0);
+  k.cache_hit = missing.empty();
+  compile_units(units, missing, objects, &k.times);
+  if (options.use_cache)
+    for (size_t i : missing) cache_write(dir, k.keys[i], *objects[i]);
+  // The GEMM functions: one support object per element type and host. The
+  // build compiles it for the machine it runs on (support_objects.cpp);
+  // on another machine it is compiled once and cached like the kernels.
+  const std::string skey = support_key(dtype);
+  std::optional<std::string> support = cache_read(shipped_support_dir(), skey);
+  k.support_shipped = support.has_value();
+  if (!support && options.use_cache) {
+    support = cache_read(dir, skey);
+    k.support_cached = support.has_value();
   }
-  // The GEMM functions: one support object per element type and host,
-  // compiled once and cached like the kernels.
-  const std::string support_key = cache_key(key_material(ProgramSet{}, std::string("support ") + ir::dtype_name(dtype)));
-  std::optional<std::string> support = options.use_cache ? cache_read(dir, support_key) : std::nullopt;
-  k.support_cached = support.has_value();
   if (!support) {
     support = compile_support(dtype, &k.support_times);
-    if (options.use_cache) cache_write(dir, support_key, *support);
+    if (options.use_cache) cache_write(dir, skey, *support);
   }
   t0 = std::chrono::steady_clock::now();
   k.jit = Jit::create(error);
-  if (!k.jit || !k.jit->add_object(*support, error) || !k.jit->add_object(*object, error)) return std::nullopt;
+  if (!k.jit || !k.jit->add_object(*support, error)) return std::nullopt;
+  for (const std::optional<std::string>& object : objects)
+    if (!k.jit->add_object(*object, error)) return std::nullopt;
   const std::string p = kJitPrefix;
   if (programs.forward) {
     k.forward = reinterpret_cast<ForwardFn>(k.jit->lookup(p + "_forward", error));

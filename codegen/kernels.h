@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "codegen/abi.h"
 #include "codegen/jit.h"
@@ -33,13 +34,14 @@ struct CompiledKernels {
   SgdParFn sgd_par = nullptr;
   double program_seconds = 0;  // batching, fusion, buffer planning
   double hash_seconds = 0, cache_seconds = 0;
-  CompileTimes times;          // LLVM; zero on a cache hit except link
+  CompileTimes times;          // LLVM, summed over the kernels (compiled in parallel); zero on a cache hit except link
   bool cache_hit = false;
   // The support object (the GEMM functions shared by every model's kernels):
   // from the cache, or compiled in `support_times`.
   bool support_cached = false;
+  bool support_shipped = false;  // from the build (shipped_support_dir)
   CompileTimes support_times;
-  std::string key;
+  std::vector<std::string> keys;  // the cache entries of the kernels, one each (forward, gradient, SGD step)
 };
 
 // Each kernel's program after each pass (build_program's `trace`).
@@ -53,6 +55,9 @@ ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward,
 
 // The text the cache key hashes for these programs and function prefix.
 std::string key_material(const ProgramSet& programs, const std::string& prefix);
+
+// The cache key of the shared GEMM support object of `dtype` for this host.
+std::string support_key(ir::DType dtype);
 
 // nullopt and `error` when LLVM cannot load the result (never on user input).
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,

@@ -151,6 +151,7 @@ CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype,
   if (!cold) throw Error("cannot load the compiled kernels: " + error);
   r.model = cold->times;
   r.support = cold->support_times;
+  r.support_shipped = cold->support_shipped;
   if (use_cache) {
     ko.use_cache = true;
     codegen::compile_kernels(spec, dtype, ko, &error);  // fills the cache if needed

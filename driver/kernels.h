@@ -55,6 +55,7 @@ struct CompileTiming {
   double front = 0, cold = 0, cached = std::numeric_limits<double>::quiet_NaN();  // seconds; NaN: no cache
   bool hit = false;
   codegen::CompileTimes model, support;  // cold: the model's LLVM passes, the shared GEMM object's
+  bool support_shipped = false;          // the shared GEMM object came with the build (not compiled)
 };
 
 // Compiles `spec`'s kernels cold, then from the cache when `use_cache` (the

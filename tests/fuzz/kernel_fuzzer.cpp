@@ -411,9 +411,9 @@ void check_kernels(Model& m, uint32_t seed) {
   std::string error;
   const auto k = codegen::compile_kernels(m.spec, m.dtype, options, &error);
   if (!k) fail(m, "the kernels do not compile: " + error);
-  // Only the support object stays: the model's own entry (cache.cpp: KEY.o) goes.
+  // Only the support object stays: the model's own entries (cache.cpp: KEY.o) go.
   std::error_code ec;
-  std::filesystem::remove(cache_dir() + "/" + k->key + ".o", ec);
+  for (const std::string& key : k->keys) std::filesystem::remove(cache_dir() + "/" + key + ".o", ec);
   if (!k->forward || !k->grad || !k->sgd || !k->forward_par || !k->grad_par) fail(m, "a kernel is missing");
   const Reference ref = reference(m, seed);
   check_forward<T>(m, *k, ref);

@@ -695,25 +695,26 @@ TEST(Codegen, KernelCache) {
   auto second = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
   ASSERT_TRUE(second) << error;
   EXPECT_TRUE(second->cache_hit);
-  EXPECT_EQ(first->key, second->key);
+  ASSERT_EQ(first->keys.size(), 1u);  // one entry a kernel: this spec has the forward kernel only
+  EXPECT_EQ(first->keys, second->keys);
   EXPECT_DOUBLE_EQ(run(*second), std::tanh(-3 * 0.125));
   // A different element type is a different entry.
   auto f32 = codegen::compile_kernels(spec, ir::DType::F32, options, &error);
   ASSERT_TRUE(f32);
   EXPECT_FALSE(f32->cache_hit);
-  EXPECT_NE(f32->key, first->key);
+  EXPECT_NE(f32->keys, first->keys);
   // Corrupt the entry: a miss, then a valid entry again.
-  const std::string entry = dir + "/" + first->key + ".o";
+  const std::string entry = dir + "/" + first->keys[0] + ".o";
   {
     std::fstream f(entry, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-10, std::ios::end);
     f.write("XXXX", 4);
   }
-  EXPECT_FALSE(codegen::cache_read(dir, first->key));
+  EXPECT_FALSE(codegen::cache_read(dir, first->keys[0]));
   auto third = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
   ASSERT_TRUE(third);
   EXPECT_FALSE(third->cache_hit);
-  EXPECT_TRUE(codegen::cache_read(dir, first->key));
+  EXPECT_TRUE(codegen::cache_read(dir, first->keys[0]));
   // Concurrent writers of one key.
   std::vector<std::thread> writers;
   for (int t = 0; t < 8; ++t)
