@@ -29,11 +29,13 @@ public:
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
     b_.SetInsertPoint(entry);
     entry_ = entry;
+    sgd_kernel_ = sgd;
     const Arguments args = arguments(gradient, sgd);
     b_.CreateCondBr(b_.CreateICmpSLT(n_, i64(1)), done, body);
     b_.SetInsertPoint(body);
     make_alias_scopes();
-    for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
+    if (p_.steps.size() <= kOutlineAbove)  // else each part computes its own (outline)
+      for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
     last_read_.assign(p_.buffers.size(), -1);
     for (size_t i = 0; i < p_.steps.size(); ++i)
       for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
@@ -149,27 +151,97 @@ private:
         if (a.offset < b.offset + sb && b.offset < a.offset + sa) cls[find(i)] = find(j);
       }
     for (size_t i = 0; i < nb; ++i) region_.push_back(find(i));
-    make_scopes("nabla", region_);
+    if (p_.steps.size() <= kOutlineAbove) make_scopes("nabla", region_);  // else per part (outline)
   }
 
   // --- steps ----------------------------------------------------------------------
 
+  // The steps, in units emitted together: a GEMM with the step that
+  // initializes its C, a run of fused elementwise steps, or one step.
   void emit_steps() {
+    std::vector<std::pair<size_t, size_t>> units;  // [begin, end) of steps
     for (size_t i = 0; i < p_.steps.size();) {
-      if (initializes_gemm(i)) {
-        gemm(p_.steps[i + 1], &p_.steps[i]);
-        i += 2;
-        continue;
-      }
-      if (p_.steps[i].kind != StepKind::Elementwise) {
-        emit_step(p_.steps[i++]);
-        continue;
-      }
-      const size_t end = fusible_run(i);
-      std::vector<const Step*> group;
-      for (size_t j = i; j < end; ++j) group.push_back(&p_.steps[j]);
-      elementwise(group, static_cast<int>(end));
+      const size_t end = initializes_gemm(i)                        ? i + 2
+                         : p_.steps[i].kind != StepKind::Elementwise ? i + 1
+                                                                     : fusible_run(i);
+      units.emplace_back(i, end);
       i = end;
+    }
+    if (p_.steps.size() <= kOutlineAbove) {
+      for (const auto& u : units) emit_unit(u.first, u.second);
+      return;
+    }
+    // A large kernel: its units in functions of about kPartSteps steps each,
+    // which LLVM optimizes and compiles in time linear in their number (one
+    // function of all the steps took it time growing faster than the
+    // model: a chain of 128 tanh layers, 8.7 s).
+    outline(units);
+  }
+
+  void emit_unit(size_t begin, size_t end) {
+    if (end - begin == 2 && initializes_gemm(begin)) return gemm(p_.steps[begin + 1], &p_.steps[begin]);
+    if (p_.steps[begin].kind != StepKind::Elementwise) return emit_step(p_.steps[begin]);
+    std::vector<const Step*> group;
+    for (size_t j = begin; j < end; ++j) group.push_back(&p_.steps[j]);
+    elementwise(group, static_cast<int>(end));
+  }
+
+  static constexpr size_t kOutlineAbove = 64, kPartSteps = 24;
+
+  // The units in internal functions NAME_par.partK, of the kernel's own
+  // signature, called in order with its arguments: a part computes the
+  // addresses of the buffers its steps use, and gets alias scopes for those
+  // alone. Values never cross units in registers (a unit's results are
+  // stored), so a part boundary between units changes nothing but where the
+  // code lies.
+  void outline(const std::vector<std::pair<size_t, size_t>>& units) {
+    const size_t nb = p_.buffers.size();
+    std::vector<Value*> args;
+    for (auto& a : f_->args()) args.push_back(&a);
+    for (size_t u = 0, part = 0; u < units.size(); ++part) {
+      size_t last = u;
+      while (last < units.size() && units[last].second - units[u].first <= kPartSteps) ++last;
+      last = std::max(last, u + 1);
+      llvm::Function* f = llvm::Function::Create(f_->getFunctionType(), llvm::Function::InternalLinkage,
+                                                 f_->getName() + ".part" + std::to_string(part), m_);
+      set_attributes(f);
+      f->addFnAttr(llvm::Attribute::NoInline);
+      for (auto& a : f->args())
+        if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+      b_.CreateCall(f, args);
+      // Emit the part with the function-level state its own.
+      const auto saved_ip = b_.saveIP();
+      llvm::Function* saved_f = f_;
+      llvm::BasicBlock* saved_entry = entry_;
+      Value *saved_n = n_, *saved_par = par_;
+      std::vector<Value*> saved_base = base_;
+      f_ = f;
+      entry_ = llvm::BasicBlock::Create(c_, "entry", f);
+      b_.SetInsertPoint(entry_);
+      const Arguments a = arguments(gradient_kernel_, sgd_kernel_);
+      par_ = f->getArg(f->arg_size() - 1);
+      base_.assign(nb, nullptr);
+      std::vector<bool> used(nb, false);
+      for (size_t i = units[u].first; i < units[last - 1].second; ++i) {
+        const Step& st = p_.steps[i];
+        auto use = [&](int buf) {
+          if (buf < 0 || used[static_cast<size_t>(buf)]) return;
+          used[static_cast<size_t>(buf)] = true;
+          base_[static_cast<size_t>(buf)] = buffer_base(p_.buffers[static_cast<size_t>(buf)], a);
+        };
+        for_each_read(st, use);
+        for (int buf : {st.out, st.c.buf, st.scratch}) use(buf);
+      }
+      make_scopes("nabla.part", region_, &used);
+      for (size_t k = u; k < last; ++k) emit_unit(units[k].first, units[k].second);
+      b_.CreateRetVoid();
+      f_ = saved_f;
+      entry_ = saved_entry;
+      n_ = saved_n;
+      par_ = saved_par;
+      base_ = std::move(saved_base);
+      b_.restoreIP(saved_ip);
+      u = last;
     }
   }
 
@@ -442,7 +514,7 @@ private:
   }
 
   Value* par_ = nullptr;  // the kernel's parallel runner (null: one thread)
-  bool gradient_kernel_ = false;
+  bool gradient_kernel_ = false, sgd_kernel_ = false;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
   std::vector<int> last_read_;  // per buffer: the last step reading it (-1: none)
 };

@@ -24,18 +24,23 @@ void LlvmEmitter::set_attributes(llvm::Function* f) {
   if (target_.avx512) f->addFnAttr("prefer-vector-width", "512");
 }
 
-void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<size_t>& region) {
+void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<size_t>& region,
+                              const std::vector<bool>* used) {
   llvm::MDBuilder mdb(c_);
   llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(domain_name);
+  auto counts = [&](size_t i) { return !used || (*used)[i]; };
   std::map<size_t, llvm::MDNode*> scope;
-  for (size_t r : region)
-    if (!scope.count(r)) scope[r] = mdb.createAnonymousAliasScope(domain);
-  for (size_t r : region) {
+  for (size_t i = 0; i < region.size(); ++i)
+    if (counts(i) && !scope.count(region[i])) scope[region[i]] = mdb.createAnonymousAliasScope(domain);
+  scope_of_.assign(region.size(), nullptr);
+  noalias_of_.assign(region.size(), nullptr);
+  for (size_t i = 0; i < region.size(); ++i) {
+    if (!counts(i)) continue;
     std::vector<llvm::Metadata*> others;
     for (const auto& [k, s] : scope)
-      if (k != r) others.push_back(s);
-    scope_of_.push_back(llvm::MDNode::get(c_, {scope[r]}));
-    noalias_of_.push_back(llvm::MDNode::get(c_, others));
+      if (k != region[i]) others.push_back(s);
+    scope_of_[i] = llvm::MDNode::get(c_, {scope[region[i]]});
+    noalias_of_[i] = llvm::MDNode::get(c_, others);
   }
 }
 

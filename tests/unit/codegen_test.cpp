@@ -431,6 +431,7 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
 std::vector<std::string> example_models() {
   std::vector<std::string> paths;
   for (const auto& dir : {std::string(NABLA_SOURCE_DIR) + "/examples",
+                          std::string(NABLA_SOURCE_DIR) + "/tests/unit/models",  // deep: kernels in parts
                           std::string(NABLA_SOURCE_DIR) + "/../shared/acceptance/models"}) {
     if (!std::filesystem::exists(dir)) continue;
     for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
