@@ -101,6 +101,70 @@ void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const s
   std::cout << std::flush;
 }
 
+runtime::TrainConfig train_config(const TrainArgs& args, uint64_t seed, int64_t samples, const runtime::Comm* comm,
+                                  bool sharded) {
+  runtime::TrainConfig config;
+  config.epochs = args.epochs;
+  // A larger batch is the whole data (shards: their sizes differ, the
+  // global batch stays).
+  config.batch = sharded && comm ? args.batch : std::min(args.batch, samples);
+  config.comm = comm;
+  config.sharded = sharded && comm;
+  config.lr = args.lr;
+  config.optimizer = args.optimizer == "adam"       ? runtime::Optimizer::Adam
+                     : args.optimizer == "momentum" ? runtime::Optimizer::Momentum
+                                                    : runtime::Optimizer::Sgd;
+  config.weight_decay = args.weight_decay;
+  config.momentum = args.momentum;
+  config.seed = seed;
+  config.grad_norms = args.grad_norms;
+  config.out = args.out;
+  return config;
+}
+
+// The training data: --data, or (a glob) this process's shards, shard i to
+// rank i mod N.
+runtime::TrainData training_data(const TrainArgs& args, const LoweredModel& m, runtime::DType dtype,
+                                 const runtime::Comm* comm, std::vector<runtime::Array>& storage) {
+  if (!driver::is_shard_pattern(args.data))
+    return driver::batch_data(runtime::read_npz(args.data), args.data, m, dtype, true, storage);
+  const runtime::TrainData d = driver::shard_data(
+      driver::shard_files(args.data, comm ? comm->rank() : 0, comm ? comm->size() : 1), m, dtype, storage);
+  if (!comm && d.n == 0) throw runtime::NpzError("'" + args.data + "' holds no samples");
+  return d;
+}
+
+// The end of training, said (by rank 0) and as an exit status.
+int report_end(const runtime::TrainResult& r, const TrainArgs& args, bool leader, bool progress,
+               const runtime::TrainData* val, const runtime::TrainModel& model, const runtime::ArrayMap& params) {
+  switch (r.status) {
+    case runtime::TrainStatus::Completed:
+      if (val && leader) {
+        const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
+        if (e.accuracy >= 0)
+          std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
+                      static_cast<long long>(val->n));
+      }
+      return kExitOk;
+    case runtime::TrainStatus::Stopped:
+      if (!leader) return 130;
+      if (progress) std::cerr << "\n";
+      if (!r.save_error.empty()) print_error(std::cerr, r.save_error);
+      std::cerr << "nabla: interrupted after step " << r.steps << " (epoch " << r.epoch << ")"
+                << (r.save_error.empty() && !args.out.empty() ? "; parameters saved to " + args.out : "") << "\n";
+      return 130;
+    case runtime::TrainStatus::NonFinite:
+      if (!leader) return kExitUserError;  // every process saw it; rank 0 says it
+      std::cerr << "\n";
+      print_error(std::cerr, r.message);
+      return kExitUserError;
+    case runtime::TrainStatus::SaveFailed:
+      print_error(std::cerr, r.message);
+      return kExitUserError;
+  }
+  return kExitUserError;
+}
+
 int run_train(const TrainArgs& args, const GlobalOptions& global) {
   // Ctrl-C from the start: during loading and compiling it stops training
   // after its first batch (saved, exit 130) rather than killing the process.
@@ -144,12 +208,7 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   // the file is read whole before training and replaced atomically.
   runtime::check_output(args.out, {args.model, args.data, args.val});
   std::vector<runtime::Array> train_storage, val_storage;
-  // Shards: this process's files only (shard i to rank i mod N).
-  const runtime::TrainData train =
-      sharded ? driver::shard_data(driver::shard_files(args.data, comm ? comm->rank() : 0, procs), m, dtype,
-                                   train_storage)
-              : driver::batch_data(runtime::read_npz(args.data), args.data, m, dtype, true, train_storage);
-  if (sharded && !comm && train.n == 0) throw runtime::NpzError("'" + args.data + "' holds no samples");
+  const runtime::TrainData train = training_data(args, m, dtype, comm, train_storage);
   std::optional<runtime::TrainData> val;
   if (!args.val.empty())
     val = driver::batch_data(runtime::read_npz(args.val), args.val, m, dtype, true, val_storage);
@@ -163,22 +222,7 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   co.sgd = true;
   driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
   const runtime::TrainModel model = driver::train_model(m, k);
-  runtime::TrainConfig config;
-  config.epochs = args.epochs;
-  // A larger batch is the whole data (shards: their sizes differ, the
-  // global batch stays).
-  config.batch = sharded && comm ? args.batch : std::min(args.batch, train.n);
-  config.comm = comm;
-  config.sharded = sharded && comm;
-  config.lr = args.lr;
-  config.optimizer = args.optimizer == "adam"       ? runtime::Optimizer::Adam
-                     : args.optimizer == "momentum" ? runtime::Optimizer::Momentum
-                                                    : runtime::Optimizer::Sgd;
-  config.weight_decay = args.weight_decay;
-  config.momentum = args.momentum;
-  config.seed = seed;
-  config.grad_norms = args.grad_norms;
-  config.out = args.out;
+  const runtime::TrainConfig config = train_config(args, seed, train.n, comm, sharded);
   const bool progress = leader && (args.progress == "always" || (args.progress == "auto" && ::isatty(2)));
   ProgressBar bar;
   runtime::TrainCallbacks callbacks;
@@ -189,32 +233,7 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   };
   callbacks.should_stop = [] { return interrupted.load(); };
   const runtime::TrainResult r = runtime::train(model, config, train, val ? &*val : nullptr, params, callbacks);
-  switch (r.status) {
-    case runtime::TrainStatus::Completed:
-      if (val && leader) {
-        const runtime::EpochStats e = runtime::evaluate(model, *val, params, 256);
-        if (e.accuracy >= 0)
-          std::printf("%s: %.2f%% accuracy on %lld samples\n", args.val.c_str(), 100 * e.accuracy,
-                      static_cast<long long>(val->n));
-      }
-      return kExitOk;
-    case runtime::TrainStatus::Stopped:
-      if (!leader) return 130;
-      if (progress) std::cerr << "\n";
-      if (!r.save_error.empty()) print_error(std::cerr, r.save_error);
-      std::cerr << "nabla: interrupted after step " << r.steps << " (epoch " << r.epoch << ")"
-                << (r.save_error.empty() && !args.out.empty() ? "; parameters saved to " + args.out : "") << "\n";
-      return 130;
-    case runtime::TrainStatus::NonFinite:
-      if (!leader) return kExitUserError;  // every process saw it; rank 0 says it
-      std::cerr << "\n";
-      print_error(std::cerr, r.message);
-      return kExitUserError;
-    case runtime::TrainStatus::SaveFailed:
-      print_error(std::cerr, r.message);
-      return kExitUserError;
-  }
-  return kExitUserError;
+  return report_end(r, args, leader, progress, val ? &*val : nullptr, model, params);
 }
 
 }  // namespace
