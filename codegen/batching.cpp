@@ -437,6 +437,7 @@ private:
       case MeanForm::OuterGemm: {
         const int out = temp(false, n->shape());
         means_[n] = push(outer_gemm(n, out, 1, false));
+        outer_steps_[n] = p_.steps.size() - 1;
         return;
       }
       case MeanForm::Tree:
@@ -517,6 +518,17 @@ private:
     return apply_op(step, Op::Sub, {load(step, contiguous(pbuf)), scaled});
   }
 
+  // Whether no step but step `only` reads `buf`.
+  bool read_only_by(int buf, size_t only) const {
+    for (size_t i = 0; i < p_.steps.size(); ++i) {
+      if (i == only) continue;
+      bool reads = false;
+      for_each_read(p_.steps[i], [&](int b) { reads = reads || b == buf; });
+      if (reads) return false;
+    }
+    return true;
+  }
+
   // SgdStep: p -= rate * (mean gradient), fused into the gradient's GEMM where
   // it has one, else a step after everything else. A gradient that is a view
   // of a param (loss a * b: the gradient of a is b) is copied before the
@@ -536,6 +548,19 @@ private:
         init.out = pbuf;
         gemm.out = pbuf;
         gemm.c.buf = pbuf;
+        gemm.alpha = -gemm.alpha;
+        gemm.alpha_times_rate = true;
+        continue;
+      }
+      if (auto it = outer_steps_.find(n); in_place_ && it != outer_steps_.end() && !shared &&
+                                           read_only_by(p_.steps[it->second].out, it->second)) {
+        // A gradient that is a bare mean outer product (no other term): its
+        // GEMM accumulates onto p, p += (-rate/n) U^T V, one pass over p
+        // instead of writing the gradient and then reading it back.
+        Step& gemm = p_.steps[it->second];
+        gemm.out = pbuf;
+        gemm.c.buf = pbuf;
+        gemm.accumulate = true;
         gemm.alpha = -gemm.alpha;
         gemm.alpha_times_rate = true;
         continue;
@@ -609,6 +634,7 @@ private:
   BatchAnalysis a_;
   int rate_ = -1;                                        // SgdStep: the rate argument
   std::unordered_map<const Node*, std::pair<size_t, size_t>> fused_steps_;  // mean -> (init, gemm) steps
+  std::unordered_map<const Node*, size_t> outer_steps_;  // a bare mean outer product -> its GEMM step
   Program p_;
   std::unordered_map<const Node*, Access> stored_, means_;
 };

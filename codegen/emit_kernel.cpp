@@ -231,6 +231,9 @@ private:
         };
         for_each_read(st, use);
         for (int buf : {st.out, st.c.buf, st.scratch}) use(buf);
+        if (st.alpha_times_rate)  // a fused update's GEMM reads the rate (gemm())
+          for (size_t b = 0; b < nb; ++b)
+            if (p_.buffers[b].kind == BufKind::Rate) use(static_cast<int>(b));
       }
       make_scopes("nabla.part", region_, &used);
       for (size_t k = u; k < last; ++k) emit_unit(units[k].first, units[k].second);
