@@ -183,9 +183,11 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   }
   const int procs = comm ? comm->size() : 1;
   const bool leader = !comm || comm->rank() == 0;  // only rank 0 prints and writes
-  if (args.batch % procs != 0) {
-    print_error(std::cerr, "--batch " + std::to_string(args.batch) + " is the global batch: it must be a multiple of "
-                               "the " + std::to_string(procs) + " processes");
+  if (args.batch % procs != 0) {  // every process sees it; rank 0 says it
+    if (leader)
+      print_error(std::cerr, "--batch " + std::to_string(args.batch) +
+                                 " is the global batch: it must be a multiple of the " + std::to_string(procs) +
+                                 " processes");
     return kExitUsage;
   }
   const bool sharded = driver::is_shard_pattern(args.data);

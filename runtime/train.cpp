@@ -179,7 +179,9 @@ public:
         // processes the gradient must be summed between the two.
         fused_(c.optimizer == Optimizer::Sgd && c.weight_decay == 0 && !c.grad_norms && !c.comm),
         local_batch_(c.comm ? c.batch / c.comm->size() : c.batch) {
-    if (comm_ && (c.batch % comm_->size() != 0 || local_batch_ < 1))
+    // Shards take batch / size samples a step each; a batch of the one data
+    // set is sliced as it falls (slice()), whatever its size.
+    if (comm_ && c.sharded && (c.batch % comm_->size() != 0 || local_batch_ < 1))
       throw std::invalid_argument("the global batch (" + std::to_string(c.batch) + ") must be a multiple of the " +
                                   std::to_string(comm_->size()) + " processes");
     for (const std::string& name : model.param_names) {

@@ -52,10 +52,10 @@ def run(cmd, timeout=120, check=True):
     return r
 
 
-def train(tmp, procs, out, *extra, data_arg=None, epochs=3, optimizer="sgd"):
+def train(tmp, procs, out, *extra, data_arg=None, epochs=3, optimizer="sgd", batch=32):
     cmd = ([] if procs == 0 else MPIRUN + ["-np", str(procs)]) + [
         NABLA, "train", os.path.join(tmp, "m.nn"), "--data", data_arg or os.path.join(tmp, "train.npz"),
-        "--val", os.path.join(tmp, "val.npz"), "--epochs", str(epochs), "--batch", "32", "--lr", "0.05",
+        "--val", os.path.join(tmp, "val.npz"), "--epochs", str(epochs), "--batch", str(batch), "--lr", "0.05",
         "--optimizer", optimizer, "--dtype", "f64", "--seed", "3", "--threads", "1", "--progress", "never",
         "-o", out, *extra]
     return run(cmd)
@@ -102,6 +102,18 @@ def case_usage(tmp):
     if r.returncode != 2 or "multiple of the 2 processes" not in r.stderr:
         sys.exit("expected exit 2 and the batch message, got %d:\n%s" % (r.returncode, r.stderr))
     print("batch 33 on 2 processes: exit 2,", lines(r.stderr, "nabla")[0])
+    # a global batch larger than the data is the whole data, whatever its
+    # size: 33 samples on 2 processes (16 and 17 a step), as on one
+    small = os.path.join(tmp, "small.npz")
+    np.savez(small, **{k: v[:33] for k, v in dict(np.load(os.path.join(tmp, "train.npz"))).items()})
+    # and a last step of one sample: one process has none (weighted means)
+    for batch in (64, 32):
+        train(tmp, 0, os.path.join(tmp, "s1.npz"), data_arg=small, batch=batch)
+        train(tmp, 2, os.path.join(tmp, "s2.npz"), data_arg=small, batch=batch)
+        ok, worst = close(dict(np.load(os.path.join(tmp, "s1.npz"))), dict(np.load(os.path.join(tmp, "s2.npz"))))
+        if not ok:
+            sys.exit("33 samples, --batch %d: 1 vs 2 processes differ by %.3g" % (batch, worst))
+        print("33 samples, --batch %d on 2 processes: as on one, worst relative difference %.3g" % (batch, worst))
 
 
 def case_kill(tmp):
