@@ -311,7 +311,9 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
                 std::to_string(c.comm->size()) + " processes");
   c.sharded = false;
   std::vector<EpochStats> epochs;
-  const ArrayMap before = params;  // what a failure leaves
+  // What a failure leaves: only on_epoch writes `params` before the end.
+  std::optional<ArrayMap> before;
+  if (callbacks.on_epoch) before = params;
   std::unique_lock lock(m.mutex);
   TrainCallbacks cb = callbacks;
   cb.on_epoch = [&](const EpochStats& st) {
@@ -331,7 +333,7 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
   m.compiled();
   const runtime::TrainResult r = runtime::train(m.train_model, c, d, v ? &*v : nullptr, p, cb);
   if (r.status == runtime::TrainStatus::NonFinite) {
-    params = before;
+    if (before) params = std::move(*before);
     throw Error(r.message);
   }
   for (auto& [name, a] : p) params[name] = std::move(a);

@@ -496,10 +496,6 @@ ModelOptions options_of(const py::object& dtype, const py::object& threads, cons
   return o;
 }
 
-std::vector<std::string> names_of(const py::object& wrt) {
-  if (py::isinstance<py::str>(wrt)) return {wrt.cast<std::string>()};
-  return wrt.cast<std::vector<std::string>>();
-}
 
 std::map<std::string, double> point_of(const py::dict& values) {
   std::map<std::string, double> p;
@@ -508,9 +504,9 @@ std::map<std::string, double> point_of(const py::dict& values) {
 }
 
 
-// lambdify's argument names (and a call's wrt): a sequence of names, or one string of names
-// separated by commas or spaces ("x, w, b").
-std::vector<std::string> argument_names(const py::object& args) {
+// Names given to diff (wrt) and lambdify (args, wrt): a sequence of names,
+// or one string of names separated by commas or spaces ("x, w, b").
+std::vector<std::string> names_of(const py::object& args) {
   if (!py::isinstance<py::str>(args)) return args.cast<std::vector<std::string>>();
   std::vector<std::string> names;
   std::string cur;
@@ -598,7 +594,7 @@ private:
       for (size_t i = 0; i < names.size(); ++i) r.push_back(i);
       return r;
     }
-    for (const std::string& w : argument_names(kwargs["wrt"])) {
+    for (const std::string& w : names_of(kwargs["wrt"])) {
       const auto it = std::find(names.begin(), names.end(), w);
       if (it == names.end()) raise("wrt: '" + w + "' is not an argument of the function");
       const size_t i = static_cast<size_t>(it - names.begin());
@@ -715,10 +711,11 @@ private:
         have = len;
       }
     }
-    uint64_t n = 1;
-    for (py::ssize_t d : p.shape) n = runtime_product(n, static_cast<uint64_t>(d));
-    if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) raise("the broadcast shape is too large");
-    p.n = static_cast<int64_t>(n);
+    int64_t points = 1;
+    for (py::ssize_t d : p.shape)
+      if (__builtin_mul_overflow(points, static_cast<int64_t>(d), &points)) raise("the broadcast shape is too large");
+    p.n = points;
+    const auto n = static_cast<uint64_t>(points);
     // An argument of n values (its shape the broadcast shape but for axes of
     // 1, so its elements are in the same order) is used in place when it is
     // C-contiguous and of the function's dtype.
@@ -743,12 +740,6 @@ private:
       p.ranges.emplace_back(static_cast<const char*>(a.data()), static_cast<const char*>(a.data()) + a.nbytes());
     }
     return p;
-  }
-
-  // a * b, or UINT64_MAX on overflow.
-  static uint64_t runtime_product(uint64_t a, uint64_t b) {
-    if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
-    return a * b;
   }
 
   std::shared_ptr<driver::Elementwise> f_;
@@ -909,7 +900,7 @@ PYBIND11_MODULE(_nabla, mod) {
           if (n < 1 || n > kMaxThreads) raise("threads must be from 1 to " + std::to_string(kMaxThreads));
           o.threads = n;
         }
-        return PyLambdified(driver::Elementwise(expr, argument_names(args), o));
+        return PyLambdified(driver::Elementwise(expr, names_of(args), o));
       },
       py::arg("expr"), py::arg("args"), py::arg("dtype") = "float64", py::arg("threads") = py::none());
   mod.def(

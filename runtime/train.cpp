@@ -367,7 +367,7 @@ private:
     // that from the same slice() arithmetic, without asking).
     const bool equal = global > 0 && global % procs == 0;
     T* g = reinterpret_cast<T*>(flat_.data());
-    if (!equal || count == 0) {
+    if (!equal) {  // (equal shares are never empty)
       const T w = static_cast<T>(count);
       for (int64_t i = 0; i < total_; ++i) g[i] = count > 0 ? g[i] * w : T(0);
     }
