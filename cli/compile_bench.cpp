@@ -28,7 +28,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 struct CompileArgs {
-  std::string model, emit, out, prefix;
+  std::string model, emit, out, prefix, cpu;
   bool after_each_pass = false;  // --emit program: after each of build_program's passes
 };
 
@@ -56,6 +56,7 @@ int run_compile(const CompileArgs& args, const GlobalOptions& global) {
   request.dtype = global.dtype == "f64" ? ir::DType::F64 : ir::DType::F32;
   request.model_name = loaded->model.name.empty() ? args.model : loaded->model.name;
   request.after_each_pass = args.after_each_pass;
+  request.cpu = args.cpu;
   request.prefix = args.prefix.empty() ? driver::c_identifier(loaded->model.name.empty()
                                                                   ? std::filesystem::path(args.model).stem().string()
                                                                   : loaded->model.name)
@@ -289,9 +290,14 @@ void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Acti
   auto* compile = app.add_subcommand(
       "compile", "Compile the forward and gradient kernels: LLVM IR, assembly, an object file, or its C header");
   compile->add_option("MODEL", cargs->model, "the .nn file")->required();
-  compile->add_option("--emit", cargs->emit, "llvm, asm, obj, header, or program (the loop program before LLVM)")
+  compile->add_option("--emit", cargs->emit,
+                      "llvm, asm, obj, header, program (the loop program before LLVM), or paths (each GEMM's path "
+                      "on the CPU at batches 1, 32, 128, 1024)")
       ->required()
-      ->check(CLI::IsMember({"llvm", "asm", "obj", "header", "program"}));
+      ->check(CLI::IsMember({"llvm", "asm", "obj", "header", "program", "paths"}));
+  compile->add_option("--cpu", cargs->cpu,
+                      "the CPU to compile for, by LLVM's name (znver5, sapphirerapids, x86-64-v3, ...; default: "
+                      "this one)");
   compile->add_flag("--after-each-pass", cargs->after_each_pass,
                     "with --emit program: the program after each pass, under a line 'KERNEL after PASS'");
   compile->add_option("-o,--output", cargs->out, "the file to write (default for text: standard output)");

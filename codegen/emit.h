@@ -12,6 +12,7 @@
 #include <string>
 
 #include "codegen/program.h"
+#include "codegen/target.h"
 
 namespace llvm {
 class LLVMContext;
@@ -22,7 +23,9 @@ namespace nabla::codegen {
 
 struct EmitTarget {
   std::string triple, cpu, features;
-  bool avx512 = false;  // use 512-bit vectors and libmvec's AVX-512 variants
+  TargetProfile profile;  // what the kernels' choices follow from (target.h)
+  // 512-bit vectors: the GEMM's explicit vectors, libmvec's AVX-512 variants.
+  bool avx512() const { return profile.vector_bits >= 512; }
   // The GEMM functions are declared, not defined: they come from the support
   // module (emit_support_module), compiled once per element type and host.
   bool external_gemm = false;

@@ -409,16 +409,20 @@ private:
       Value* off = batch && x.batch_stride ? b_.CreateMul(batch, i64(x.batch_stride)) : i64(0);
       return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(x.buf)], off);
     };
-    // Both operands run along k (x W^T): below 128 rows, dot-product tiles on
-    // the operands as they are beat packing W on every call.
-    // (K >= 128: a tile's closing sums across lanes must amortize.)
-    const bool along_k = s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n && s.kdim.value >= 128;
+    // The paths and their thresholds are the target's (target.h, gemm_path).
+    // Both operands run along k (x W^T): below dot_blocked_min_rows rows,
+    // dot-product tiles on the operands as they are beat packing W on every
+    // call (from dot_min_k: a tile's closing sums across lanes must amortize).
+    const GemmChoices choice = gemm_choices(target_.profile, dtype_);
+    const bool along_k =
+        dot_tiles(choice, s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n, s.kdim.value);
     auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
     auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
     auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
-    // A product over k < 8 (a weight gradient at a batch of a few samples)
+    // A product over few k (a weight gradient at a batch of a few samples)
     // is a memory-bound rank-k update: plain loops, no packing.
-    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(along_k ? 128 : 8)), b_.CreateICmpSGE(K, i64(8))),
+    const int64_t min_rows = along_k ? choice.dot_blocked_min_rows : choice.blocked_min_rows;
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(min_rows)), b_.CreateICmpSGE(K, i64(choice.blocked_min_k))),
                     blocked, plain);
     Value* null = llvm::ConstantPointerNull::get(ptr_);
     // The call's arguments (gemm_run_function), for one call or for the tasks.

@@ -18,7 +18,7 @@ class GemmEmitter : public MathEmitter {
 public:
   // `support`: defining the support module (external linkage).
   GemmEmitter(llvm::Module& module, ir::DType dtype, const EmitTarget& target, bool support = false)
-      : MathEmitter(module, dtype, target), support_(support) {}
+      : MathEmitter(module, dtype, target), choice_(gemm_choices(target.profile, dtype)), support_(support) {}
 
   // --- GEMMs across threads ---------------------------------------------------
   //
@@ -192,48 +192,79 @@ private:
     b_.SetInsertPoint(done);
   }
 
+  // Vector accumulators over k in [from, to) (a multiple of VL * U apart),
+  // U vectors of k a trip: acc[(r * C + c) * U + u] += A row r x B column c
+  // at k + u * VL. Returns the accumulators after the loop.
+  std::vector<Value*> dot_loop(const std::vector<Value*>& rows, const std::vector<Value*>& cols, Value* a_rs,
+                               Value* b_cs, Value* from, Value* to, int64_t VL, int64_t U,
+                               const std::vector<Value*>& init) {
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    auto* body = llvm::BasicBlock::Create(c_, "dot", f_);
+    auto* done = llvm::BasicBlock::Create(c_, "dot.end", f_);
+    b_.CreateCondBr(b_.CreateICmpSLT(from, to), body, done);
+    b_.SetInsertPoint(body);
+    llvm::PHINode* k = b_.CreatePHI(i64_, 2);
+    k->addIncoming(from, pre);
+    std::vector<llvm::PHINode*> phis;
+    for (Value* v : init) {
+      phis.push_back(b_.CreatePHI(vec(VL), 2));
+      phis.back()->addIncoming(v, pre);
+    }
+    std::vector<Value*> next(phis.begin(), phis.end());
+    for (int64_t u = 0; u < U; ++u) {
+      Value* ku = b_.CreateAdd(k, i64(u * VL));
+      std::vector<Value*> av, bv;
+      for (Value* r : rows) av.push_back(vload(0, b_.CreateAdd(b_.CreateMul(r, a_rs), ku), VL));
+      for (Value* c : cols) bv.push_back(vload(1, b_.CreateAdd(b_.CreateMul(c, b_cs), ku), VL));
+      for (size_t r = 0; r < rows.size(); ++r)
+        for (size_t c = 0; c < cols.size(); ++c) {
+          Value*& acc = next[(r * cols.size() + c) * static_cast<size_t>(U) + static_cast<size_t>(u)];
+          acc = b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec(VL)}, {av[r], bv[c], acc});
+        }
+    }
+    Value* k1 = b_.CreateAdd(k, i64(VL * U), "", true, true);
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    k->addIncoming(k1, latch);
+    for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(next[i], latch);
+    b_.CreateCondBr(b_.CreateICmpSLT(k1, to), body, done);
+    b_.SetInsertPoint(done);
+    std::vector<Value*> out;
+    for (size_t i = 0; i < phis.size(); ++i) {
+      llvm::PHINode* phi = b_.CreatePHI(vec(VL), 2);
+      phi->addIncoming(init[i], pre);
+      phi->addIncoming(next[i], latch);
+      out.push_back(phi);
+    }
+    return out;
+  }
+
+  // C (+)= alpha A B for A and B both running along k (x W^T), without
+  // packing: tiles of dot products (4 x 4, and 1 x 4 for the rows past a
+  // multiple of 4: batch 1 inference is all such rows), each a vector
+  // accumulator over k (U of them where the tile has fewer than the
+  // target's dot_chains, so the FMA latency is covered), summed across lanes
+  // at the end; the rest of k element by element.
   void gemm_dot(Value* a_rs, Value* b_cs, Value* c_rs, Value* c_cs, Value* M, Value* N, Value* K, Value* alpha,
                 Value* accumulate) {
-    const int64_t VL = (target_.avx512 ? 64 : 32) / elem_bytes();
+    const int64_t VL = choice_.vl;
     constexpr int64_t T = 4;
     Value* kv = b_.CreateMul(b_.CreateSDiv(K, i64(VL)), i64(VL));  // vectorized part of k
     // Dot products of rows rows[r] of A with columns cols[c] of B, into C.
     auto tile = [&](const std::vector<Value*>& rows, const std::vector<Value*>& cols) {
       const size_t R = rows.size(), Cn = cols.size();
-      llvm::BasicBlock* pre = b_.GetInsertBlock();
-      std::vector<Value*> acc(R * Cn, llvm::Constant::getNullValue(vec(VL)));
-      auto* body = llvm::BasicBlock::Create(c_, "dot", f_);
-      auto* done = llvm::BasicBlock::Create(c_, "dot.end", f_);
-      b_.CreateCondBr(b_.CreateICmpSGT(kv, i64(0)), body, done);
-      b_.SetInsertPoint(body);
-      llvm::PHINode* k = b_.CreatePHI(i64_, 2);
-      k->addIncoming(i64(0), pre);
-      std::vector<llvm::PHINode*> phis;
+      const int64_t U = std::clamp<int64_t>(choice_.dot_chains / static_cast<int64_t>(R * Cn), 1, 4);
+      Value* ku = b_.CreateMul(b_.CreateSDiv(K, i64(VL * U)), i64(VL * U));
+      std::vector<Value*> acc(R * Cn * static_cast<size_t>(U), llvm::Constant::getNullValue(vec(VL)));
+      acc = dot_loop(rows, cols, a_rs, b_cs, i64(0), ku, VL, U, acc);
+      std::vector<Value*> one;  // the U copies summed
       for (size_t i = 0; i < R * Cn; ++i) {
-        phis.push_back(b_.CreatePHI(vec(VL), 2));
-        phis.back()->addIncoming(acc[i], pre);
+        Value* v = acc[i * static_cast<size_t>(U)];
+        for (int64_t u = 1; u < U; ++u) v = b_.CreateFAdd(v, acc[i * static_cast<size_t>(U) + static_cast<size_t>(u)]);
+        one.push_back(v);
       }
-      std::vector<Value*> av, bv;
-      for (Value* r : rows) av.push_back(vload(0, b_.CreateAdd(b_.CreateMul(r, a_rs), k), VL));
-      for (Value* c : cols) bv.push_back(vload(1, b_.CreateAdd(b_.CreateMul(c, b_cs), k), VL));
-      std::vector<Value*> next;
-      for (size_t r = 0; r < R; ++r)
-        for (size_t c = 0; c < Cn; ++c)
-          next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)}, {av[r], bv[c], phis[r * Cn + c]}));
-      Value* k1 = b_.CreateAdd(k, i64(VL), "", true, true);
-      llvm::BasicBlock* latch = b_.GetInsertBlock();
-      k->addIncoming(k1, latch);
-      for (size_t i = 0; i < phis.size(); ++i) phis[i]->addIncoming(next[i], latch);
-      b_.CreateCondBr(b_.CreateICmpSLT(k1, kv), body, done);
-      b_.SetInsertPoint(done);
-      std::vector<llvm::PHINode*> ends;
-      for (size_t i = 0; i < R * Cn; ++i) {
-        ends.push_back(b_.CreatePHI(vec(VL), 2));
-        ends.back()->addIncoming(acc[i], pre);
-        ends.back()->addIncoming(next[i], latch);
-      }
+      if (U > 1) one = dot_loop(rows, cols, a_rs, b_cs, ku, kv, VL, 1, one);
       std::vector<Value*> sums;
-      for (llvm::PHINode* phi : ends) sums.push_back(reduce_add(phi));
+      for (Value* v : one) sums.push_back(reduce_add(v));
       // The remainder of k, element by element.
       llvm::AllocaInst* tail = slot(t_);
       for (size_t r = 0; r < R; ++r)
@@ -252,21 +283,25 @@ private:
     };
     Value* m4 = b_.CreateSDiv(M, i64(T));
     Value* n4 = b_.CreateSDiv(N, i64(T));
+    auto group = [&](Value* tj) {
+      std::vector<Value*> cols;
+      for (int64_t c = 0; c < T; ++c) cols.push_back(b_.CreateAdd(b_.CreateMul(tj, i64(T)), i64(c)));
+      return cols;
+    };
     loop0(m4, [&](Value* ti) {
       std::vector<Value*> rows;
       for (int64_t r = 0; r < T; ++r) rows.push_back(b_.CreateAdd(b_.CreateMul(ti, i64(T)), i64(r)));
-      loop0(n4, [&](Value* tj) {
-        std::vector<Value*> cols;
-        for (int64_t c = 0; c < T; ++c) cols.push_back(b_.CreateAdd(b_.CreateMul(tj, i64(T)), i64(c)));
-        tile(rows, cols);
-      });
+      loop0(n4, [&](Value* tj) { tile(rows, group(tj)); });
       loop0(b_.CreateSub(N, b_.CreateMul(n4, i64(T))), [&](Value* j) {
         tile(rows, {b_.CreateAdd(b_.CreateMul(n4, i64(T)), j)});
       });
     });
     loop0(b_.CreateSub(M, b_.CreateMul(m4, i64(T))), [&](Value* i) {
       Value* row = b_.CreateAdd(b_.CreateMul(m4, i64(T)), i);
-      loop0(N, [&](Value* j) { tile({row}, {j}); });
+      loop0(n4, [&](Value* tj) { tile({row}, group(tj)); });
+      loop0(b_.CreateSub(N, b_.CreateMul(n4, i64(T))), [&](Value* j) {
+        tile({row}, {b_.CreateAdd(b_.CreateMul(n4, i64(T)), j)});
+      });
     });
   }
 
@@ -308,11 +343,11 @@ private:
     Blocked g{A, B, C, sc, bias, mask, M, N, K, alpha, accumulate, relu};
     g.has_bias = b_.CreateIsNotNull(base_[static_cast<size_t>(bias)]);
     g.has_mask = b_.CreateIsNotNull(base_[static_cast<size_t>(mask)]);
-    g.VL = (target_.avx512 ? 64 : 32) / elem_bytes();
-    g.NR = 2 * g.VL;
-    g.MR = target_.avx512 ? 12 : 4;
+    g.VL = choice_.vl;
+    g.NR = choice_.nr;
+    g.MR = choice_.mr;
     g.NV = g.NR / g.VL;
-    const int64_t KC = kGemmKC, MC = kGemmMC;
+    const int64_t KC = choice_.kc, MC = choice_.mc;
     g.panels = ceil_div(N, g.NR);
     Value* npad = b_.CreateMul(ceil_div(N, kGemmMaxNR), i64(kGemmMaxNR));
     g.ap = i64(0);
@@ -515,7 +550,7 @@ private:
       for (int64_t v = 0; v < NV; ++v) {
         Value* c_at = at(C, b_.CreateAdd(i0, i64(r)), b_.CreateAdd(j0, i64(v * VL)));
         Value* old = b_.CreateSelect(first, llvm::Constant::getNullValue(vec(VL)), vload(C.buf, c_at, VL));
-        Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+        Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec(VL)},
                                         {valpha, acc[static_cast<size_t>(r * NV + v)], old});
         if (with_epilogue) {
           sum = epilogue_value(sum, bv[static_cast<size_t>(v)], g.relu);
@@ -618,7 +653,7 @@ private:
         Value* x = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, a_rows[static_cast<size_t>(r)], koff));
         Value* a = b_.CreateVectorSplat(static_cast<unsigned>(VL), x);
         for (int64_t v = 0; v < NV; ++v)
-          next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fma, {vec(VL)},
+          next.push_back(b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {vec(VL)},
                                             {a, bv[static_cast<size_t>(v)], acc[static_cast<size_t>(r * NV + v)]}));
       }
       return next;
@@ -677,6 +712,7 @@ private:
     return result;
   }
 
+  const GemmChoices choice_;  // tile, blocks, vector length (target.h)
   bool support_;
 };
 

@@ -5,6 +5,7 @@
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
 #include <llvm/Support/CommandLine.h>
@@ -21,6 +22,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "codegen/llvm_info.h"
 #include "ir/assert.h"
 
 namespace nabla::codegen {
@@ -58,11 +60,10 @@ private:
   std::chrono::steady_clock::time_point t0_;
 };
 
+const llvm::Target* lookup_target(const std::string& triple);
+
 std::unique_ptr<llvm::TargetMachine> target_machine(const EmitTarget& t) {
-  initialize_llvm();
-  std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(t.triple, error);
-  NABLA_ASSERT(target, "no LLVM target for " + t.triple + ": " + error);
+  const llvm::Target* target = lookup_target(t.triple);
   llvm::TargetOptions options;
   return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
       t.triple, t.cpu, t.features, options, llvm::Reloc::PIC_, std::nullopt,
@@ -94,18 +95,78 @@ void optimize(llvm::Module& module, llvm::TargetMachine& tm) {
 
 }  // namespace
 
+namespace {
+
+const llvm::Target* lookup_target(const std::string& triple) {
+  initialize_llvm();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  NABLA_ASSERT(target, "no LLVM target for " + triple + ": " + error);
+  return target;
+}
+
+// The profile LLVM's description of `cpu` (with `features`) gives: vector
+// width and registers, FMA, its tuning of 512-bit loops; the caches from
+// the table of CPU families (host_target reads the host's own).
+TargetProfile profile_of(const EmitTarget& t) {
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      lookup_target(t.triple)->createMCSubtargetInfo(t.triple, t.cpu, t.features));
+  TargetProfile p;
+  p.cpu = t.cpu;
+  const bool avx512 = sti->checkFeatures("+avx512f");
+  p.vector_bits = avx512 ? 512 : sti->checkFeatures("+avx2") ? 256 : 128;
+  p.vector_registers = avx512 ? 32 : 16;
+  p.fma = sti->checkFeatures("+fma");
+  p.prefers_256 = avx512 && sti->checkFeatures("+prefer-256-bit");
+  family_caches(t.cpu, &p.l1d_bytes, &p.l2_bytes);
+  return p;
+}
+
+}  // namespace
+
 EmitTarget host_target() {
+  static const EmitTarget host = [] {
   EmitTarget t;
   t.triple = llvm::sys::getProcessTriple();
   t.cpu = llvm::sys::getHostCPUName().str();
   std::vector<std::string> features;
-  for (const auto& f : llvm::sys::getHostCPUFeatures()) {
-    features.push_back((f.second ? "+" : "-") + f.first().str());
-    if (f.second && f.first() == "avx512f") t.avx512 = true;
-  }
+  for (const auto& f : llvm::sys::getHostCPUFeatures()) features.push_back((f.second ? "+" : "-") + f.first().str());
   std::sort(features.begin(), features.end());
   for (const std::string& f : features) t.features += (t.features.empty() ? "" : ",") + f;
+  t.profile = profile_of(t);
+  t.profile.caches_measured = host_caches(&t.profile.l1d_bytes, &t.profile.l2_bytes);
   return t;
+  }();
+  return host;
+}
+
+std::optional<EmitTarget> target_for_cpu(const std::string& cpu, std::string* error) {
+  if (cpu.empty() || cpu == "host" || cpu == llvm::sys::getHostCPUName()) return host_target();
+  EmitTarget t;
+  t.triple = llvm::sys::getProcessTriple();
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(lookup_target(t.triple)->createMCSubtargetInfo(t.triple, "", ""));
+  if (!sti->isCPUStringValid(cpu)) {
+    *error = "'" + cpu.substr(0, 64) + (cpu.size() > 64 ? "..." : "") + "' is not a CPU LLVM " + llvm_version() + " knows for " + t.triple +
+             " (names as in clang's -mcpu: znver5, sapphirerapids, x86-64-v3, ...)";
+    return std::nullopt;
+  }
+  t.cpu = cpu;
+  t.profile = profile_of(t);
+  return t;
+}
+
+std::string missing_on_host(const EmitTarget& target) {
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      lookup_target(target.triple)->createMCSubtargetInfo(target.triple, target.cpu, target.features));
+  // The host's map names every instruction-set feature LLVM detects, with
+  // whether this CPU has it (tuning features are not in it: they do not fault).
+  std::vector<std::string> missing;
+  for (const auto& f : llvm::sys::getHostCPUFeatures())
+    if (!f.second && sti->checkFeatures("+" + f.first().str())) missing.push_back(f.first().str());
+  std::sort(missing.begin(), missing.end());
+  std::string text;
+  for (const std::string& m : missing) text += (text.empty() ? "" : " ") + m;
+  return text;
 }
 
 namespace {
@@ -114,8 +175,7 @@ std::string finish(Artifact what, llvm::Module& module_ref, const EmitTarget& ta
 
 }  // namespace
 
-std::string compile_support(ir::DType dtype, CompileTimes* times) {
-  const EmitTarget target = host_target();
+std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTimes* times) {
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;
   {
@@ -125,9 +185,9 @@ std::string compile_support(ir::DType dtype, CompileTimes* times) {
   return finish(Artifact::Object, *module, target, times);
 }
 
-std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
+std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs, const EmitTarget& for_target,
                     CompileTimes* times, bool external_gemm) {
-  EmitTarget target = host_target();
+  EmitTarget target = for_target;
   target.external_gemm = external_gemm;
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;

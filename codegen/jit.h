@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "codegen/emit.h"
@@ -19,8 +20,18 @@ struct CompileTimes {
   double emit = 0, optimize = 0, codegen = 0, link = 0;
 };
 
-// The host: triple, CPU name, and its features ("+avx2,+avx512f,...", sorted).
+// The host: triple, CPU name, its features ("+avx2,+avx512f,...", sorted)
+// and its profile (target.h; the caches read from the host).
 EmitTarget host_target();
+
+// A CPU by LLVM's name ("znver5", "sapphirerapids", "x86-64-v3"; "" or
+// "host": host_target()), for this host's triple; nullopt and `error` for a
+// name LLVM does not know.
+std::optional<EmitTarget> target_for_cpu(const std::string& cpu, std::string* error);
+
+// The instruction-set features `target` has and this host lacks, space
+// separated ("" when its code runs here).
+std::string missing_on_host(const EmitTarget& target);
 
 enum class Artifact { LLVM, Asm, Object };
 
@@ -28,11 +39,11 @@ enum class Artifact { LLVM, Asm, Object };
 // names the functions (prefix_forward, prefix_grad, ...).
 // `external_gemm`: the GEMM functions are left to the support object (the JIT
 // loads it beside); objects for users (AOT) define them.
-std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs,
+std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs, const EmitTarget& target,
                     CompileTimes* times = nullptr, bool external_gemm = false);
 
-// The support object: the GEMM functions for one element type on this host.
-std::string compile_support(ir::DType dtype, CompileTimes* times = nullptr);
+// The support object: the GEMM functions for one element type on `target`.
+std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTimes* times = nullptr);
 
 // An ORC LLJIT holding loaded objects. Each instance is independent (no
 // global state beyond LLVM's own one-time target registration).

@@ -34,19 +34,54 @@ ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward,
   return p;
 }
 
-std::string key_material(const ProgramSet& programs, const std::string& prefix) {
-  const EmitTarget t = host_target();
+std::string key_material(const ProgramSet& programs, const std::string& prefix, const EmitTarget& t) {
   std::string s = std::string("nabla ") + NABLA_VERSION + " codegen " + NABLA_CODEGEN_FINGERPRINT + " llvm " +
-                  llvm_version() + "\n" + t.triple +
-                  "\n" + t.cpu + "\n" + t.features + "\nprefix " + prefix + "\n";
+                  llvm_version() + "\n" + t.triple + "\n" + t.cpu + "\n" + t.features + "\n" + t.profile.str() +
+                  "\nprefix " + prefix + "\n";
   if (programs.forward) s += "forward\n" + programs.forward->str();
   if (programs.grad) s += "grad\n" + programs.grad->str();
   if (programs.sgd) s += "sgd\n" + programs.sgd->str();
   return s;
 }
 
-std::string support_key(ir::DType dtype) {
-  return cache_key(key_material(ProgramSet{}, std::string("support ") + ir::dtype_name(dtype)));
+std::string support_key(ir::DType dtype, const EmitTarget& target) {
+  return cache_key(key_material(ProgramSet{}, std::string("support ") + ir::dtype_name(dtype), target));
+}
+
+std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target, ir::DType dtype,
+                            const std::vector<int64_t>& batches) {
+  const GemmChoices c = gemm_choices(target.profile, dtype);
+  auto num = [](int64_t v) { return std::to_string(v); };
+  std::string s = "target: " + target.profile.str() + "\n";
+  s += std::string(ir::dtype_name(dtype)) + " GEMM: tile " + num(c.mr) + " x " + num(c.nr) + ", k block " + num(c.kc) +
+       ", row block " + num(c.mc) + "; dot tiles from k " + num(c.dot_min_k) + " (" + num(c.dot_chains) +
+       " chains); blocked from " + num(c.blocked_min_rows) + " rows and k " + num(c.blocked_min_k) +
+       " (x W^T from " + num(c.dot_blocked_min_rows) + " rows); loops vectorized at " +
+       num(c.vector_bits_loops) + " bits\n";
+  auto dim = [&](const Dim& d, int64_t n) { return d.times_n ? d.value * n : d.value; };
+  auto dim_text = [&](const Dim& d) { return d.times_n ? (d.value == 1 ? "n" : num(d.value) + "n") : num(d.value); };
+  auto kernel = [&](const std::optional<Program>& p, const char* name) {
+    if (!p) return;
+    for (size_t i = 0; i < p->steps.size(); ++i) {
+      const Step& st = p->steps[i];
+      if (st.kind != StepKind::Gemm) continue;
+      const std::string layout = std::string(st.a.col_stride == 1 ? "N" : "T") + (st.b.col_stride == 1 ? "N" : "T");
+      const bool dot = dot_tiles(c, st.a.col_stride == 1 && st.b.row_stride == 1 && !st.kdim.times_n, st.kdim.value);
+      s += std::string(name) + " step " + num(static_cast<int64_t>(i)) + ": " + layout + " " + dim_text(st.m) + " x " +
+           dim_text(st.kdim) + " x " + dim_text(st.n) + (st.gemm_batched ? " per sample" : "") + ":";
+      for (int64_t n : batches) {
+        // A product per sample runs at its own size whatever the batch.
+        const int64_t m = st.gemm_batched ? st.m.value : dim(st.m, n);
+        const int64_t k = st.gemm_batched ? st.kdim.value : dim(st.kdim, n);
+        s += " n=" + num(n) + " " + gemm_path_name(gemm_path(c, st.scratch >= 0, dot, m, k));
+      }
+      s += "\n";
+    }
+  };
+  kernel(programs.forward, "forward");
+  kernel(programs.grad, "grad");
+  kernel(programs.sgd, "sgd_step");
+  return s;
 }
 
 namespace {
@@ -64,13 +99,13 @@ std::vector<ProgramSet> one_kernel_each(const ProgramSet& all) {
 // Compiles units[i] for each i of `todo` into objects[i], on up to as many
 // threads as the machine has cores (each unit its own LLVM context); the
 // LLVM times of all units add up in `times`.
-void compile_units(const std::vector<ProgramSet>& units, const std::vector<size_t>& todo,
+void compile_units(const std::vector<ProgramSet>& units, const std::vector<size_t>& todo, const EmitTarget& target,
                    std::vector<std::optional<std::string>>& objects, CompileTimes* times) {
   std::vector<CompileTimes> each(units.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t j; (j = next.fetch_add(1)) < todo.size();)
-      objects[todo[j]] = compile(Artifact::Object, kJitPrefix, units[todo[j]], &each[todo[j]], true);
+      objects[todo[j]] = compile(Artifact::Object, kJitPrefix, units[todo[j]], target, &each[todo[j]], true);
   };
   const size_t threads = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::thread> pool;
@@ -89,6 +124,13 @@ void compile_units(const std::vector<ProgramSet>& units, const std::vector<size_
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,
                                                const KernelOptions& options, std::string* error) {
   CompiledKernels k;
+  const std::optional<EmitTarget> target = target_for_cpu(options.cpu, error);
+  if (!target) return std::nullopt;
+  if (const std::string missing = missing_on_host(*target); !missing.empty()) {
+    *error = "kernels for CPU '" + target->cpu + "' cannot run on this one (" + host_target().cpu +
+             "): it lacks " + missing;
+    return std::nullopt;
+  }
   auto t0 = std::chrono::steady_clock::now();
   const ProgramSet programs = build_programs(spec, dtype, options.forward, options.grad, options.sgd);
   k.program_seconds = since(t0);
@@ -97,7 +139,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   // libm), and apart they compile on several cores and are cached apart.
   const std::vector<ProgramSet> units = one_kernel_each(programs);
   t0 = std::chrono::steady_clock::now();
-  for (const ProgramSet& u : units) k.keys.push_back(cache_key(key_material(u, kJitPrefix)));
+  for (const ProgramSet& u : units) k.keys.push_back(cache_key(key_material(u, kJitPrefix, *target)));
   k.hash_seconds = since(t0);
   const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   std::vector<std::optional<std::string>> objects(units.size());
@@ -109,13 +151,13 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   }
   k.cache_seconds = since(t0);
   k.cache_hit = missing.empty();
-  compile_units(units, missing, objects, &k.times);
+  compile_units(units, missing, *target, objects, &k.times);
   if (options.use_cache)
     for (size_t i : missing) cache_write(dir, k.keys[i], *objects[i]);
   // The GEMM functions: one support object per element type and host. The
   // build compiles it for the machine it runs on (support_objects.cpp);
   // on another machine it is compiled once and cached like the kernels.
-  const std::string skey = support_key(dtype);
+  const std::string skey = support_key(dtype, *target);
   std::optional<std::string> support = cache_read(shipped_support_dir(), skey);
   k.support_shipped = support.has_value();
   if (!support && options.use_cache) {
@@ -123,7 +165,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
     k.support_cached = support.has_value();
   }
   if (!support) {
-    support = compile_support(dtype, &k.support_times);
+    support = compile_support(dtype, *target, &k.support_times);
     if (options.use_cache) cache_write(dir, skey, *support);
   }
   t0 = std::chrono::steady_clock::now();

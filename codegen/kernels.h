@@ -19,6 +19,10 @@ struct KernelOptions {
   bool sgd = false;  // also the fused SGD step kernel
   bool use_cache = true;
   std::string cache_dir = "";  // "" = default_cache_dir()
+  // The CPU the kernels are compiled for, by LLVM's name ("": this host).
+  // Its instruction sets must be this host's: the kernels run here (a
+  // choice of path for a CPU like another, e.g. x86-64-v3's AVX2 kernels).
+  std::string cpu = "";
 };
 
 struct CompiledKernels {
@@ -53,11 +57,16 @@ struct ProgramTraces {
 ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward, bool grad, bool sgd = false,
                           ProgramTraces* traces = nullptr);
 
-// The text the cache key hashes for these programs and function prefix.
-std::string key_material(const ProgramSet& programs, const std::string& prefix);
+// The text the cache key hashes for these programs and function prefix on `target`.
+std::string key_material(const ProgramSet& programs, const std::string& prefix, const EmitTarget& target);
 
-// The cache key of the shared GEMM support object of `dtype` for this host.
-std::string support_key(ir::DType dtype);
+// The cache key of the shared GEMM support object of `dtype` for `target`.
+std::string support_key(ir::DType dtype, const EmitTarget& target);
+
+// The target's profile and choices, and the path each GEMM step of the
+// programs takes on it at each of `batches` (`nabla compile --emit paths`).
+std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target, ir::DType dtype,
+                            const std::vector<int64_t>& batches);
 
 // nullopt and `error` when LLVM cannot load the result (never on user input).
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,

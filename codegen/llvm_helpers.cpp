@@ -21,7 +21,12 @@ void LlvmEmitter::set_attributes(llvm::Function* f) {
   f->addFnAttr(llvm::Attribute::NoUnwind);
   if (!target_.cpu.empty()) f->addFnAttr("target-cpu", target_.cpu);
   if (!target_.features.empty()) f->addFnAttr("target-features", target_.features);
-  if (target_.avx512) f->addFnAttr("prefer-vector-width", "512");
+  // Loops LLVM vectorizes: the width the target's choices prefer (LLVM's
+  // own tuning of the CPU). Vectors the emitters write out (the GEMM's) are
+  // full width everywhere: legal at the target's widest.
+  const GemmChoices c = gemm_choices(target_.profile, dtype_);
+  f->addFnAttr("prefer-vector-width", std::to_string(c.vector_bits_loops));
+  f->addFnAttr("min-legal-vector-width", std::to_string(target_.profile.vector_bits));
 }
 
 void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<size_t>& region,

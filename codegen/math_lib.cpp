@@ -34,8 +34,10 @@ Value* MathEmitter::call(const char* name, std::vector<Value*> args) {
   std::string variants;
   const bool f32 = dtype_ == ir::DType::F32;
   struct Isa { char letter; int f32_lanes, f64_lanes; };
-  std::vector<Isa> isas = {{'b', 4, 2}, {'d', 8, 4}};
-  if (target_.avx512) isas.push_back({'e', 16, 8});
+  // libmvec's SSE, AVX2 and AVX-512 variants, as far as the target has them.
+  std::vector<Isa> isas = {{'b', 4, 2}};
+  if (target_.profile.vector_bits >= 256) isas.push_back({'d', 8, 4});
+  if (target_.avx512()) isas.push_back({'e', 16, 8});
   for (const Isa& isa : isas) {
     const int lanes = f32 ? isa.f32_lanes : isa.f64_lanes;
     const std::string vname = std::string("_ZGV") + isa.letter + "N" + std::to_string(lanes) + params + "_" + fname;

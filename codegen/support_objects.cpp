@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
   }
   std::error_code ec;
   std::filesystem::create_directories(argv[1], ec);
+  const nabla::codegen::EmitTarget host = nabla::codegen::host_target();
   for (nabla::ir::DType t : {nabla::ir::DType::F32, nabla::ir::DType::F64}) {
-    const std::string object = nabla::codegen::compile_support(t);
-    if (!nabla::codegen::cache_write(argv[1], nabla::codegen::support_key(t), object)) {
+    const std::string object = nabla::codegen::compile_support(t, host);
+    if (!nabla::codegen::cache_write(argv[1], nabla::codegen::support_key(t, host), object)) {
       std::fprintf(stderr, "%s: cannot write the support object into %s\n", argv[0], argv[1]);
       return 1;
     }

@@ -38,7 +38,8 @@ std::string passes_text(const std::string& kernel, const codegen::PassTrace& tra
   return text;
 }
 
-// `program`, `llvm`, `asm` or `obj`: the kernel programs, or what LLVM makes of them.
+// `program`, `paths`, `llvm`, `asm` or `obj`: the kernel programs, the GEMMs' paths on
+// the target, or what LLVM makes of them.
 std::string kernels_text(const ArtifactRequest& r, const codegen::KernelSpec& spec, bool forward, bool grad,
                          PassTimes& times) {
   codegen::ProgramTraces traces;
@@ -48,7 +49,11 @@ std::string kernels_text(const ArtifactRequest& r, const codegen::KernelSpec& sp
   if (r.after_each_pass)
     return passes_text("forward", traces.forward) + passes_text("grad", traces.grad) +
            passes_text("sgd_step", traces.sgd);
+  std::string error;
+  const std::optional<codegen::EmitTarget> target = codegen::target_for_cpu(r.cpu, &error);
+  if (!target) throw Error(error);
   std::string text;
+  if (r.emit == "paths") return codegen::gemm_paths_text(programs, *target, r.dtype, {1, 32, 128, 1024});
   if (r.emit == "program") {
     if (programs.forward) text += "forward\n" + programs.forward->str();
     if (programs.grad) text += "grad\n" + programs.grad->str();
@@ -59,7 +64,7 @@ std::string kernels_text(const ArtifactRequest& r, const codegen::KernelSpec& sp
                     : r.emit == "asm" ? codegen::Artifact::Asm
                                       : codegen::Artifact::Object;
   codegen::CompileTimes ct;
-  text = codegen::compile(what, r.prefix, programs, &ct);
+  text = codegen::compile(what, r.prefix, programs, *target, &ct);
   times.add("LLVM IR emission", ct.emit);
   times.add("LLVM optimize", ct.optimize);
   if (what != codegen::Artifact::LLVM) times.add("LLVM codegen", ct.codegen);

@@ -11,7 +11,8 @@
 namespace nabla::driver {
 
 struct ArtifactRequest {
-  std::string emit = "obj";  // llvm, asm, obj, header, program
+  std::string emit = "obj";  // llvm, asm, obj, header, program, paths
+  std::string cpu;           // the CPU to compile for, by LLVM's name ("": this host)
   ir::DType dtype = ir::DType::F32;
   std::string prefix;        // the functions' prefix, a C identifier
   std::string model_name;    // for the header's comment

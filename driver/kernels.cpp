@@ -106,6 +106,7 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, cons
   options.sgd = o.sgd;
   options.use_cache = o.use_cache;
   options.cache_dir = o.cache_dir;
+  options.cpu = o.cpu;
   std::string error;
   k.kernels = codegen::compile_kernels(
       k.spec, dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64, options, &error);

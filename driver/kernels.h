@@ -31,6 +31,9 @@ struct CompileOptions {
   int threads = 0;             // kernels' threads: 0 = every core (at most runtime::kMaxThreads)
   bool use_cache = true;       // the on-disk kernel cache
   std::string cache_dir = "";  // "" = $NABLA_CACHE_DIR, else $XDG_CACHE_HOME/nabla or ~/.cache/nabla
+  // The CPU to compile for, by LLVM's name ("": this host); one whose
+  // instruction sets this host has (its paths, e.g. x86-64-v3's AVX2 kernels).
+  std::string cpu = "";
 };
 
 struct ModelKernels {

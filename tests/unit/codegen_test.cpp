@@ -75,11 +75,13 @@ bool finite_close(double kernel, double reference, double tol) {
 // Runs the forward kernel of `spec` on `b` and compares every output with
 // the interpreter, sample by sample. Returns the number of elements compared.
 template <typename T>
-int compare_forward(const KernelSpec& spec, const Batch& b, double tol, const std::string& what) {
+int compare_forward(const KernelSpec& spec, const Batch& b, double tol, const std::string& what,
+                    const std::string& cpu = "") {
   std::string error;
   codegen::KernelOptions options;
   options.grad = false;
   options.use_cache = false;
+  options.cpu = cpu;
   const ir::DType dt = sizeof(T) == 4 ? ir::DType::F32 : ir::DType::F64;
   auto k = codegen::compile_kernels(spec, dt, options, &error);
   EXPECT_TRUE(k) << error;
@@ -279,16 +281,20 @@ TEST(Codegen, SgdStepReadsOldParams) {
 // dimension (rows, columns not multiples of the tile; K beyond one block):
 // the forward x W^T (NT), W2^T @ delta (NN) and the batch-reducing weight
 // gradients (TN), in f32 and f64, against the interpreter.
-TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
+// Every GEMM path of the kernels compiled for `cpu` ("" the host) against
+// the interpreter.
+void check_gemm_paths(const std::string& cpu) {
   struct Size {
     int64_t in, hidden, out, n;
   };
   // Odd sizes: relu(W1 x + b1), the layer whose bias and relu become the
   // GEMM's epilogue (on each of the three paths: plain loops at n = 3, the
-  // dot-product GEMM below 128 rows, the blocked one).
+  // dot-product tiles below 128 rows (4 x 4, and 1 x 4 with several
+  // accumulators a dot product for the rows past a multiple of 4: batch 1),
+  // the blocked one).
   int which = 0;
   for (const Size sz : {Size{300, 17, 20, 9}, Size{20, 33, 18, 130}, Size{513, 40, 37, 300}, Size{784, 256, 10, 64},
-                        Size{200, 40, 12, 3}, Size{300, 50, 33, 100}}) {
+                        Size{200, 40, 12, 3}, Size{300, 50, 33, 100}, Size{784, 259, 10, 1}, Size{97, 30, 20, 5}}) {
     const bool relu = which++ % 2 == 1;
     for (ir::DType dt : {ir::DType::F64, ir::DType::F32}) {
       ir::Context c(dt);
@@ -310,13 +316,14 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
       for (auto& p : b.params)
         for (double& v : p) v *= 0.1;
       const double tol = dt == ir::DType::F64 ? 1e-10 : 1e-4;
-      if (dt == ir::DType::F64) compare_forward<double>(spec, b, tol, "blocked f64");
-      else compare_forward<float>(spec, b, tol, "blocked f32");
+      if (dt == ir::DType::F64) compare_forward<double>(spec, b, tol, "blocked f64 " + cpu, cpu);
+      else compare_forward<float>(spec, b, tol, "blocked f32 " + cpu, cpu);
       // Gradients: the kernel's batch means against the interpreter's.
       std::string error;
       codegen::KernelOptions options;
       options.forward = false;
       options.use_cache = false;
+      options.cpu = cpu;
       auto k = codegen::compile_kernels(spec, dt, options, &error);
       ASSERT_TRUE(k) << error;
       const size_t np = spec.params.size();
@@ -354,9 +361,55 @@ TEST(Codegen, BlockedGemmsMatchTheInterpreter) {
         for (size_t e = 0; e < got[i].size(); ++e)
           ASSERT_TRUE(finite_close(got[i][e], mean[i + 1][e], tol))
               << "d/d" << spec.params[i]->name() << "[" << e << "] " << got[i][e] << " vs " << mean[i + 1][e]
-              << " (in " << sz.in << ", hidden " << sz.hidden << ", n " << sz.n << ", " << ir::dtype_name(dt) << ")";
+              << " (in " << sz.in << ", hidden " << sz.hidden << ", n " << sz.n << ", " << ir::dtype_name(dt) << ", cpu '"
+              << cpu << "')";
     }
   }
+}
+
+TEST(Codegen, BlockedGemmsMatchTheInterpreter) { check_gemm_paths(""); }
+
+// The choices of other CPUs (codegen/target.h), run here where this host
+// has their instruction sets: AVX2's 6 x 16 tile and 256-bit vectors, and
+// SSE's 128-bit vectors without FMA instructions.
+void check_gemm_paths_for(const std::string& cpu) {
+  std::string error;
+  const auto target = codegen::target_for_cpu(cpu, &error);
+  ASSERT_TRUE(target) << error;
+  if (const std::string missing = codegen::missing_on_host(*target); !missing.empty())
+    GTEST_SKIP() << "this host lacks " << missing << " of " << cpu;
+  check_gemm_paths(cpu);
+}
+
+TEST(Codegen, Avx2GemmsMatchTheInterpreter) { check_gemm_paths_for("x86-64-v3"); }
+TEST(Codegen, SseGemmsMatchTheInterpreter) { check_gemm_paths_for("x86-64"); }
+
+// Kernels for a CPU whose instructions this host lacks are refused with the
+// reason, not run.
+TEST(Codegen, KernelsForAnotherCpuAreRefused) {
+  std::string error, other;
+  // AMD's own instructions (sse4a, clzero) or Intel's (AMX): one of them is
+  // not this host's.
+  for (const char* cpu : {"znver5", "sapphirerapids"}) {
+    const auto target = codegen::target_for_cpu(cpu, &error);
+    ASSERT_TRUE(target) << error;
+    if (!codegen::missing_on_host(*target).empty() && other.empty()) other = cpu;
+  }
+  if (other.empty()) GTEST_SKIP() << "this host has the instructions of both znver5 and sapphirerapids";
+  ir::Context c(ir::DType::F64);
+  const Node* x = c.var(ir::VarKind::Input, 0, "x", {3});
+  KernelSpec spec;
+  spec.inputs = {x};
+  spec.outputs = {{"y", c.unary(ir::Op::Tanh, x)}};
+  codegen::KernelOptions options;
+  options.grad = false;
+  options.use_cache = false;
+  options.cpu = other;
+  EXPECT_FALSE(codegen::compile_kernels(spec, ir::DType::F64, options, &error));
+  EXPECT_NE(error.find("cannot run on this one"), std::string::npos) << error;
+  options.cpu = "pentium-banana";
+  EXPECT_FALSE(codegen::compile_kernels(spec, ir::DType::F64, options, &error));
+  EXPECT_NE(error.find("is not a CPU"), std::string::npos) << error;
 }
 
 // The _par kernels split large GEMMs by columns into tasks: with a runner
