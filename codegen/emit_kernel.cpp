@@ -5,7 +5,9 @@
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
+#include <map>
 
 #include "codegen/emit_steps.h"
 #include "codegen/gemm.h"
@@ -236,7 +238,7 @@ private:
             if (p_.buffers[b].kind == BufKind::Rate) use(static_cast<int>(b));
       }
       make_scopes("nabla.part", region_, &used);
-      for (size_t k = u; k < last; ++k) emit_unit(units[k].first, units[k].second);
+      for (size_t k = u; k < last; ++k) shared_unit(units[k].first, units[k].second);
       b_.CreateRetVoid();
       f_ = saved_f;
       entry_ = saved_entry;
@@ -246,6 +248,119 @@ private:
       b_.restoreIP(saved_ip);
       u = last;
     }
+  }
+
+  // The buffers steps [begin, end) touch, in order of first use (a fused
+  // update's GEMM reads the rate: gemm()).
+  std::vector<int> unit_buffers(size_t begin, size_t end) const {
+    std::vector<int> bufs;
+    auto use = [&](int buf) {
+      if (buf >= 0 && std::find(bufs.begin(), bufs.end(), buf) == bufs.end()) bufs.push_back(buf);
+    };
+    for (size_t i = begin; i < end; ++i) {
+      const Step& st = p_.steps[i];
+      for_each_read(st, use);
+      for (int buf : {st.out, st.c.buf, st.scratch}) use(buf);
+      if (st.alpha_times_rate)
+        for (size_t b = 0; b < p_.buffers.size(); ++b)
+          if (p_.buffers[b].kind == BufKind::Rate) use(static_cast<int>(b));
+    }
+    return bufs;
+  }
+
+  // What the code of steps [begin, end) depends on, with the buffers named
+  // by their order of first use: the steps' text, each buffer's kind,
+  // shape, batch dimension, memory region (which of them share one) and
+  // whether a fused loop stores it (keep()). Units with equal signatures
+  // compile to the same function of the buffers' addresses.
+  std::string unit_signature(size_t begin, size_t end, const std::vector<int>& bufs) const {
+    auto canon = [&](int buf) {
+      if (buf < 0) return buf;
+      return static_cast<int>(std::find(bufs.begin(), bufs.end(), buf) - bufs.begin());
+    };
+    std::string sig;
+    for (size_t i = begin; i < end; ++i) {
+      Step st = p_.steps[i];
+      for (int* b : {&st.out, &st.in.buf, &st.a.buf, &st.b.buf, &st.c.buf, &st.scratch, &st.bias, &st.mask}) *b = canon(*b);
+      for (Expr& e : st.exprs)
+        if (e.kind == Expr::Kind::Load) e.access.buf = canon(e.access.buf);
+      char alpha[64];
+      std::snprintf(alpha, sizeof alpha, " alpha %.17g%s", st.alpha, st.alpha_times_rate ? " rate" : "");
+      sig += step_str(st) + alpha + "\n";
+    }
+    std::vector<size_t> regions;
+    for (int buf : bufs) {
+      const Buffer& b = p_.buffers[static_cast<size_t>(buf)];
+      const size_t r = region_[static_cast<size_t>(buf)];
+      const size_t region = static_cast<size_t>(std::find(regions.begin(), regions.end(), r) - regions.begin());
+      if (region == regions.size()) regions.push_back(r);
+      const bool stored = b.kind != BufKind::Temp || last_read_[static_cast<size_t>(buf)] >= static_cast<int>(end);
+      sig += std::to_string(static_cast<int>(b.kind)) + (b.batched ? " [n]" : " ") + b.shape.str() + " r" +
+             std::to_string(region) + (stored ? " s\n" : "\n");
+    }
+    return sig;
+  }
+
+  // Steps [begin, end) as a call of an internal function taking the
+  // addresses of their buffers, n and the runner; the function emitted
+  // once per signature. A model whose layers repeat (a chain of equal
+  // layers) compiles each kind of unit once: LLVM's time follows the kinds
+  // of layer, not their number.
+  void shared_unit(size_t begin, size_t end) {
+    const std::vector<int> bufs = unit_buffers(begin, end);
+    const std::string sig = unit_signature(begin, end, bufs);
+    llvm::Function*& fn = shared_units_[sig];
+    if (!fn) {
+      std::vector<llvm::Type*> types(bufs.size(), ptr_);
+      types.push_back(i64_);
+      types.push_back(ptr_);
+      fn = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), types, false),
+                                  llvm::Function::InternalLinkage,
+                                  f_->getName().split(".part").first + ".unit" + std::to_string(shared_units_.size()),
+                                  m_);
+      set_attributes(fn);
+      fn->addFnAttr(llvm::Attribute::NoInline);
+      for (size_t i = 0; i < bufs.size(); ++i) {
+        const size_t r = region_[static_cast<size_t>(bufs[i])];
+        bool alone = true;
+        for (size_t j = 0; j < bufs.size(); ++j)
+          alone = alone && (j == i || region_[static_cast<size_t>(bufs[j])] != r);
+        if (alone) fn->getArg(static_cast<unsigned>(i))->addAttr(llvm::Attribute::NoAlias);
+      }
+      const auto saved_ip = b_.saveIP();
+      llvm::Function* saved_f = f_;
+      llvm::BasicBlock* saved_entry = entry_;
+      Value *saved_n = n_, *saved_par = par_;
+      const std::vector<Value*> saved_base = base_;
+      const std::vector<llvm::MDNode*> saved_scope = scope_of_, saved_noalias = noalias_of_;
+      f_ = fn;
+      entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
+      b_.SetInsertPoint(entry_);
+      std::vector<bool> used(p_.buffers.size(), false);
+      base_.assign(p_.buffers.size(), nullptr);
+      for (size_t i = 0; i < bufs.size(); ++i) {
+        base_[static_cast<size_t>(bufs[i])] = fn->getArg(static_cast<unsigned>(i));
+        used[static_cast<size_t>(bufs[i])] = true;
+      }
+      n_ = fn->getArg(static_cast<unsigned>(bufs.size()));
+      par_ = fn->getArg(static_cast<unsigned>(bufs.size() + 1));
+      make_scopes("nabla.unit", region_, &used);
+      emit_unit(begin, end);
+      b_.CreateRetVoid();
+      f_ = saved_f;
+      entry_ = saved_entry;
+      n_ = saved_n;
+      par_ = saved_par;
+      base_ = saved_base;
+      scope_of_ = saved_scope;
+      noalias_of_ = saved_noalias;
+      b_.restoreIP(saved_ip);
+    }
+    std::vector<Value*> args;
+    for (int buf : bufs) args.push_back(base_[static_cast<size_t>(buf)]);
+    args.push_back(n_);
+    args.push_back(par_);
+    b_.CreateCall(fn, args);
   }
 
   void emit_step(const Step& step) {
@@ -524,6 +639,7 @@ private:
   bool gradient_kernel_ = false, sgd_kernel_ = false;
   std::vector<size_t> region_;  // per buffer: its memory region (temps sharing memory share one)
   std::vector<int> last_read_;  // per buffer: the last step reading it (-1: none)
+  std::map<std::string, llvm::Function*> shared_units_;  // by unit_signature (outline)
 };
 
 }  // namespace

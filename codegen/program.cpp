@@ -69,6 +69,41 @@ std::vector<int64_t> row_major(const Shape& s) {
   return strides;
 }
 
+std::string step_str(const Step& s) {
+  std::ostringstream out;
+  out << "%" << s.out << " <- ";
+  switch (s.kind) {
+    case StepKind::Elementwise:
+      out << "map" << (s.batched ? "[n]" : "") << s.shape.str() << " " << expr_str(s, s.root);
+      break;
+    case StepKind::Reduce: {
+      out << "reduce " << ir::op_name(s.op) << (s.batched ? " [n]" : " ") << s.shape.str() << " axes";
+      for (size_t d = 0; d < s.reduced.size(); ++d)
+        if (s.reduced[d]) out << " " << d;
+      out << " " << expr_str(s, s.root);
+      break;
+    }
+    case StepKind::BatchMean:
+      out << "batch_mean " << s.shape.str() << " " << expr_str(s, s.root);
+      break;
+    case StepKind::Softmax:
+    case StepKind::Special:
+      out << ir::op_name(s.op) << (s.batched ? " [n]" : " ") << s.shape.str() << " axis " << s.axis
+          << " k " << s.k << " " << access_str(s.in);
+      break;
+    case StepKind::Gemm:
+      out << "gemm" << (s.gemm_batched ? "[n]" : "") << " m " << dim_str(s.m) << " n "
+          << dim_str(s.n) << " k " << dim_str(s.kdim) << " " << matrix_str(s.a) << " "
+          << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
+          << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
+          << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "")
+          << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "")
+          << (s.mask >= 0 ? " mask %" + std::to_string(s.mask) : "");
+      break;
+  }
+  return out.str();
+}
+
 std::string Program::str() const {
   std::ostringstream out;
   out << "dtype " << ir::dtype_name(dtype) << " workspace " << workspace_fixed << " + "
@@ -80,39 +115,7 @@ std::string Program::str() const {
     if (b.kind == BufKind::Temp) out << " @" << b.offset;
     out << "\n";
   }
-  for (const Step& s : steps) {
-    out << "%" << s.out << " <- ";
-    switch (s.kind) {
-      case StepKind::Elementwise:
-        out << "map" << (s.batched ? "[n]" : "") << s.shape.str() << " " << expr_str(s, s.root);
-        break;
-      case StepKind::Reduce: {
-        out << "reduce " << ir::op_name(s.op) << (s.batched ? " [n]" : " ") << s.shape.str() << " axes";
-        for (size_t d = 0; d < s.reduced.size(); ++d)
-          if (s.reduced[d]) out << " " << d;
-        out << " " << expr_str(s, s.root);
-        break;
-      }
-      case StepKind::BatchMean:
-        out << "batch_mean " << s.shape.str() << " " << expr_str(s, s.root);
-        break;
-      case StepKind::Softmax:
-      case StepKind::Special:
-        out << ir::op_name(s.op) << (s.batched ? " [n]" : " ") << s.shape.str() << " axis " << s.axis
-            << " k " << s.k << " " << access_str(s.in);
-        break;
-      case StepKind::Gemm:
-        out << "gemm" << (s.gemm_batched ? "[n]" : "") << " m " << dim_str(s.m) << " n "
-            << dim_str(s.n) << " k " << dim_str(s.kdim) << " " << matrix_str(s.a) << " "
-            << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
-            << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
-            << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "")
-            << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "")
-            << (s.mask >= 0 ? " mask %" + std::to_string(s.mask) : "");
-        break;
-    }
-    out << "\n";
-  }
+  for (const Step& s : steps) out << step_str(s) << "\n";
   return out.str();
 }
 

@@ -187,6 +187,9 @@ enum class KernelKind : uint8_t {
 using PassTrace = std::vector<std::pair<std::string, std::string>>;
 Program build_program(const KernelSpec& spec, KernelKind kind, ir::DType dtype, PassTrace* trace = nullptr);
 
+// One step's line of Program::str() (without the newline).
+std::string step_str(const Step& s);
+
 // Row-major (C order) strides of a shape, in elements.
 std::vector<int64_t> row_major(const Shape& s);
 
