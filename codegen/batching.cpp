@@ -154,7 +154,7 @@ private:
   void plan_gemm(Step& s) {
     if (s.kind != StepKind::Gemm || s.n.times_n || s.n.value < 16) return;
     if (!s.kdim.times_n && s.kdim.value < 8) return;  // k = 10 (delta3 W3, 1024 rows): 100 -> 30 us blocked
-    s.scratch = temp(false, Shape{gemm_scratch_tasks(s.n.value)});
+    s.scratch = temp(false, Shape{gemm_scratch_for(s)});
   }
 
   // A step writing a new contiguous temp; returns its access.

@@ -188,6 +188,50 @@ private:
     elementwise(group, static_cast<int>(end));
   }
 
+  // The emitter's state for the function being emitted; enter() switches
+  // to a new function (its own entry block, no buffer addresses yet),
+  // leave() returns to the saved one.
+  struct FunctionState {
+    llvm::IRBuilderBase::InsertPoint ip;
+    llvm::Function* f;
+    llvm::BasicBlock* entry;
+    Value *n, *par;
+    std::vector<Value*> base;
+    std::vector<llvm::MDNode*> scope, noalias;
+  };
+
+  FunctionState enter(llvm::Function* fn) {
+    FunctionState saved{b_.saveIP(), f_, entry_, n_, par_, base_, scope_of_, noalias_of_};
+    f_ = fn;
+    entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
+    b_.SetInsertPoint(entry_);
+    base_.assign(p_.buffers.size(), nullptr);
+    return saved;
+  }
+
+  void leave(FunctionState saved) {
+    b_.CreateRetVoid();
+    f_ = saved.f;
+    entry_ = saved.entry;
+    n_ = saved.n;
+    par_ = saved.par;
+    base_ = std::move(saved.base);
+    scope_of_ = std::move(saved.scope);
+    noalias_of_ = std::move(saved.noalias);
+    b_.restoreIP(saved.ip);
+  }
+
+  // In the entered function: buffer bufs[i] at address(i), and alias
+  // scopes for those buffers alone.
+  void bind(const std::vector<int>& bufs, const std::function<Value*(size_t)>& address, const std::string& domain) {
+    std::vector<bool> used(p_.buffers.size(), false);
+    for (size_t i = 0; i < bufs.size(); ++i) {
+      base_[static_cast<size_t>(bufs[i])] = address(i);
+      used[static_cast<size_t>(bufs[i])] = true;
+    }
+    make_scopes(domain, region_, &used);
+  }
+
   static constexpr size_t kOutlineAbove = 64, kPartSteps = 24;
 
   // The units in internal functions NAME_par.partK, of the kernel's own
@@ -197,7 +241,6 @@ private:
   // stored), so a part boundary between units changes nothing but where the
   // code lies.
   void outline(const std::vector<std::pair<size_t, size_t>>& units) {
-    const size_t nb = p_.buffers.size();
     std::vector<Value*> args;
     for (auto& a : f_->args()) args.push_back(&a);
     for (size_t u = 0, part = 0; u < units.size(); ++part) {
@@ -212,40 +255,13 @@ private:
         if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
       b_.CreateCall(f, args);
       // Emit the part with the function-level state its own.
-      const auto saved_ip = b_.saveIP();
-      llvm::Function* saved_f = f_;
-      llvm::BasicBlock* saved_entry = entry_;
-      Value *saved_n = n_, *saved_par = par_;
-      std::vector<Value*> saved_base = base_;
-      f_ = f;
-      entry_ = llvm::BasicBlock::Create(c_, "entry", f);
-      b_.SetInsertPoint(entry_);
+      FunctionState saved = enter(f);
       const Arguments a = arguments(gradient_kernel_, sgd_kernel_);
       par_ = f->getArg(f->arg_size() - 1);
-      base_.assign(nb, nullptr);
-      std::vector<bool> used(nb, false);
-      for (size_t i = units[u].first; i < units[last - 1].second; ++i) {
-        const Step& st = p_.steps[i];
-        auto use = [&](int buf) {
-          if (buf < 0 || used[static_cast<size_t>(buf)]) return;
-          used[static_cast<size_t>(buf)] = true;
-          base_[static_cast<size_t>(buf)] = buffer_base(p_.buffers[static_cast<size_t>(buf)], a);
-        };
-        for_each_read(st, use);
-        for (int buf : {st.out, st.c.buf, st.scratch}) use(buf);
-        if (st.alpha_times_rate)  // a fused update's GEMM reads the rate (gemm())
-          for (size_t b = 0; b < nb; ++b)
-            if (p_.buffers[b].kind == BufKind::Rate) use(static_cast<int>(b));
-      }
-      make_scopes("nabla.part", region_, &used);
+      const std::vector<int> bufs = unit_buffers(units[u].first, units[last - 1].second);
+      bind(bufs, [&](size_t i) { return buffer_base(p_.buffers[static_cast<size_t>(bufs[i])], a); }, "nabla.part");
       for (size_t k = u; k < last; ++k) shared_unit(units[k].first, units[k].second);
-      b_.CreateRetVoid();
-      f_ = saved_f;
-      entry_ = saved_entry;
-      n_ = saved_n;
-      par_ = saved_par;
-      base_ = std::move(saved_base);
-      b_.restoreIP(saved_ip);
+      leave(std::move(saved));
       u = last;
     }
   }
@@ -253,12 +269,18 @@ private:
   // The buffers steps [begin, end) touch, in order of first use (a fused
   // update's GEMM reads the rate: gemm()).
   std::vector<int> unit_buffers(size_t begin, size_t end) const {
+    std::vector<const Step*> steps;
+    for (size_t i = begin; i < end; ++i) steps.push_back(&p_.steps[i]);
+    return step_buffers(steps);
+  }
+
+  std::vector<int> step_buffers(const std::vector<const Step*>& steps) const {
     std::vector<int> bufs;
     auto use = [&](int buf) {
       if (buf >= 0 && std::find(bufs.begin(), bufs.end(), buf) == bufs.end()) bufs.push_back(buf);
     };
-    for (size_t i = begin; i < end; ++i) {
-      const Step& st = p_.steps[i];
+    for (const Step* step : steps) {
+      const Step& st = *step;
       for_each_read(st, use);
       for (int buf : {st.out, st.c.buf, st.scratch}) use(buf);
       if (st.alpha_times_rate)
@@ -327,34 +349,12 @@ private:
           alone = alone && (j == i || region_[static_cast<size_t>(bufs[j])] != r);
         if (alone) fn->getArg(static_cast<unsigned>(i))->addAttr(llvm::Attribute::NoAlias);
       }
-      const auto saved_ip = b_.saveIP();
-      llvm::Function* saved_f = f_;
-      llvm::BasicBlock* saved_entry = entry_;
-      Value *saved_n = n_, *saved_par = par_;
-      const std::vector<Value*> saved_base = base_;
-      const std::vector<llvm::MDNode*> saved_scope = scope_of_, saved_noalias = noalias_of_;
-      f_ = fn;
-      entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
-      b_.SetInsertPoint(entry_);
-      std::vector<bool> used(p_.buffers.size(), false);
-      base_.assign(p_.buffers.size(), nullptr);
-      for (size_t i = 0; i < bufs.size(); ++i) {
-        base_[static_cast<size_t>(bufs[i])] = fn->getArg(static_cast<unsigned>(i));
-        used[static_cast<size_t>(bufs[i])] = true;
-      }
+      FunctionState saved = enter(fn);
+      bind(bufs, [&](size_t i) { return fn->getArg(static_cast<unsigned>(i)); }, "nabla.unit");
       n_ = fn->getArg(static_cast<unsigned>(bufs.size()));
       par_ = fn->getArg(static_cast<unsigned>(bufs.size() + 1));
-      make_scopes("nabla.unit", region_, &used);
       emit_unit(begin, end);
-      b_.CreateRetVoid();
-      f_ = saved_f;
-      entry_ = saved_entry;
-      n_ = saved_n;
-      par_ = saved_par;
-      base_ = saved_base;
-      scope_of_ = saved_scope;
-      noalias_of_ = saved_noalias;
-      b_.restoreIP(saved_ip);
+      leave(std::move(saved));
     }
     std::vector<Value*> args;
     for (int buf : bufs) args.push_back(base_[static_cast<size_t>(buf)]);
@@ -366,7 +366,7 @@ private:
   void emit_step(const Step& step) {
     switch (step.kind) {
       case StepKind::Elementwise: return elementwise({&step});
-      case StepKind::Reduce: return reduce(step);
+      case StepKind::Reduce: return reduce_step(step);
       case StepKind::BatchMean: return batch_mean(step);
       case StepKind::Softmax: return softmax(step);
       case StepKind::Special: return special(step);
@@ -509,12 +509,143 @@ private:
     }
     batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
       if (s.scratch < 0) {
-        gemm_loops(s, batch, M, K, alpha, init);
+        plain_gemm(s, batch, M, K, alpha, init);
         epilogue_loops(s, M);
         return;
       }
       gemm_call(s, batch, M, K, alpha, init);
     });
+  }
+
+  // The least work (multiply-adds) worth splitting a product across
+  // threads. A forward kernel: 2^16 (batch 1 inference on 2 threads: 9 ->
+  // 5.5 us). A gradient kernel: 2^20 (~5 us): there, what another core
+  // computed in the forward pass (activations, the weights it read) is read
+  // and written again by this one, and small splits cost more than they save.
+  int64_t min_split_work() const { return gradient_kernel_ ? 1 << 20 : 1 << 16; }
+
+  // A GEMM's plain loops: an unbatched product whose rows are many (a
+  // weight's rank-k update at a small batch: W += a outer(delta, x)) runs
+  // its rows on the threads (rows_on_threads).
+  void plain_gemm(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init) {
+    if (batch || s.m.times_n) return gemm_loops(s, batch, i64(0), M, alpha, init);
+    Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
+    rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value* a) { gemm_loops(s, nullptr, r0, r1, a, init); });
+  }
+
+  // body(r0, r1, alpha) over rows [0, M) of a GEMM step (and its `init`):
+  // with a runner and at least min_split_work() of `work`, as tasks on its
+  // threads, task t of T taking the rows gemm_task takes when it splits
+  // rows (chunks a multiple of 32, at most kGemmMaxTasks), so a thread
+  // touches the same rows of C here and in the GEMM function; else one
+  // call. The body is emitted in an internal function of (arguments, t)
+  // whose buffers, n, M and alpha come in a struct.
+  void rows_on_threads(const Step& s, const Step* init, Value* M, Value* work, Value* alpha,
+                       const std::function<void(Value*, Value*, Value*)>& body) {
+    std::vector<const Step*> steps{&s};
+    if (init) steps.push_back(init);
+    rows_on_threads(steps, M, work, alpha, 1, [&](Value* r0, Value* r1, Value* a, Value*) { body(r0, r1, a); });
+  }
+
+  // The same for any steps; body(r0, r1, alpha, partials) may write values
+  // of its rows into the array `partials` of `slots` elements. Returns that
+  // array.
+  Value* rows_on_threads(const std::vector<const Step*>& steps, Value* M, Value* work, Value* alpha, int64_t slots,
+                         const std::function<void(Value*, Value*, Value*, Value*)>& body) {
+    const std::vector<int> bufs = step_buffers(steps);
+    std::vector<llvm::Type*> fields(bufs.size(), ptr_);
+    for (llvm::Type* t : {static_cast<llvm::Type*>(i64_), static_cast<llvm::Type*>(i64_),
+                          static_cast<llvm::Type*>(i64_), t_,
+                          static_cast<llvm::Type*>(llvm::ArrayType::get(t_, static_cast<uint64_t>(slots)))})
+      fields.push_back(t);  // n, M, tasks, alpha, the partials
+    auto* st = llvm::StructType::get(c_, fields);
+    const unsigned nf = static_cast<unsigned>(bufs.size());
+    auto* fn = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_}, false),
+                                      llvm::Function::InternalLinkage, f_->getName() + ".rows", m_);
+    set_attributes(fn);
+    fn->addFnAttr(llvm::Attribute::NoInline);
+    {
+      FunctionState saved = enter(fn);
+      Value* arg = fn->getArg(0);
+      auto field = [&](unsigned i) { return b_.CreateLoad(st->getElementType(i), b_.CreateStructGEP(st, arg, i)); };
+      bind(bufs, [&](size_t i) { return field(static_cast<unsigned>(i)); }, "nabla.rows");
+      n_ = field(nf);
+      par_ = llvm::ConstantPointerNull::get(ptr_);
+      Value *rows = field(nf + 1), *tasks = field(nf + 2), *a = field(nf + 3);
+      Value* chunk = b_.CreateMul(
+          ceil_div(b_.CreateSDiv(b_.CreateAdd(rows, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR),
+          i64(kGemmMaxNR));
+      Value* r0 = min(b_.CreateMul(fn->getArg(1), chunk), rows);
+      body(r0, min(b_.CreateAdd(r0, chunk), rows), a, b_.CreateStructGEP(st, arg, nf + 4));
+      leave(std::move(saved));
+    }
+    llvm::AllocaInst* args = slot(st);
+    for (unsigned i = 0; i < nf; ++i) b_.CreateStore(base_[static_cast<size_t>(bufs[i])], b_.CreateStructGEP(st, args, i));
+    b_.CreateStore(n_, b_.CreateStructGEP(st, args, nf));
+    b_.CreateStore(M, b_.CreateStructGEP(st, args, nf + 1));
+    b_.CreateStore(alpha, b_.CreateStructGEP(st, args, nf + 3));
+    Value* tasks_at = b_.CreateStructGEP(st, args, nf + 2);
+    branch(b_.CreateAnd(b_.CreateIsNotNull(par_), b_.CreateICmpSGE(work, i64(min_split_work()))), [&] {
+      // runner: {run(ctx, tasks, task, arg), ctx, tasks} (abi.h)
+      auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
+      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 0));
+      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 1));
+      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par_, 2));
+      tasks = min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
+      b_.CreateStore(tasks, tasks_at);
+      auto* run_t = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_, ptr_, ptr_}, false);
+      b_.CreateCall(run_t, run, {ctx, tasks, fn, args});
+    }, [&] {
+      b_.CreateStore(i64(1), tasks_at);
+      b_.CreateCall(fn, {args, i64(0)});
+    });
+    return b_.CreateStructGEP(st, args, nf + 4);
+  }
+
+  // A sum over a whole unbatched matrix of many rows (a weight's squared
+  // Frobenius norm in the loss): its rows on the threads as a GEMM on the
+  // same matrix splits them (rows_on_threads), so no thread reads rows
+  // another one keeps (read on one thread, the MNIST MLP's step on two
+  // threads was slower than on one: 225 against 183 us). Each block of 32
+  // rows (the tasks' rows are whole blocks) sums into its own partial, and
+  // the partials add in block order: the same bits on any number of
+  // threads (the _par kernels equal the plain ones). Else the plain
+  // reduction.
+  void reduce_step(const Step& s) {
+    const bool all = std::all_of(s.reduced.begin(), s.reduced.end(), [](bool r) { return r; });
+    if (s.batched || !all || s.op != Op::Sum || s.shape.rank() != 2 || s.shape.numel() < (1 << 16))
+      return reduce(s);
+    const int64_t rows = s.shape[0], cols = s.shape[1], blocks = (rows + kGemmMaxNR - 1) / kGemmMaxNR;
+    // Split when the products on a matrix of this size split (x W^T and
+    // the weight's gradient or update: n * its elements of work), so the
+    // rows stay where those keep them; at batch 1 they do not.
+    Value* partials = rows_on_threads(
+        {&s}, i64(rows), b_.CreateMul(n_, i64(s.shape.numel())), fp(1), blocks,
+        [&](Value* r0, Value* r1, Value*, Value* part) {
+          llvm::AllocaInst* acc = slot(t_);
+          Value* first = b_.CreateSDiv(r0, i64(kGemmMaxNR));
+          loop0(b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), [&](Value* bi) {
+            Value* block = b_.CreateAdd(first, bi);
+            Value* lo = b_.CreateMul(block, i64(kGemmMaxNR));
+            b_.CreateStore(fp(0), acc);
+            loop0(b_.CreateSub(min(b_.CreateAdd(lo, i64(kGemmMaxNR)), r1), lo), [&](Value* t) {
+              Value* i = b_.CreateAdd(lo, t);
+              loop(cols, [&](Value* j) {
+                Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), eval(s, s.root, nullptr, {i, j}));
+                b_.CreateStore(sum, acc);
+                local_.clear();
+              });
+            });
+            b_.CreateStore(b_.CreateLoad(t_, acc), b_.CreateInBoundsGEP(t_, part, block));
+          }, true);
+        });
+    llvm::AllocaInst* total = slot(t_);
+    b_.CreateStore(fp(0), total);
+    loop(blocks, [&](Value* i) {
+      Value* p = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, partials, i));
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, total), p), total);
+    }, true);
+    store(b_.CreateLoad(t_, total), s.out, i64(0));
   }
 
   // A GEMM with packing space: the support module's function (blocked, or dot
@@ -547,14 +678,10 @@ private:
                                i64(s.c.col_stride), M, i64(s.n.value), K, alpha, b_.getInt1(s.accumulate),
                                s.scratch >= 0 ? base_[static_cast<size_t>(s.scratch)] : null,
                                s.bias >= 0 ? base_[static_cast<size_t>(s.bias)] : null, b_.getInt1(s.relu),
-                               s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null};
+                               s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null,
+                               b_.getInt1(gemm_splits_rows(s))};
       a.push_back(par_);
-      // The least work worth a dispatch. A forward kernel: 2^16
-      // multiply-adds (batch 1 inference on 2 threads: 9 -> 5.5 us). A
-      // gradient kernel: 2^20 (~5 us): there, what another core computed
-      // in the forward pass (activations, the weights it read) is read and
-      // written again by this one, and small splits cost more than they save.
-      a.push_back(i64(gradient_kernel_ ? 1 << 20 : 1 << 16));
+      a.push_back(i64(min_split_work()));
       b_.CreateCall(gemm_run_function(m_, dtype_, target_), a);
     };
     if (along_k) {
@@ -566,12 +693,18 @@ private:
       plain = nullptr;
     }
     b_.SetInsertPoint(blocked);
-    init_loops(init);
+    if (init && !batch && gemm_splits_rows(s)) {
+      // C's initial value on the threads that then update the same rows.
+      Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
+      rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value*) { init_rows(*init, s, r0, r1); });
+    } else {
+      init_loops(init);
+    }
     run(0);
     b_.CreateBr(join);
     if (plain) {
       b_.SetInsertPoint(plain);
-      gemm_loops(s, batch, M, K, alpha, init);
+      plain_gemm(s, batch, M, K, alpha, init);
       epilogue_loops(s, M);
       b_.CreateBr(join);
     }
@@ -594,20 +727,29 @@ private:
     });
   }
 
-  // C (+)= alpha A B as plain loops: dot products when both operands run
-  // along k, else rows of C updated by a * (row of B).
-  void gemm_loops(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init = nullptr) {
+  // Rows [r0, r1) of C's initial value (the step `init` writes C unbatched).
+  void init_rows(const Step& init, const Step& s, Value* r0, Value* r1) {
+    loop0(b_.CreateSub(r1, r0), [&](Value* t) { init_row(init, s, b_.CreateAdd(r0, t)); });
+  }
+
+  void init_row(const Step& init, const Step& s, Value* i) {
+    loop(dim(s.n), [&](Value* j) {
+      store(eval(init, init.root, nullptr, {i, j}), s.c.buf, at(s.c, nullptr, i, j));
+      local_.clear();
+    });
+  }
+
+  // Rows [r0, r1) of C (+)= alpha A B as plain loops: dot products when
+  // both operands run along k, else rows of C updated by a * (row of B).
+  void gemm_loops(const Step& s, Value* batch, Value* r0, Value* r1, Value* alpha, const Step* init = nullptr) {
     const Matrix &A = s.a, &B = s.b, &C = s.c;
     Value* N = dim(s.n);
+    Value* K = dim(s.kdim);
     const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
     llvm::AllocaInst* acc = slot(t_);
-    loop(M, [&](Value* i) {
-      if (init) {  // row i of C's initial value (unbatched: batch is null)
-        loop(N, [&](Value* j) {
-          store(eval(*init, init->root, nullptr, {i, j}), C.buf, at(C, batch, i, j));
-          local_.clear();
-        });
-      }
+    loop0(b_.CreateSub(r1, r0), [&](Value* row) {
+      Value* i = b_.CreateAdd(r0, row);
+      if (init) init_row(*init, s, i);  // row i of C's initial value (unbatched: batch is null)
       if (dot) {
         loop(N, [&](Value* j) {
           b_.CreateStore(fp(0), acc);

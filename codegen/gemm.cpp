@@ -82,11 +82,12 @@ public:
   }
 
 private:
-  // GemmArgs: kind (0 blocked, 1 dot), then the blocked GEMM's arguments.
+  // GemmArgs: kind (0 blocked, 1 dot), then the blocked GEMM's arguments,
+  // whether the tasks split the rows of C (else its columns), the tasks.
   llvm::StructType* gemm_args_type() {
     auto* i1 = b_.getInt1Ty();
     return llvm::StructType::get(c_, {i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, ptr_, i64_, i64_, i64_, i64_, i64_, t_,
-                                      i1, ptr_, ptr_, i1, ptr_, i64_});
+                                      i1, ptr_, ptr_, i1, ptr_, i1, i64_});
   }
 
   // A GEMM function of the support module, or its declaration in a model's
@@ -147,7 +148,7 @@ private:
     b_.SetInsertPoint(one);
     b_.CreateCondBr(b_.CreateICmpEQ(args[0], i64(0)), blocked, dot);
     b_.SetInsertPoint(blocked);
-    b_.CreateCall(gemm_function(), std::vector<Value*>(args.begin() + 1, args.end()));
+    b_.CreateCall(gemm_function(), std::vector<Value*>(args.begin() + 1, args.end() - 1));  // not split_rows
     b_.CreateBr(end);
     b_.SetInsertPoint(dot);
     const auto& a = args;
@@ -156,38 +157,51 @@ private:
     b_.SetInsertPoint(end);
   }
 
+  // Task t of T: a chunk of C's columns (or rows, with split_rows), the
+  // chunk a multiple of 32 (kGemmMaxNR), its packing scratch the t-th of T
+  // slots. Rows: a weight gradient or update (C shaped like W, k the batch)
+  // split as the forward product x W^T splits its columns, so each thread
+  // keeps the same rows of W in its cache from one product to the next.
   void gemm_task(Value* args, Value* t) {
     llvm::StructType* at = gemm_args_type();
     std::vector<Value*> a;
     for (unsigned i = 0; i < at->getNumElements(); ++i)
       a.push_back(b_.CreateLoad(at->getElementType(i), b_.CreateStructGEP(at, args, i)));
-    Value *N = a[11], *tasks = a[19];
-    Value* chunk = b_.CreateMul(ceil_div(b_.CreateSDiv(b_.CreateAdd(N, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR),
-                         i64(kGemmMaxNR));
-    Value* j0 = min(b_.CreateMul(t, chunk), N);
-    Value* cols = b_.CreateSub(min(b_.CreateAdd(j0, chunk), N), j0);
+    Value *M = a[10], *N = a[11], *by_rows = a[19], *tasks = a[20];
+    Value* extent = b_.CreateSelect(by_rows, M, N);
+    Value* chunk = b_.CreateMul(
+        ceil_div(b_.CreateSDiv(b_.CreateAdd(extent, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR), i64(kGemmMaxNR));
+    Value* first = min(b_.CreateMul(t, chunk), extent);
+    Value* count = b_.CreateSub(min(b_.CreateAdd(first, chunk), extent), first);
     auto* run = llvm::BasicBlock::Create(c_, "task.run", f_);
     auto* done = llvm::BasicBlock::Create(c_, "task.done", f_);
-    b_.CreateCondBr(b_.CreateICmpSGT(cols, i64(0)), run, done);
+    b_.CreateCondBr(b_.CreateICmpSGT(count, i64(0)), run, done);
     b_.SetInsertPoint(run);
     auto shift = [&](Value* p, Value* elems) { return b_.CreateInBoundsGEP(t_, p, elems); };
+    Value* i0 = b_.CreateSelect(by_rows, first, i64(0));
+    Value* j0 = b_.CreateSelect(by_rows, i64(0), first);
+    Value* rows = b_.CreateSelect(by_rows, count, M);
+    Value* cols = b_.CreateSelect(by_rows, N, count);
+    Value* A = shift(a[1], b_.CreateMul(i0, a[2]));
     Value* B = shift(a[4], b_.CreateMul(j0, a[6]));
-    Value* C = shift(a[7], b_.CreateMul(j0, a[9]));
+    Value* c_at = b_.CreateAdd(b_.CreateMul(i0, a[8]), b_.CreateMul(j0, a[9]));
+    Value* C = shift(a[7], c_at);
     Value* bias = b_.CreateSelect(b_.CreateIsNull(a[16]), a[16], shift(a[16], j0));
-    Value* mask = b_.CreateSelect(b_.CreateIsNull(a[18]), a[18], shift(a[18], b_.CreateMul(j0, a[9])));
-    // One task's packing slot: gemm_scratch(chunk) elements.
+    Value* mask = b_.CreateSelect(b_.CreateIsNull(a[18]), a[18], shift(a[18], c_at));
+    // One task's packing slot: gemm_scratch(its columns) elements.
     Value* slot_size = i64(kGemmMC * kGemmKC + kGemmMaxMR * kGemmMaxNR);
-    slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), chunk));
+    slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), b_.CreateMul(ceil_div(cols, kGemmMaxNR),
+                                                                                   i64(kGemmMaxNR))));
     Value* scratch = b_.CreateSelect(b_.CreateIsNull(a[15]), a[15], shift(a[15], b_.CreateMul(t, slot_size)));
     auto* blocked = llvm::BasicBlock::Create(c_, "task.blocked", f_);
     auto* dot = llvm::BasicBlock::Create(c_, "task.dot", f_);
     b_.CreateCondBr(b_.CreateICmpEQ(a[0], i64(0)), blocked, dot);
     b_.SetInsertPoint(blocked);
-    b_.CreateCall(gemm_function(), {a[1], a[2], a[3], B, a[5], a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14],
+    b_.CreateCall(gemm_function(), {A, a[2], a[3], B, a[5], a[6], C, a[8], a[9], rows, cols, a[12], a[13], a[14],
                                     scratch, bias, a[17], mask});
     b_.CreateBr(done);
     b_.SetInsertPoint(dot);
-    b_.CreateCall(gemm_dot_function(), {a[1], a[2], B, a[6], C, a[8], a[9], a[10], cols, a[12], a[13], a[14]});
+    b_.CreateCall(gemm_dot_function(), {A, a[2], B, a[6], C, a[8], a[9], rows, cols, a[12], a[13], a[14]});
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
   }
@@ -579,7 +593,10 @@ private:
         Value* c_at = at(C, b_.CreateAdd(i0, r), b_.CreateAdd(j0, c));
         Value* old = b_.CreateSelect(first, fp(0), load(C.buf, c_at));
         Value* t = load(sc, b_.CreateAdd(tile, b_.CreateAdd(b_.CreateMul(r, i64(NR)), c)));
-        Value* sum = b_.CreateFAdd(old, b_.CreateFMul(alpha, t));
+        // As a whole tile computes it (fmuladd), so an element has the same
+        // bits whether it lies in an edge tile or a whole one (a task's rows
+        // start where the one call's tiles do not).
+        Value* sum = b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {t_}, {alpha, t, old});
         branch(epilogue, [&] {
           Value* bj = b_.CreateSelect(has_bias, b_.CreateAdd(j0, c), i64(0));
           Value* ptr = b_.CreateSelect(has_bias, base_[static_cast<size_t>(bias)], base_[static_cast<size_t>(sc)]);

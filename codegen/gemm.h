@@ -20,8 +20,9 @@ namespace nabla::codegen {
 // Arguments: kind (0 blocked, 1 dot), A, A's row and column strides, B, its
 // strides, C, its strides, M, N, K, alpha, accumulate, the packing scratch,
 // the epilogue's bias, relu and mask (null pointers: none; the mask laid out
-// as C), the parallel runner (abi.h; null: one call) and the least work
-// (multiply-adds) worth splitting.
+// as C), whether tasks split C's rows (else its columns; the packing scratch
+// then holds kGemmMaxTasks slots of gemm_scratch(N)), the parallel runner
+// (abi.h; null: one call) and the least work (multiply-adds) worth splitting.
 llvm::Function* gemm_run_function(llvm::Module& module, ir::DType dtype, const EmitTarget& target);
 
 // Every GEMM function, defined with external linkage (the support module).

@@ -147,6 +147,17 @@ inline int64_t gemm_scratch_tasks(int64_t n) {
   return most;
 }
 
+// A GEMM whose tasks split C's rows: a product reducing over the batch into
+// a matrix shaped like a weight (its gradient, or its update in the SGD
+// step), split as the forward product x W^T splits its columns, so each
+// thread keeps the same rows of W in its cache. Each task packs all of N:
+// the scratch holds kGemmMaxTasks slots of gemm_scratch(n).
+inline bool gemm_splits_rows(const Step& s) { return !s.m.times_n && s.kdim.times_n && !s.gemm_batched; }
+inline int64_t gemm_scratch_for(const Step& s) {
+  return gemm_splits_rows(s) ? std::max(kGemmMaxTasks * gemm_scratch(s.n.value), gemm_scratch_tasks(s.n.value))
+                             : gemm_scratch_tasks(s.n.value);
+}
+
 struct Program {
   ir::DType dtype = ir::DType::F64;
   std::vector<Buffer> buffers;

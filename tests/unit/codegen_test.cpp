@@ -422,12 +422,23 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
       for (int64_t t = tasks - 1; t >= 0; --t) task(arg, t);
     }
   };
+  // Sizes: hidden 200 (the GEMMs' column and row splits), 256 x 300 (the
+  // norm of W1 in the loss, 76,800 elements, summed by rows on the
+  // threads, and W1's decay on the threads before its gradient's GEMM),
+  // 1024 x 1100 (at batches of 1 and 3, W1's rank-k update in plain loops,
+  // its rows on the threads).
+  struct Size {
+    int64_t in, hidden;
+    std::vector<int64_t> batches;
+  };
+  for (const Size& sz : {Size{300, 200, {40, 150}}, Size{300, 256, {40, 150}}, Size{1100, 1024, {1, 3}}})
   for (ir::DType dt : {ir::DType::F32, ir::DType::F64}) {
     ir::Context c(dt);
-    const Node* x = c.var(ir::VarKind::Input, 0, "x", {300});
-    const Node* w1 = c.var(ir::VarKind::Param, 0, "W1", {200, 300});
-    const Node* b1 = c.var(ir::VarKind::Param, 1, "b1", {200});
-    const Node* w2 = c.var(ir::VarKind::Param, 2, "W2", {70, 200});
+    const int64_t hid = sz.hidden;
+    const Node* x = c.var(ir::VarKind::Input, 0, "x", {sz.in});
+    const Node* w1 = c.var(ir::VarKind::Param, 0, "W1", {hid, sz.in});
+    const Node* b1 = c.var(ir::VarKind::Param, 1, "b1", {hid});
+    const Node* w2 = c.var(ir::VarKind::Param, 2, "W2", {70, hid});
     const Node* h = c.unary(ir::Op::Relu, c.make(ir::Op::Add, {c.make(ir::Op::MatMul, {w1, x}), b1}));
     const Node* y = c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w2, h}));
     KernelSpec spec;
@@ -435,13 +446,15 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     spec.params = {w1, b1, w2};
     spec.outputs = {{"y", y}};
     spec.loss = c.make(ir::Op::Sum, {c.unary(ir::Op::Sin, y)});
+    if (hid != 200)
+      spec.loss = c.make(ir::Op::Add, {spec.loss, c.make(ir::Op::Mul, {c.constant(1e-3), c.make(ir::Op::Sum, {c.make(ir::Op::Mul, {w1, w1})})})});
     spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
     codegen::KernelOptions options;
     options.use_cache = false;
     std::string error;
     auto k = codegen::compile_kernels(spec, dt, options, &error);
     ASSERT_TRUE(k) << error;
-    for (int64_t n : {40, 150}) {  // the dot-product GEMM (< 128 rows), the blocked one
+    for (int64_t n : sz.batches) {  // the dot-product GEMM (< 128 rows), the blocked one; plain loops
       Batch b = random_batch(spec, n, 5);
       for (auto& p : b.params)
         for (double& v : p) v *= 0.1;
@@ -453,6 +466,7 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
           std::vector<char> ws(static_cast<size_t>(std::max(k->forward_workspace(n), k->grad_workspace(n))) + 64);
           void* w = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws.data()) + 63) / 64 * 64);
           std::vector<T> y1(static_cast<size_t>(n * 70)), y2(y1.size());
+          SCOPED_TRACE("hidden " + std::to_string(hid) + ", n " + std::to_string(n) + ", tasks " + std::to_string(tasks));
           void* o1[] = {y1.data()};
           void* o2[] = {y2.data()};
           k->forward(in.ptrs.data(), par.ptrs.data(), o1, n, w);
