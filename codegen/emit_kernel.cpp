@@ -518,11 +518,14 @@ private:
   }
 
   // The least work (multiply-adds) worth splitting a product across
-  // threads. A forward kernel: 2^16 (batch 1 inference on 2 threads: 9 ->
-  // 5.5 us). A gradient kernel: 2^20 (~5 us): there, what another core
-  // computed in the forward pass (activations, the weights it read) is read
-  // and written again by this one, and small splits cost more than they save.
-  int64_t min_split_work() const { return gradient_kernel_ ? 1 << 20 : 1 << 16; }
+  // threads: the target's (target.h). A gradient kernel's is larger: there,
+  // what another core computed in the forward pass (activations, the
+  // weights it read) is read and written again by this one, and small
+  // splits cost more than they save.
+  int64_t min_split_work() const {
+    const GemmChoices c = gemm_choices(target_.profile, dtype_);
+    return gradient_kernel_ ? c.split_min_work_gradient : c.split_min_work_forward;
+  }
 
   // A GEMM's plain loops: an unbatched product whose rows are many (a
   // weight's rank-k update at a small batch: W += a outer(delta, x)) runs

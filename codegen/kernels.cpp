@@ -57,7 +57,8 @@ std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target
        ", row block " + num(c.mc) + "; dot tiles from k " + num(c.dot_min_k) + " (" + num(c.dot_chains) +
        " chains); blocked from " + num(c.blocked_min_rows) + " rows and k " + num(c.blocked_min_k) +
        " (x W^T from " + num(c.dot_blocked_min_rows) + " rows); loops vectorized at " +
-       num(c.vector_bits_loops) + " bits\n";
+       num(c.vector_bits_loops) + " bits; threads from " + num(c.split_min_work_forward) + " multiply-adds (" +
+       num(c.split_min_work_gradient) + " in gradient kernels)\n";
   auto dim = [&](const Dim& d, int64_t n) { return d.times_n ? d.value * n : d.value; };
   auto dim_text = [&](const Dim& d) { return d.times_n ? (d.value == 1 ? "n" : num(d.value) + "n") : num(d.value); };
   auto kernel = [&](const std::optional<Program>& p, const char* name) {

@@ -51,6 +51,12 @@ struct GemmChoices {
   int64_t dot_blocked_min_rows = 128;  // ... and the blocked GEMM from this many rows (it packs W once per call)
   int64_t blocked_min_rows = 8, blocked_min_k = 8;  // other layouts: blocked from these, else plain loops
   int vector_bits_loops = 512;  // "prefer-vector-width" of the loops LLVM vectorizes in a kernel
+  // The least work (multiply-adds) a product needs to be split across
+  // threads: in a forward kernel, and in a gradient or SGD-step kernel
+  // (where the weights and activations another core touched are read and
+  // written again). Fixed times (cycles) of the target's multiply-adds a
+  // cycle, so a target that does fewer a cycle splits smaller products.
+  int64_t split_min_work_forward = 1 << 16, split_min_work_gradient = 1 << 20;
 };
 
 GemmChoices gemm_choices(const TargetProfile& target, ir::DType dtype);
