@@ -527,11 +527,18 @@ private:
     return gradient_kernel_ ? c.split_min_work_gradient : c.split_min_work_forward;
   }
 
+  // Rows for at least two tasks (chunks of 32 rows, as gemm_task splits).
+  static bool row_split_pays(int64_t rows) { return rows > kGemmMaxNR; }
+
   // A GEMM's plain loops: an unbatched product whose rows are many (a
   // weight's rank-k update at a small batch: W += a outer(delta, x)) runs
   // its rows on the threads (rows_on_threads).
   void plain_gemm(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init) {
-    if (batch || s.m.times_n) return gemm_loops(s, batch, i64(0), M, alpha, init);
+    // On the threads only when even one sample's update is worth a split
+    // (the wide model's 4096 x 4096 at batch 1), and has rows for two
+    // tasks: each such product costs its own function to compile.
+    if (batch || s.m.times_n || !row_split_pays(s.m.value) || s.m.value * s.n.value < min_split_work())
+      return gemm_loops(s, batch, i64(0), M, alpha, init);
     Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
     rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value* a) { gemm_loops(s, nullptr, r0, r1, a, init); });
   }
@@ -616,7 +623,8 @@ private:
   // reduction.
   void reduce_step(const Step& s) {
     const bool all = std::all_of(s.reduced.begin(), s.reduced.end(), [](bool r) { return r; });
-    if (s.batched || !all || s.op != Op::Sum || s.shape.rank() != 2 || s.shape.numel() < (1 << 16))
+    if (s.batched || !all || s.op != Op::Sum || s.shape.rank() != 2 || !row_split_pays(s.shape[0]) ||
+        s.shape.numel() < (1 << 16))
       return reduce(s);
     const int64_t rows = s.shape[0], cols = s.shape[1], blocks = (rows + kGemmMaxNR - 1) / kGemmMaxNR;
     // Split when the products on a matrix of this size split (x W^T and
@@ -696,7 +704,7 @@ private:
       plain = nullptr;
     }
     b_.SetInsertPoint(blocked);
-    if (init && !batch && gemm_splits_rows(s)) {
+    if (init && !batch && gemm_splits_rows(s) && row_split_pays(s.m.value)) {
       // C's initial value on the threads that then update the same rows.
       Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
       rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value*) { init_rows(*init, s, r0, r1); });
