@@ -83,8 +83,10 @@ void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const s
   if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
   if (val && st.val_accuracy >= 0)
     at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
-  at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  %.2fs  (%s samples/s)", st.seconds,
-                      human(static_cast<double>(st.samples) / st.seconds).c_str());
+  // Milliseconds for short epochs (an MNIST epoch takes 0.05 s).
+  at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), st.seconds < 10 ? "  %.3fs  (%s samples/s)"
+                                                                                         : "  %.1fs  (%s samples/s)",
+                      st.seconds, human(static_cast<double>(st.samples) / st.seconds).c_str());
   if (procs > 1)
     std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  allreduce %.0f%% (%d processes)",
                   100 * st.allreduce_seconds / st.seconds, procs);
