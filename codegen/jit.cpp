@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
@@ -146,7 +147,14 @@ std::optional<EmitTarget> target_for_cpu(const std::string& cpu, std::string* er
   t.triple = llvm::sys::getProcessTriple();
   std::unique_ptr<llvm::MCSubtargetInfo> sti(lookup_target(t.triple)->createMCSubtargetInfo(t.triple, "", ""));
   if (!sti->isCPUStringValid(cpu)) {
-    *error = "'" + cpu.substr(0, 64) + (cpu.size() > 64 ? "..." : "") + "' is not a CPU LLVM " + llvm_version() + " knows for " + t.triple +
+    // The name as given, fit for a terminal (CPU names are printable ASCII).
+    std::string shown;
+    for (char c : cpu.substr(0, 64)) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
+      shown += c >= 0x20 && c < 0x7f ? std::string(1, c) : std::string(hex);
+    }
+    *error = "'" + shown + (cpu.size() > 64 ? "..." : "") + "' is not a CPU LLVM " + llvm_version() + " knows for " + t.triple +
              " (names as in clang's -mcpu: znver5, sapphirerapids, x86-64-v3, ...)";
     return std::nullopt;
   }
