@@ -5,7 +5,6 @@
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <functional>
 #include <map>
 
@@ -306,9 +305,7 @@ private:
       for (int* b : {&st.out, &st.in.buf, &st.a.buf, &st.b.buf, &st.c.buf, &st.scratch, &st.bias, &st.mask}) *b = canon(*b);
       for (Expr& e : st.exprs)
         if (e.kind == Expr::Kind::Load) e.access.buf = canon(e.access.buf);
-      char alpha[64];
-      std::snprintf(alpha, sizeof alpha, " alpha %.17g%s", st.alpha, st.alpha_times_rate ? " rate" : "");
-      sig += step_str(st) + alpha + "\n";
+      sig += step_str(st) + "\n";  // all of alpha's digits, and whether it is times the rate
     }
     std::vector<size_t> regions;
     for (int buf : bufs) {
@@ -634,8 +631,11 @@ private:
         {&s}, i64(rows), b_.CreateMul(n_, i64(s.shape.numel())), fp(1), blocks,
         [&](Value* r0, Value* r1, Value*, Value* part) {
           llvm::AllocaInst* acc = slot(t_);
+          // A task's rows are whole blocks; an empty task (r0 = r1 = rows) has none.
           Value* first = b_.CreateSDiv(r0, i64(kGemmMaxNR));
-          loop0(b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), [&](Value* bi) {
+          Value* blocks_here = b_.CreateSelect(b_.CreateICmpSLT(r0, r1),
+                                               b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), i64(0));
+          loop0(blocks_here, [&](Value* bi) {
             Value* block = b_.CreateAdd(first, bi);
             Value* lo = b_.CreateMul(block, i64(kGemmMaxNR));
             b_.CreateStore(fp(0), acc);

@@ -188,10 +188,12 @@ private:
     Value* C = shift(a[7], c_at);
     Value* bias = b_.CreateSelect(b_.CreateIsNull(a[16]), a[16], shift(a[16], j0));
     Value* mask = b_.CreateSelect(b_.CreateIsNull(a[18]), a[18], shift(a[18], c_at));
-    // One task's packing slot: gemm_scratch(its columns) elements.
+    // Every task's packing slot is the same size, gemm_scratch(chunk) (a
+    // column split) or gemm_scratch(N) (a row split), so slot t starts where
+    // slot t - 1 ends, whatever columns the last task has.
+    Value* slot_cols = b_.CreateSelect(by_rows, b_.CreateMul(ceil_div(N, kGemmMaxNR), i64(kGemmMaxNR)), chunk);
     Value* slot_size = i64(kGemmMC * kGemmKC + kGemmMaxMR * kGemmMaxNR);
-    slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), b_.CreateMul(ceil_div(cols, kGemmMaxNR),
-                                                                                   i64(kGemmMaxNR))));
+    slot_size = b_.CreateAdd(slot_size, b_.CreateMul(i64(kGemmKC), slot_cols));
     Value* scratch = b_.CreateSelect(b_.CreateIsNull(a[15]), a[15], shift(a[15], b_.CreateMul(t, slot_size)));
     auto* blocked = llvm::BasicBlock::Create(c_, "task.blocked", f_);
     auto* dot = llvm::BasicBlock::Create(c_, "task.dot", f_);

@@ -15,6 +15,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
+#include <llvm/TargetParser/Triple.h>
 
 #include <algorithm>
 #include <chrono>
@@ -110,16 +111,19 @@ const llvm::Target* lookup_target(const std::string& triple) {
 // width and registers, FMA, its tuning of 512-bit loops; the caches from
 // the table of CPU families (host_target reads the host's own).
 TargetProfile profile_of(const EmitTarget& t) {
-  std::unique_ptr<llvm::MCSubtargetInfo> sti(
-      lookup_target(t.triple)->createMCSubtargetInfo(t.triple, t.cpu, t.features));
   TargetProfile p;
   p.cpu = t.cpu;
+  family_caches(t.cpu, &p.l1d_bytes, &p.l2_bytes);
+  // x86 feature names only on x86 (LLVM 19's checkFeatures is fatal on a
+  // name the target does not know); elsewhere the defaults: 128-bit vectors.
+  if (!llvm::Triple(t.triple).isX86()) return p;
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(
+      lookup_target(t.triple)->createMCSubtargetInfo(t.triple, t.cpu, t.features));
   const bool avx512 = sti->checkFeatures("+avx512f");
   p.vector_bits = avx512 ? 512 : sti->checkFeatures("+avx2") ? 256 : 128;
   p.vector_registers = avx512 ? 32 : 16;
   p.fma = sti->checkFeatures("+fma");
   p.prefers_256 = avx512 && sti->checkFeatures("+prefer-256-bit");
-  family_caches(t.cpu, &p.l1d_bytes, &p.l2_bytes);
   return p;
 }
 
@@ -158,12 +162,23 @@ std::optional<EmitTarget> target_for_cpu(const std::string& cpu, std::string* er
              " (names as in clang's -mcpu: znver5, sapphirerapids, x86-64-v3, ...)";
     return std::nullopt;
   }
+  // A 32-bit CPU (i686, pentium4, k6, ...) cannot run x86-64 code: LLVM
+  // would stop the process creating a target machine for it.
+  const llvm::Triple triple(t.triple);
+  if (triple.getArch() == llvm::Triple::x86_64) {
+    std::unique_ptr<llvm::MCSubtargetInfo> named(lookup_target(t.triple)->createMCSubtargetInfo(t.triple, cpu, ""));
+    if (!named->checkFeatures("+64bit")) {
+      *error = "'" + cpu + "' is a 32-bit CPU: nabla compiles 64-bit code (" + t.triple + ")";
+      return std::nullopt;
+    }
+  }
   t.cpu = cpu;
   t.profile = profile_of(t);
   return t;
 }
 
 std::string missing_on_host(const EmitTarget& target) {
+  if (target.cpu == host_target().cpu && target.features == host_target().features) return "";
   std::unique_ptr<llvm::MCSubtargetInfo> sti(
       lookup_target(target.triple)->createMCSubtargetInfo(target.triple, target.cpu, target.features));
   // The host's map names every instruction-set feature LLVM detects, with

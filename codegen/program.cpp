@@ -32,14 +32,17 @@ std::string access_str(const Access& a) {
   return s + ">";
 }
 
+// Every digit a double needs (the text is the cache key's).
+std::string number_str(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
 std::string expr_str(const Step& s, int e) {
   const Expr& x = s.exprs[static_cast<size_t>(e)];
   switch (x.kind) {
-    case Expr::Kind::Const: {
-      char buf[40];
-      std::snprintf(buf, sizeof buf, "%.17g", x.value);
-      return buf;
-    }
+    case Expr::Kind::Const: return number_str(x.value);
     case Expr::Kind::Load: return access_str(x.access);
     case Expr::Kind::Apply: {
       std::string r = std::string(ir::op_name(x.op)) + "(";
@@ -94,8 +97,9 @@ std::string step_str(const Step& s) {
     case StepKind::Gemm:
       out << "gemm" << (s.gemm_batched ? "[n]" : "") << " m " << dim_str(s.m) << " n "
           << dim_str(s.n) << " k " << dim_str(s.kdim) << " " << matrix_str(s.a) << " "
-          << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << s.alpha
-          << (s.alpha_over_n ? "/n" : "") << (s.accumulate ? " accumulate" : "")
+          << matrix_str(s.b) << " " << matrix_str(s.c) << " alpha " << number_str(s.alpha)
+          << (s.alpha_over_n ? "/n" : "") << (s.alpha_times_rate ? " rate" : "")
+          << (s.accumulate ? " accumulate" : "")
           << (s.scratch >= 0 ? " blocked %" + std::to_string(s.scratch) : "")
           << (s.bias >= 0 ? " bias %" + std::to_string(s.bias) : "") << (s.relu ? " relu" : "")
           << (s.mask >= 0 ? " mask %" + std::to_string(s.mask) : "");
