@@ -520,8 +520,7 @@ private:
   // weights it read) is read and written again by this one, and small
   // splits cost more than they save.
   int64_t min_split_work() const {
-    const GemmChoices c = gemm_choices(target_.profile, dtype_);
-    return gradient_kernel_ ? c.split_min_work_gradient : c.split_min_work_forward;
+    return gradient_kernel_ ? choice_.split_min_work_gradient : choice_.split_min_work_forward;
   }
 
   // Rows for at least two tasks (chunks of 32 rows, as gemm_task splits).
@@ -579,9 +578,7 @@ private:
       n_ = field(nf);
       par_ = llvm::ConstantPointerNull::get(ptr_);
       Value *rows = field(nf + 1), *tasks = field(nf + 2), *a = field(nf + 3);
-      Value* chunk = b_.CreateMul(
-          ceil_div(b_.CreateSDiv(b_.CreateAdd(rows, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR),
-          i64(kGemmMaxNR));
+      Value* chunk = task_chunk(rows, tasks);
       Value* r0 = min(b_.CreateMul(fn->getArg(1), chunk), rows);
       body(r0, min(b_.CreateAdd(r0, chunk), rows), a, b_.CreateStructGEP(st, arg, nf + 4));
       leave(std::move(saved));
@@ -593,15 +590,9 @@ private:
     b_.CreateStore(alpha, b_.CreateStructGEP(st, args, nf + 3));
     Value* tasks_at = b_.CreateStructGEP(st, args, nf + 2);
     branch(b_.CreateAnd(b_.CreateIsNotNull(par_), b_.CreateICmpSGE(work, i64(min_split_work()))), [&] {
-      // runner: {run(ctx, tasks, task, arg), ctx, tasks} (abi.h)
-      auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
-      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 0));
-      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par_, 1));
-      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par_, 2));
-      tasks = min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
+      Value* tasks = runner_tasks(par_);
       b_.CreateStore(tasks, tasks_at);
-      auto* run_t = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_, ptr_, ptr_}, false);
-      b_.CreateCall(run_t, run, {ctx, tasks, fn, args});
+      run_tasks(par_, tasks, fn, args);
     }, [&] {
       b_.CreateStore(i64(1), tasks_at);
       b_.CreateCall(fn, {args, i64(0)});
@@ -670,16 +661,15 @@ private:
     // Both operands run along k (x W^T): below dot_blocked_min_rows rows,
     // dot-product tiles on the operands as they are beat packing W on every
     // call (from dot_min_k: a tile's closing sums across lanes must amortize).
-    const GemmChoices choice = gemm_choices(target_.profile, dtype_);
     const bool along_k =
-        dot_tiles(choice, s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n, s.kdim.value);
+        dot_tiles(choice_, s.a.col_stride == 1 && s.b.row_stride == 1 && !s.kdim.times_n, s.kdim.value);
     auto* blocked = llvm::BasicBlock::Create(c_, "gemm.blocked", f_);
     auto* plain = llvm::BasicBlock::Create(c_, "gemm.plain", f_);
     auto* join = llvm::BasicBlock::Create(c_, "gemm.end", f_);
     // A product over few k (a weight gradient at a batch of a few samples)
     // is a memory-bound rank-k update: plain loops, no packing.
-    const int64_t min_rows = along_k ? choice.dot_blocked_min_rows : choice.blocked_min_rows;
-    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(min_rows)), b_.CreateICmpSGE(K, i64(choice.blocked_min_k))),
+    const int64_t min_rows = along_k ? choice_.dot_blocked_min_rows : choice_.blocked_min_rows;
+    b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(M, i64(min_rows)), b_.CreateICmpSGE(K, i64(choice_.blocked_min_k))),
                     blocked, plain);
     Value* null = llvm::ConstantPointerNull::get(ptr_);
     // The call's arguments (gemm_run_function), for one call or for the tasks.

@@ -18,7 +18,7 @@ class GemmEmitter : public MathEmitter {
 public:
   // `support`: defining the support module (external linkage).
   GemmEmitter(llvm::Module& module, ir::DType dtype, const EmitTarget& target, bool support = false)
-      : MathEmitter(module, dtype, target), choice_(gemm_choices(target.profile, dtype)), support_(support) {}
+      : MathEmitter(module, dtype, target), support_(support) {}
 
   // --- GEMMs across threads ---------------------------------------------------
   //
@@ -131,18 +131,12 @@ private:
     b_.CreateCondBr(b_.CreateAnd(b_.CreateIsNotNull(par), b_.CreateICmpSGE(work, min_work)), parallel, one);
     b_.SetInsertPoint(parallel);
     {
-      // runner: {run(ctx, tasks, task, arg), ctx, tasks}
-      auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
-      Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 0));
-      Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 1));
-      Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par, 2));
-      tasks = min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
+      Value* tasks = runner_tasks(par);
       llvm::StructType* at = gemm_args_type();
       llvm::AllocaInst* slot_args = slot(at);
       for (unsigned i = 0; i < args.size(); ++i) b_.CreateStore(args[i], b_.CreateStructGEP(at, slot_args, i));
       b_.CreateStore(tasks, b_.CreateStructGEP(at, slot_args, static_cast<unsigned>(args.size())));
-      auto* run_t = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_, ptr_, ptr_}, false);
-      b_.CreateCall(run_t, run, {ctx, tasks, gemm_task_function(), slot_args});
+      run_tasks(par, tasks, gemm_task_function(), slot_args);
       b_.CreateBr(end);
     }
     b_.SetInsertPoint(one);
@@ -169,8 +163,7 @@ private:
       a.push_back(b_.CreateLoad(at->getElementType(i), b_.CreateStructGEP(at, args, i)));
     Value *M = a[10], *N = a[11], *by_rows = a[19], *tasks = a[20];
     Value* extent = b_.CreateSelect(by_rows, M, N);
-    Value* chunk = b_.CreateMul(
-        ceil_div(b_.CreateSDiv(b_.CreateAdd(extent, b_.CreateSub(tasks, i64(1))), tasks), kGemmMaxNR), i64(kGemmMaxNR));
+    Value* chunk = task_chunk(extent, tasks);
     Value* first = min(b_.CreateMul(t, chunk), extent);
     Value* count = b_.CreateSub(min(b_.CreateAdd(first, chunk), extent), first);
     auto* run = llvm::BasicBlock::Create(c_, "task.run", f_);
@@ -731,7 +724,6 @@ private:
     return result;
   }
 
-  const GemmChoices choice_;  // tile, blocks, vector length (target.h)
   bool support_;
 };
 

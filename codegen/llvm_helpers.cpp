@@ -11,7 +11,8 @@ namespace nabla::codegen {
 using llvm::Value;
 
 LlvmEmitter::LlvmEmitter(llvm::Module& module, ir::DType dtype, const EmitTarget& target)
-    : m_(module), c_(module.getContext()), b_(c_), dtype_(dtype), target_(target) {
+    : m_(module), c_(module.getContext()), b_(c_), dtype_(dtype), target_(target),
+      choice_(gemm_choices(target.profile, dtype)) {
   t_ = dtype == ir::DType::F32 ? llvm::Type::getFloatTy(c_) : llvm::Type::getDoubleTy(c_);
   i64_ = llvm::Type::getInt64Ty(c_);
   ptr_ = llvm::PointerType::get(c_, 0);
@@ -24,8 +25,7 @@ void LlvmEmitter::set_attributes(llvm::Function* f) {
   // Loops LLVM vectorizes: the width the target's choices prefer (LLVM's
   // own tuning of the CPU). Vectors the emitters write out (the GEMM's) are
   // full width everywhere: legal at the target's widest.
-  const GemmChoices c = gemm_choices(target_.profile, dtype_);
-  f->addFnAttr("prefer-vector-width", std::to_string(c.vector_bits_loops));
+  f->addFnAttr("prefer-vector-width", std::to_string(choice_.vector_bits_loops));
   f->addFnAttr("min-legal-vector-width", std::to_string(target_.profile.vector_bits));
 }
 
@@ -52,6 +52,27 @@ void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<
 llvm::AllocaInst* LlvmEmitter::slot(llvm::Type* type) {
   llvm::IRBuilder<> at(entry_, entry_->begin());
   return at.CreateAlloca(type);
+}
+
+// --- tasks -------------------------------------------------------------------
+
+Value* LlvmEmitter::runner_tasks(Value* par) {
+  auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});  // {run, ctx, tasks}
+  Value* tasks = b_.CreateLoad(i64_, b_.CreateStructGEP(runner_t, par, 2));
+  return min(b_.CreateSelect(b_.CreateICmpSLT(tasks, i64(1)), i64(1), tasks), i64(kGemmMaxTasks));
+}
+
+void LlvmEmitter::run_tasks(Value* par, Value* tasks, llvm::Function* task, Value* arg) {
+  auto* runner_t = llvm::StructType::get(c_, {ptr_, ptr_, i64_});
+  Value* run = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 0));
+  Value* ctx = b_.CreateLoad(ptr_, b_.CreateStructGEP(runner_t, par, 1));
+  auto* run_t = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), {ptr_, i64_, ptr_, ptr_}, false);
+  b_.CreateCall(run_t, run, {ctx, tasks, task, arg});
+}
+
+Value* LlvmEmitter::task_chunk(Value* extent, Value* tasks) {
+  Value* share = b_.CreateSDiv(b_.CreateAdd(extent, b_.CreateSub(tasks, i64(1))), tasks);
+  return b_.CreateMul(ceil_div(share, kGemmMaxNR), i64(kGemmMaxNR));
 }
 
 // --- loops -------------------------------------------------------------------

@@ -73,11 +73,25 @@ protected:
   llvm::Value* min(llvm::Value* a, llvm::Value* b) { return b_.CreateSelect(b_.CreateICmpSLT(a, b), a, b); }
   llvm::Value* ceil_div(llvm::Value* a, int64_t b) { return b_.CreateSDiv(b_.CreateAdd(a, i64(b - 1)), i64(b)); }
 
+  // --- tasks on the parallel runner (abi.h) ------------------------------------------
+
+  // The tasks a runner `par` (not null) runs: its count, at least 1 and at
+  // most kGemmMaxTasks.
+  llvm::Value* runner_tasks(llvm::Value* par);
+  // runner->run(runner->ctx, tasks, task, arg): task(arg, t) for each t < tasks.
+  void run_tasks(llvm::Value* par, llvm::Value* tasks, llvm::Function* task, llvm::Value* arg);
+  // The rows (or columns) of `extent` task t of `tasks` takes: a chunk of
+  // ceil(extent / tasks) rounded up to kGemmMaxNR. Every split of a matrix
+  // (GEMM tasks, rows_on_threads) takes its chunks from here, so a thread
+  // gets the same rows in each.
+  llvm::Value* task_chunk(llvm::Value* extent, llvm::Value* tasks);
+
   llvm::Module& m_;
   llvm::LLVMContext& c_;
   llvm::IRBuilder<> b_;
   const ir::DType dtype_;
   const EmitTarget& target_;
+  const GemmChoices choice_;  // the target's choices for dtype_ (target.h)
   llvm::Type* t_;
   llvm::IntegerType* i64_;
   llvm::PointerType* ptr_;
