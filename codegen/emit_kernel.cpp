@@ -158,11 +158,13 @@ private:
   // --- steps ----------------------------------------------------------------------
 
   // The steps, in units emitted together: a GEMM with the step that
-  // initializes its C, a run of fused elementwise steps, or one step.
+  // initializes its C (and a sum that loop computes), a run of fused
+  // elementwise steps, or one step.
   void emit_steps() {
     std::vector<std::pair<size_t, size_t>> units;  // [begin, end) of steps
     for (size_t i = 0; i < p_.steps.size();) {
-      const size_t end = initializes_gemm(i)                        ? i + 2
+      const size_t end = sum_fuses_into_init(p_, i)                 ? i + 3
+                         : initializes_gemm(i)                        ? i + 2
                          : p_.steps[i].kind != StepKind::Elementwise ? i + 1
                                                                      : fusible_run(i);
       units.emplace_back(i, end);
@@ -180,6 +182,8 @@ private:
   }
 
   void emit_unit(size_t begin, size_t end) {
+    if (end - begin == 3 && sum_fuses_into_init(p_, begin))
+      return gemm(p_.steps[begin + 2], &p_.steps[begin + 1], &p_.steps[begin]);
     if (end - begin == 2 && initializes_gemm(begin)) return gemm(p_.steps[begin + 1], &p_.steps[begin]);
     if (p_.steps[begin].kind != StepKind::Elementwise) return emit_step(p_.steps[begin]);
     std::vector<const Step*> group;
@@ -469,33 +473,22 @@ private:
     return off;
   }
 
-  // Step i writes the matrix that GEMM step i + 1 accumulates onto (the
-  // weight gradient's `lambda W + Delta^T X / n`, the SGD step's decay
-  // before its update), over the same [M, N] row-major, reading that matrix
-  // only at the element it writes: the GEMM computes it (init_loops).
-  bool initializes_gemm(size_t i) const {
-    if (i + 1 >= p_.steps.size()) return false;
-    const Step &init = p_.steps[i], &g = p_.steps[i + 1];
-    if (init.kind != StepKind::Elementwise || init.batched || g.kind != StepKind::Gemm || !g.accumulate ||
-        g.gemm_batched || g.c.buf != init.out || g.m.times_n || g.n.times_n || g.c.col_stride != 1 ||
-        g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value} || g.a.buf == init.out ||
-        g.b.buf == init.out)
-      return false;
-    const std::vector<int64_t> rm = row_major(init.shape);
-    for (const Expr& e : init.exprs)
-      if (e.kind == Expr::Kind::Load && e.access.buf == init.out && e.access.strides != rm) return false;
-    return true;
-  }
+  bool initializes_gemm(size_t i) const { return codegen::initializes_gemm(p_, i); }
 
-  // The init step's loop (before a GEMM path that does not take it in).
-  void init_loops(const Step* init) {
-    if (init) elementwise({init});
+  // The init step's loop (before a GEMM path that does not take it in),
+  // computing `sum` too.
+  void init_loops(const Step& s, const Step* init, const Step* sum) {
+    if (!init) return;
+    if (!sum) return elementwise({init});
+    rows_with_sum({init}, sum, dim(s.m), nullptr, fp(1),
+                  [&](Value* r0, Value* r1, Value*, const RowSum& rs) { init_rows(*init, s, r0, r1, rs); });
   }
 
   // `init`: the step writing C's initial value (initializes_gemm): the plain
   // loops compute it row by row, just before the row's updates (C's row
-  // then stays in cache); the function paths run its loop first.
-  void gemm(const Step& s, const Step* init = nullptr) {
+  // then stays in cache); the function paths run its loop first. `sum`: a
+  // sum over the same matrix that init's loop computes (sum_fuses_into_init).
+  void gemm(const Step& s, const Step* init = nullptr, const Step* sum = nullptr) {
     Value* M = dim(s.m);
     Value* K = dim(s.kdim);
     Value* alpha = fp(s.alpha);
@@ -506,11 +499,11 @@ private:
     }
     batch_loop_or_none(s.gemm_batched, [&](Value* batch) {
       if (s.scratch < 0) {
-        plain_gemm(s, batch, M, K, alpha, init);
+        plain_gemm(s, batch, M, K, alpha, init, sum);
         epilogue_loops(s, M);
         return;
       }
-      gemm_call(s, batch, M, K, alpha, init);
+      gemm_call(s, batch, M, K, alpha, init, sum);
     });
   }
 
@@ -529,33 +522,79 @@ private:
   // A GEMM's plain loops: an unbatched product whose rows are many (a
   // weight's rank-k update at a small batch: W += a outer(delta, x)) runs
   // its rows on the threads (rows_on_threads).
-  void plain_gemm(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init) {
+  void plain_gemm(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init,
+                  const Step* sum = nullptr) {
     // On the threads only when even one sample's update is worth a split
     // (the wide model's 4096 x 4096 at batch 1), and has rows for two
     // tasks: each such product costs its own function to compile.
-    if (batch || s.m.times_n || !row_split_pays(s.m.value) || s.m.value * s.n.value < min_split_work())
-      return gemm_loops(s, batch, i64(0), M, alpha, init);
-    Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
-    rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value* a) { gemm_loops(s, nullptr, r0, r1, a, init); });
+    const bool split =
+        !batch && !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work();
+    Value* work = split ? b_.CreateMul(b_.CreateMul(M, dim(s.n)), K) : nullptr;
+    rows_with_sum({&s, init}, sum, M, work, alpha, [&](Value* r0, Value* r1, Value* a, const RowSum& rs) {
+      gemm_loops(s, batch, r0, r1, a, init, rs);
+    });
   }
 
-  // body(r0, r1, alpha) over rows [0, M) of a GEMM step (and its `init`):
-  // with a runner and at least min_split_work() of `work`, as tasks on its
+  // A sum computed in the loop initializing a GEMM's C (sum_fuses_into_init):
+  // each row's sum adds into the partial of its block of kGemmMaxNR rows
+  // (`partials`), and the partials add in block order: the same bits
+  // however the rows split across threads. No step: no sum.
+  struct RowSum {
+    const Step* step = nullptr;
+    Value* partials = nullptr;
+  };
+
+  // body(r0, r1, alpha, sum) over rows [0, M) of `steps` (null entries
+  // skipped) and `sum`'s partials: on the threads (rows_on_threads) when
+  // `work` is given, else one call. The sum's blocks are zeroed before the
+  // rows run, and its total stored after.
+  void rows_with_sum(const std::vector<const Step*>& steps, const Step* sum, Value* M, Value* work, Value* alpha,
+                     const std::function<void(Value*, Value*, Value*, const RowSum&)>& body) {
+    std::vector<const Step*> used;
+    for (const Step* st : steps)
+      if (st) used.push_back(st);
+    if (sum) used.push_back(sum);
+    const int64_t blocks = sum ? (sum->shape[0] + kGemmMaxNR - 1) / kGemmMaxNR : 1;
+    auto rows = [&](Value* r0, Value* r1, Value* a, Value* part) {
+      const RowSum rs{sum, sum ? part : nullptr};
+      if (sum) {
+        // A task's rows are whole blocks; an empty task (r0 = r1) has none.
+        Value* first = b_.CreateSDiv(r0, i64(kGemmMaxNR));
+        Value* count = b_.CreateSelect(b_.CreateICmpSLT(r0, r1), b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), i64(0));
+        loop0(count, [&](Value* k) { b_.CreateStore(fp(0), b_.CreateInBoundsGEP(t_, part, b_.CreateAdd(first, k))); });
+      }
+      body(r0, r1, a, rs);
+    };
+    Value* partials = nullptr;
+    if (work) {
+      partials = rows_on_threads(used, M, work, alpha, blocks, rows);
+    } else {
+      partials = slot(llvm::ArrayType::get(t_, static_cast<uint64_t>(blocks)));
+      rows(i64(0), M, alpha, partials);
+    }
+    if (sum) store(sum_blocks(partials, blocks), sum->out, i64(0));
+  }
+
+  // partials[0] + partials[1] + ... in order.
+  Value* sum_blocks(Value* partials, int64_t blocks) {
+    llvm::AllocaInst* total = slot(t_);
+    b_.CreateStore(fp(0), total);
+    loop(blocks, [&](Value* i) {
+      Value* p = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, partials, i));
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, total), p), total);
+    }, true);
+    return b_.CreateLoad(t_, total);
+  }
+
+  // body(r0, r1, alpha, partials) over rows [0, M) of `steps`: with a
+  // runner and at least min_split_work() of `work`, as tasks on its
   // threads, task t of T taking the rows gemm_task takes when it splits
   // rows (chunks a multiple of 32, at most kGemmMaxTasks), so a thread
   // touches the same rows of C here and in the GEMM function; else one
   // call. The body is emitted in an internal function of (arguments, t)
-  // whose buffers, n, M and alpha come in a struct.
-  void rows_on_threads(const Step& s, const Step* init, Value* M, Value* work, Value* alpha,
-                       const std::function<void(Value*, Value*, Value*)>& body) {
-    std::vector<const Step*> steps{&s};
-    if (init) steps.push_back(init);
-    rows_on_threads(steps, M, work, alpha, 1, [&](Value* r0, Value* r1, Value* a, Value*) { body(r0, r1, a); });
-  }
-
-  // The same for any steps; body(r0, r1, alpha, partials) may write values
-  // of its rows into the array `partials` of `slots` elements. Returns that
-  // array.
+  // whose buffers, n, M and alpha come in a struct; it may write values of
+  // its rows into the array `partials` of `slots` elements, which is
+  // returned.
   Value* rows_on_threads(const std::vector<const Step*>& steps, Value* M, Value* work, Value* alpha, int64_t slots,
                          const std::function<void(Value*, Value*, Value*, Value*)>& body) {
     const std::vector<int> bufs = step_buffers(steps);
@@ -641,18 +680,12 @@ private:
             b_.CreateStore(b_.CreateLoad(t_, acc), b_.CreateInBoundsGEP(t_, part, block));
           }, true);
         });
-    llvm::AllocaInst* total = slot(t_);
-    b_.CreateStore(fp(0), total);
-    loop(blocks, [&](Value* i) {
-      Value* p = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, partials, i));
-      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, total), p), total);
-    }, true);
-    store(b_.CreateLoad(t_, total), s.out, i64(0));
+    store(sum_blocks(partials, blocks), s.out, i64(0));
   }
 
   // A GEMM with packing space: the support module's function (blocked, or dot
   // products), or the plain loops when the rows or k are few (at run time).
-  void gemm_call(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init) {
+  void gemm_call(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init, const Step* sum) {
     auto base = [&](const Matrix& x) {
       Value* off = batch && x.batch_stride ? b_.CreateMul(batch, i64(x.batch_stride)) : i64(0);
       return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(x.buf)], off);
@@ -687,7 +720,7 @@ private:
     };
     if (along_k) {
       b_.SetInsertPoint(plain);
-      init_loops(init);
+      init_loops(s, init, sum);
       run(1);
       epilogue_loops(s, M);
       b_.CreateBr(join);
@@ -697,15 +730,16 @@ private:
     if (init && !batch && gemm_splits_rows(s) && row_split_pays(s.m.value)) {
       // C's initial value on the threads that then update the same rows.
       Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
-      rows_on_threads(s, init, M, work, alpha, [&](Value* r0, Value* r1, Value*) { init_rows(*init, s, r0, r1); });
+      rows_with_sum({&s, init}, sum, M, work, alpha,
+                    [&](Value* r0, Value* r1, Value*, const RowSum& rs) { init_rows(*init, s, r0, r1, rs); });
     } else {
-      init_loops(init);
+      init_loops(s, init, sum);
     }
     run(0);
     b_.CreateBr(join);
     if (plain) {
       b_.SetInsertPoint(plain);
-      plain_gemm(s, batch, M, K, alpha, init);
+      plain_gemm(s, batch, M, K, alpha, init, sum);
       epilogue_loops(s, M);
       b_.CreateBr(join);
     }
@@ -729,20 +763,34 @@ private:
   }
 
   // Rows [r0, r1) of C's initial value (the step `init` writes C unbatched).
-  void init_rows(const Step& init, const Step& s, Value* r0, Value* r1) {
-    loop0(b_.CreateSub(r1, r0), [&](Value* t) { init_row(init, s, b_.CreateAdd(r0, t)); });
+  void init_rows(const Step& init, const Step& s, Value* r0, Value* r1, const RowSum& sum) {
+    loop0(b_.CreateSub(r1, r0), [&](Value* t) { init_row(init, s, b_.CreateAdd(r0, t), sum); });
   }
 
-  void init_row(const Step& init, const Step& s, Value* i) {
+  // Row i of C's initial value; the sum's terms of the row (read before
+  // the row is stored: init may write the matrix the sum reads) add into
+  // its block's partial.
+  void init_row(const Step& init, const Step& s, Value* i, const RowSum& sum) {
+    llvm::AllocaInst* acc = sum.step ? slot(t_) : nullptr;
+    if (acc) b_.CreateStore(fp(0), acc);
     loop(dim(s.n), [&](Value* j) {
+      if (acc) {
+        Value* term = eval(*sum.step, sum.step->root, nullptr, {i, j});
+        local_.clear();
+        b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), term), acc);
+      }
       store(eval(init, init.root, nullptr, {i, j}), s.c.buf, at(s.c, nullptr, i, j));
       local_.clear();
     });
+    if (!acc) return;
+    Value* part = b_.CreateInBoundsGEP(t_, sum.partials, b_.CreateSDiv(i, i64(kGemmMaxNR)));
+    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, part), b_.CreateLoad(t_, acc)), part);
   }
 
   // Rows [r0, r1) of C (+)= alpha A B as plain loops: dot products when
   // both operands run along k, else rows of C updated by a * (row of B).
-  void gemm_loops(const Step& s, Value* batch, Value* r0, Value* r1, Value* alpha, const Step* init = nullptr) {
+  void gemm_loops(const Step& s, Value* batch, Value* r0, Value* r1, Value* alpha, const Step* init,
+                  const RowSum& sum) {
     const Matrix &A = s.a, &B = s.b, &C = s.c;
     Value* N = dim(s.n);
     Value* K = dim(s.kdim);
@@ -750,15 +798,15 @@ private:
     llvm::AllocaInst* acc = slot(t_);
     loop0(b_.CreateSub(r1, r0), [&](Value* row) {
       Value* i = b_.CreateAdd(r0, row);
-      if (init) init_row(*init, s, i);  // row i of C's initial value (unbatched: batch is null)
+      if (init) init_row(*init, s, i, sum);  // row i of C's initial value (unbatched: batch is null)
       if (dot) {
         loop(N, [&](Value* j) {
           b_.CreateStore(fp(0), acc);
           loop(K, [&](Value* k) {
             Value* prod = contract(b_.CreateFMul(load(A.buf, at(A, batch, i, k)), load(B.buf, at(B, batch, k, j))));
-            Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
-            contract(sum)->setHasAllowReassoc(true);
-            b_.CreateStore(sum, acc);
+            Value* total = combine(Op::Sum, b_.CreateLoad(t_, acc), prod);
+            contract(total)->setHasAllowReassoc(true);
+            b_.CreateStore(total, acc);
           });
           Value* c_at = at(C, batch, i, j);
           Value* r = b_.CreateFMul(alpha, b_.CreateLoad(t_, acc));

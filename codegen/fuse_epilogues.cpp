@@ -1,6 +1,9 @@
 // GEMM epilogues: relu' read from relu's output, single-reader temps computed
-// inside their reader, and bias, relu and mask moved into the GEMM.
+// inside their reader, and bias, relu and mask moved into the GEMM; sums
+// moved into the loop initializing a GEMM's C.
 #include "codegen/fuse_epilogues.h"
+
+#include <algorithm>
 
 namespace nabla::codegen {
 namespace {
@@ -92,7 +95,86 @@ size_t epilogue_gemm(const Program& p, size_t r, int gbuf) {
   return gi;
 }
 
+// The buffers step `s` writes.
+bool writes(const Step& s, int buf) { return buf >= 0 && (s.out == buf || (s.kind == StepKind::Gemm && s.c.buf == buf)); }
+
+bool reads(const Step& s, int buf) {
+  bool r = false;
+  for_each_read(s, [&](int b) { r = r || b == buf; });
+  return r;
+}
+
+// Whether step `a` may run after step `b` that now follows it (or before
+// `b` that now precedes it): neither writes what the other reads or writes.
+bool commute(const Step& a, const Step& b) {
+  bool ok = true;
+  auto check = [&](const Step& x, const Step& y) {
+    for_each_read(x, [&](int buf) { ok = ok && !writes(y, buf); });
+    for (int w : {x.out, x.kind == StepKind::Gemm ? x.c.buf : -1}) ok = ok && (w < 0 || !writes(y, w));
+  };
+  check(a, b);
+  check(b, a);
+  return ok;
+}
+
+// The order that puts sum step r just before init step q (initializes_gemm)
+// and the steps between that use its value (directly or through each
+// other) just after q's GEMM, keeping every other step's place; empty when
+// a moved step does not commute with a step it moves past.
+std::vector<size_t> sum_into_init_order(const Program& p, size_t r, size_t q) {
+  const auto& steps = p.steps;
+  std::vector<size_t> dependent, stay;
+  std::vector<int> values{steps[r].out};
+  for (size_t j = r + 1; j < q; ++j) {
+    bool uses = false;
+    for (int v : values) uses = uses || reads(steps[j], v);
+    if (uses) {
+      dependent.push_back(j);
+      values.push_back(steps[j].out);
+    } else {
+      stay.push_back(j);
+    }
+  }
+  // The sum moves past the steps that stay; the dependents past those
+  // after them, the init and the GEMM.
+  for (size_t j : stay)
+    if (!commute(steps[r], steps[j])) return {};
+  for (size_t d : dependent) {
+    for (size_t j = d + 1; j <= q + 1; ++j)
+      if (std::find(dependent.begin(), dependent.end(), j) == dependent.end() && !commute(steps[d], steps[j])) return {};
+  }
+  std::vector<size_t> order;
+  for (size_t j = 0; j < r; ++j) order.push_back(j);
+  order.insert(order.end(), stay.begin(), stay.end());
+  for (size_t j : {r, q, q + 1}) order.push_back(j);
+  order.insert(order.end(), dependent.begin(), dependent.end());
+  for (size_t j = q + 2; j < steps.size(); ++j) order.push_back(j);
+  return order;
+}
+
 }  // namespace
+
+void sums_into_inits(Program& p) {
+  for (size_t r = 0; r < p.steps.size(); ++r) {
+    if (p.steps[r].kind != StepKind::Reduce || sum_fuses_into_init(p, r)) continue;
+    for (size_t q = r + 1; q + 1 < p.steps.size(); ++q) {
+      // Only into an init reading what the sum reads (W's own decay): a
+      // pass saved, not one moved.
+      bool shared = false;
+      for_each_read(p.steps[r], [&](int buf) { shared = shared || reads(p.steps[q], buf); });
+      if (!shared || !initializes_gemm(p, q)) continue;
+      std::vector<size_t> order = sum_into_init_order(p, r, q);
+      if (order.empty()) continue;
+      Program moved = p;
+      for (size_t j = 0; j < order.size(); ++j) moved.steps[j] = p.steps[order[j]];
+      const size_t at = static_cast<size_t>(std::find(order.begin(), order.end(), r) - order.begin());
+      if (!sum_fuses_into_init(moved, at)) continue;
+      p = std::move(moved);
+      --r;  // the step now at r is one that stayed
+      break;
+    }
+  }
+}
 
 void relu_grad_from_output(Program& p) {
   auto& steps = p.steps;

@@ -2,6 +2,8 @@
 // `relu(W @ x + b)` from three passes over its activations (the GEMM writes
 // W x, a loop adds b, relu is stored while z is kept for the backward pass)
 // into one, the bias and activation applied as the GEMM stores its tiles.
+// And one prologue: a weight's norm computed in the loop that initializes
+// its gradient's GEMM.
 #pragma once
 
 #include "codegen/program.h"
@@ -23,5 +25,14 @@ void inline_temps(Program& p);
 // applies the bias and relu itself (Step::bias, relu); likewise a step
 // `(X > 0) * G` (relu' in the backward pass) becomes a mask (Step::mask).
 void fuse_gemm_epilogues(Program& p);
+
+// A sum over a whole matrix (a weight's squared Frobenius norm, ||W||^2 in
+// the loss) moves to just before the step initializing a GEMM's C over the
+// same matrix (`lambda W` before `+ Delta^T X / n`, the SGD step's decay),
+// and the steps using the sum (the loss) to just after that GEMM, where
+// nothing moved past conflicts: the init's loop then computes the sum as it
+// reads W (sum_fuses_into_init), and W is read once instead of twice. At
+// batch 1 the MLP's gradient and step are passes over the weights.
+void sums_into_inits(Program& p);
 
 }  // namespace nabla::codegen

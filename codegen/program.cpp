@@ -2,6 +2,7 @@
 // make a program from a KernelSpec, run in order from one list.
 #include "codegen/program.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -123,6 +124,39 @@ std::string Program::str() const {
   return out.str();
 }
 
+bool initializes_gemm(const Program& p, size_t i) {
+  if (i + 1 >= p.steps.size()) return false;
+  const Step &init = p.steps[i], &g = p.steps[i + 1];
+  if (init.kind != StepKind::Elementwise || init.batched || g.kind != StepKind::Gemm || !g.accumulate ||
+      g.gemm_batched || g.c.buf != init.out || g.m.times_n || g.n.times_n || g.c.col_stride != 1 ||
+      g.c.row_stride != g.n.value || init.shape != Shape{g.m.value, g.n.value} || g.a.buf == init.out ||
+      g.b.buf == init.out)
+    return false;
+  const std::vector<int64_t> rm = row_major(init.shape);
+  for (const Expr& e : init.exprs)
+    if (e.kind == Expr::Kind::Load && e.access.buf == init.out && e.access.strides != rm) return false;
+  return true;
+}
+
+bool sum_fuses_into_init(const Program& p, size_t i) {
+  if (!initializes_gemm(p, i + 1)) return false;
+  const Step &sum = p.steps[i], &init = p.steps[i + 1], &g = p.steps[i + 2];
+  if (sum.kind != StepKind::Reduce || sum.op != ir::Op::Sum || sum.batched || sum.shape != init.shape ||
+      std::find(sum.reduced.begin(), sum.reduced.end(), false) != sum.reduced.end())
+    return false;
+  const std::vector<int64_t> rm = row_major(sum.shape);
+  for (const Expr& e : sum.exprs) {
+    if (e.kind != Expr::Kind::Load) continue;
+    const bool scalar = std::all_of(e.access.strides.begin(), e.access.strides.end(), [](int64_t s) { return s == 0; });
+    const Buffer& b = p.buffers[static_cast<size_t>(e.access.buf)];
+    if (b.batched || e.access.batch_stride != 0 || e.access.buf == sum.out) return false;
+    if (!(e.access.strides == rm && b.shape == sum.shape) && !(scalar && e.access.buf != init.out)) return false;
+  }
+  bool reads_sum = false;
+  for (const Step* s : {&init, &g}) for_each_read(*s, [&](int buf) { reads_sum = reads_sum || buf == sum.out; });
+  return !reads_sum && sum.out != init.out;
+}
+
 namespace {
 
 // SgdStep: true when no step reads a param after the step that first writes
@@ -166,6 +200,7 @@ const Pass kPasses[] = {
     {"relu-grad-from-output", [](Program& p, const Request&) { relu_grad_from_output(p); }},
     {"inline-temps", [](Program& p, const Request&) { inline_temps(p); }},
     {"gemm-epilogues", [](Program& p, const Request&) { fuse_gemm_epilogues(p); }},
+    {"sums-into-inits", [](Program& p, const Request&) { sums_into_inits(p); }},
     {"plan-buffers", [](Program& p, const Request&) { plan_buffers(p); }},
 };
 

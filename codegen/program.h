@@ -204,6 +204,22 @@ std::string step_str(const Step& s);
 // Row-major (C order) strides of a shape, in elements.
 std::vector<int64_t> row_major(const Shape& s);
 
+// Step i writes the matrix that GEMM step i + 1 accumulates onto (the
+// weight gradient's `lambda W + Delta^T X / n`, the SGD step's decay
+// before its update), over the same [M, N] row-major, reading that matrix
+// only at the element it writes: the emitter computes it with the GEMM,
+// row by row where the GEMM runs plain loops.
+bool initializes_gemm(const Program& p, size_t i);
+
+// Step i is a sum over all of an unbatched [M, N] (a weight's squared
+// Frobenius norm in the loss) that reads every buffer at the element of
+// its index or as a scalar, and step i + 1 initializes the GEMM i + 2 over
+// the same [M, N] (initializes_gemm) without reading the sum: the
+// initializing loop computes the sum as it goes (sums_into_inits), one
+// pass over the weight instead of two. Reading the matrix the init writes
+// is allowed at the same element: the sum reads it before the store.
+bool sum_fuses_into_init(const Program& p, size_t i);
+
 // The programs of one module (each optional).
 struct ProgramSet {
   std::optional<Program> forward, grad, sgd;

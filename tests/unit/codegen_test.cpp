@@ -15,6 +15,8 @@
 #include "driver/load.h"
 #include "codegen/cache.h"
 #include "codegen/kernels.h"
+#include "codegen/fuse_epilogues.h"
+#include "codegen/program.h"
 #include "frontend/lower.h"
 #include "ir/differentiate.h"
 #include "ir/print.h"
@@ -277,6 +279,87 @@ TEST(Codegen, SgdStepReadsOldParams) {
   }
 }
 
+// sums_into_inits moves a weight's squared norm to the loop of the
+// weight's decay and the loss after the GEMM; not when a step using the sum
+// must run before that GEMM (it writes the GEMM's operand).
+TEST(Codegen, SumMovesIntoTheInitOfItsWeightsGemm) {
+  using codegen::Access;
+  using codegen::BufKind;
+  using codegen::Expr;
+  using codegen::Step;
+  using codegen::StepKind;
+  auto load = [](int buf, std::vector<int64_t> strides, int64_t batch_stride = 0) {
+    Expr e;
+    e.kind = Expr::Kind::Load;
+    e.access = Access{buf, batch_stride, std::move(strides)};
+    return e;
+  };
+  auto apply = [](ir::Op op, std::vector<int> args) {
+    Expr e;
+    e.kind = Expr::Kind::Apply;
+    e.op = op;
+    e.args = std::move(args);
+    return e;
+  };
+  auto constant = [](double v) {
+    Expr e;
+    e.value = v;
+    return e;
+  };
+  for (const bool conflict : {false, true}) {
+    codegen::Program p;
+    p.dtype = ir::DType::F64;
+    // %0 W [4, 3], %1 the sum, %2 the loss, %3 W's gradient, %4 A [n][4], %5 B [n][3]
+    p.buffers = {{BufKind::Param, 0, false, Shape{4, 3}, "W"}, {BufKind::Temp, 0, false, Shape{}, "t1"},
+                 {BufKind::Loss, 0, false, Shape{}, "loss"},    {BufKind::Grad, 0, false, Shape{4, 3}, "G"},
+                 {BufKind::Temp, 0, true, Shape{4}, "t4"},      {BufKind::Input, 0, true, Shape{3}, "x"}};
+    Step sum;
+    sum.kind = StepKind::Reduce;
+    sum.op = ir::Op::Sum;
+    sum.out = 1;
+    sum.shape = Shape{4, 3};
+    sum.reduced = {true, true};
+    sum.exprs = {load(0, {3, 1}), constant(2), apply(ir::Op::Pow, {0, 1})};
+    sum.root = 2;
+    Step use;  // the loss, or (conflict) the GEMM's operand A
+    use.out = conflict ? 4 : 2;
+    use.batched = conflict;
+    use.shape = conflict ? Shape{4} : Shape{};
+    use.exprs = {load(1, conflict ? std::vector<int64_t>{0} : std::vector<int64_t>{}), constant(0.5),
+                 apply(ir::Op::Mul, {0, 1})};
+    use.root = 2;
+    Step init;
+    init.out = 3;
+    init.shape = Shape{4, 3};
+    init.exprs = {constant(0.1), load(0, {3, 1}), apply(ir::Op::Mul, {0, 1})};
+    init.root = 2;
+    Step gemm;
+    gemm.kind = StepKind::Gemm;
+    gemm.out = 3;
+    gemm.a = {4, 4, 1, 4};  // A^T: [4, n]
+    gemm.b = {5, 3, 3, 1};
+    gemm.c = {3, 0, 3, 1};
+    gemm.m = {4, false};
+    gemm.n = {3, false};
+    gemm.kdim = {1, true};
+    gemm.accumulate = true;
+    p.steps = {sum, use, init, gemm};
+    ASSERT_TRUE(codegen::initializes_gemm(p, 2));
+    const std::string before = p.str();
+    codegen::sums_into_inits(p);
+    if (conflict) {
+      EXPECT_EQ(p.str(), before);
+      continue;
+    }
+    ASSERT_EQ(p.steps.size(), 4u);
+    EXPECT_EQ(p.steps[0].out, 1);
+    EXPECT_EQ(p.steps[1].out, 3);
+    EXPECT_EQ(p.steps[2].kind, StepKind::Gemm);
+    EXPECT_EQ(p.steps[3].out, 2);
+    EXPECT_TRUE(codegen::sum_fuses_into_init(p, 0)) << p.str();
+  }
+}
+
 // GEMMs large enough for the cache-blocked loop nest, with edges in every
 // dimension (rows, columns not multiples of the tile; K beyond one block):
 // the forward x W^T (NT), W2^T @ delta (NN) and the batch-reducing weight
@@ -433,10 +516,10 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     }
   };
   // Sizes: hidden 200 (the GEMMs' column and row splits), 256 x 300 (the
-  // norm of W1 in the loss, 76,800 elements, summed by rows on the
-  // threads, and W1's decay on the threads before its gradient's GEMM),
-  // 1024 x 1100 (at batches of 1 and 3, W1's rank-k update in plain loops,
-  // its rows on the threads).
+  // norm of W1 in the loss, 76,800 elements, summed by rows on the threads
+  // in W1's decay before its gradient's GEMM), 1024 x 1100 (at batches of
+  // 1 and 3, W1's decay, norm and rank-k update in plain loops, its rows
+  // on the threads).
   struct Size {
     int64_t in, hidden;
     std::vector<int64_t> batches;
@@ -459,8 +542,15 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     if (hid != 200)
       spec.loss = c.make(ir::Op::Add, {spec.loss, c.make(ir::Op::Mul, {c.constant(1e-3), c.make(ir::Op::Sum, {c.make(ir::Op::Mul, {w1, w1})})})});
     spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+    if (hid != 200) {  // the norm is summed in the loop of W1's decay
+      const codegen::Program g = codegen::build_program(spec, codegen::KernelKind::Gradient, dt);
+      bool fused = false;
+      for (size_t i = 0; i < g.steps.size(); ++i) fused = fused || codegen::sum_fuses_into_init(g, i);
+      ASSERT_TRUE(fused) << g.str();
+    }
     codegen::KernelOptions options;
     options.use_cache = false;
+    options.sgd = true;
     std::string error;
     auto k = codegen::compile_kernels(spec, dt, options, &error);
     ASSERT_TRUE(k) << error;
@@ -498,6 +588,20 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
           k->grad_par(in.ptrs.data(), nullptr, par.ptrs.data(), &l2, p2.data(), n, w, &runner);
           ASSERT_EQ(l1, l2);
           for (size_t i = 0; i < g1.size(); ++i) ASSERT_EQ(g1[i], g2[i]) << "gradient " << i << ", n " << n << ", tasks " << tasks;
+          // The SGD step (decay, norm and update of each weight by rows), on copies of the params.
+          Converted<T> q1(b.params), q2(b.params);
+          std::vector<char> ws2(static_cast<size_t>(k->sgd_workspace(n)) + 64);
+          void* sgd_ws = reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(ws2.data()) + 63) / 64 * 64);
+          const T rate = T(0.05);
+          std::vector<void*> m1, m2;
+          for (size_t i = 0; i < q1.data.size(); ++i) {
+            m1.push_back(q1.data[i].data());
+            m2.push_back(q2.data[i].data());
+          }
+          k->sgd(in.ptrs.data(), nullptr, m1.data(), &l1, &rate, n, sgd_ws);
+          k->sgd_par(in.ptrs.data(), nullptr, m2.data(), &l2, &rate, n, sgd_ws, &runner);
+          ASSERT_EQ(l1, l2) << "SGD step's loss";
+          ASSERT_EQ(q1.data, q2.data) << "SGD step, n " << n << ", tasks " << tasks;
         };
         // Concurrent tasks race only sometimes: several calls.
         for (int rep = 0; rep < (tasks > 0 ? 1 : 4); ++rep) {
