@@ -27,13 +27,17 @@ std::unique_ptr<llvm::Module> emit_support_module(llvm::LLVMContext& context, ir
 }
 
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
-                                          const ProgramSet& programs, const EmitTarget& target) {
+                                          const ProgramSet& programs, const EmitTarget& target,
+                                          KernelPiece piece) {
+  NABLA_ASSERT(piece.count == 1 || (programs.forward.has_value() + programs.grad.has_value() +
+                                    programs.sgd.has_value()) == 1,
+               "a kernel in pieces is one kernel's module");
   auto module = std::make_unique<llvm::Module>(prefix, context);
   if (!target.triple.empty()) module->setTargetTriple(target.triple);
   auto emit = [&](const std::optional<Program>& program, const std::string& name, bool gradient, bool sgd) {
     if (!program) return;
-    emit_kernel(*module, *program, target, prefix + name, gradient, sgd);
-    emit_workspace_function(*module, *program, target, prefix + name + "_workspace");
+    emit_kernel(*module, *program, target, prefix + name, gradient, sgd, piece);
+    if (piece.index == 0) emit_workspace_function(*module, *program, target, prefix + name + "_workspace");
   };
   emit(programs.forward, "_forward", false, false);
   emit(programs.grad, "_grad", true, false);

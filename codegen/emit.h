@@ -31,10 +31,22 @@ struct EmitTarget {
   bool external_gemm = false;
 };
 
+// One of `count` modules a kernel is emitted in, to be compiled at once on
+// several cores (kernels.cpp): the kernel's steps split into `count` runs
+// of whole units. Piece 0 defines the kernel's functions, runs the first
+// run of steps, then calls PREFIX_KERNEL_par.piece<k> for k = 1, 2, ...,
+// which piece k's module defines (external linkage) with the next run.
+// Values never cross units in registers, so the pieces share only memory.
+struct KernelPiece {
+  int index = 0, count = 1;
+};
+
 // A module defining PREFIX_forward, PREFIX_grad and PREFIX_sgd_step (each
-// when `programs` has its program), each with its PREFIX_*_workspace.
+// when `programs` has its program), each with its PREFIX_*_workspace; or,
+// of one kernel, the piece `piece` (the workspace function in piece 0).
 std::unique_ptr<llvm::Module> emit_module(llvm::LLVMContext& context, const std::string& prefix,
-                                          const ProgramSet& programs, const EmitTarget& target);
+                                          const ProgramSet& programs, const EmitTarget& target,
+                                          KernelPiece piece = {});
 
 // The GEMM functions every model's kernels call (nabla_gemm_<dtype>,
 // nabla_gemm_dot_<dtype>), defined with external linkage.

@@ -22,25 +22,33 @@ public:
   KernelEmitter(llvm::Module& module, const Program& program, const EmitTarget& target)
       : StepEmitter(module, program, target) {}
 
-  void emit_kernel(const std::string& name, bool gradient, bool sgd) {
-    declare(name, gradient);
+  void emit_kernel(const std::string& name, bool gradient, bool sgd, KernelPiece piece) {
     gradient_kernel_ = gradient;
+    sgd_kernel_ = sgd;
+    if (piece.index > 0) {  // NAME_par.piece<k>: its run of the steps
+      f_ = llvm::Function::Create(kernel_type(gradient, true), llvm::Function::ExternalLinkage,
+                                  piece_name(name, piece.index), m_);
+      kernel_attributes(f_);
+      entry_ = llvm::BasicBlock::Create(c_, "entry", f_);
+      b_.SetInsertPoint(entry_);
+      const Arguments args = arguments(gradient, sgd);
+      par_ = f_->getArg(f_->arg_size() - 1);
+      prepare(args);
+      emit_steps(piece, name);
+      b_.CreateRetVoid();
+      return;
+    }
+    declare(name, gradient);
     auto* entry = llvm::BasicBlock::Create(c_, "entry", f_);
     auto* body = llvm::BasicBlock::Create(c_, "body", f_);
     auto* done = llvm::BasicBlock::Create(c_, "done", f_);
     b_.SetInsertPoint(entry);
     entry_ = entry;
-    sgd_kernel_ = sgd;
     const Arguments args = arguments(gradient, sgd);
     b_.CreateCondBr(b_.CreateICmpSLT(n_, i64(1)), done, body);
     b_.SetInsertPoint(body);
-    make_alias_scopes();
-    if (p_.steps.size() <= kOutlineAbove)  // else each part computes its own (outline)
-      for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
-    last_read_.assign(p_.buffers.size(), -1);
-    for (size_t i = 0; i < p_.steps.size(); ++i)
-      for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
-    emit_steps();
+    prepare(args);
+    emit_steps(piece, name);
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
     b_.CreateRetVoid();
@@ -59,31 +67,41 @@ public:
 private:
   // --- the kernel's functions and arguments -------------------------------------
 
-  // NAME_par (f_, whose body the steps are), and NAME calling it with a null
-  // runner.
-  void declare(const std::string& name, bool gradient) {
+  // The kernel's signature (abi.h), with the runner when `par`.
+  llvm::FunctionType* kernel_type(bool gradient, bool par) {
     std::vector<llvm::Type*> args = gradient
         ? std::vector<llvm::Type*>{ptr_, ptr_, ptr_, ptr_, ptr_, i64_, ptr_}
         : std::vector<llvm::Type*>{ptr_, ptr_, ptr_, i64_, ptr_};
-    auto* fty = llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
-    llvm::Function* plain = llvm::Function::Create(fty, llvm::Function::ExternalLinkage, name, m_);
+    if (par) args.push_back(ptr_);
+    return llvm::FunctionType::get(llvm::Type::getVoidTy(c_), args, false);
+  }
+
+  static std::string piece_name(const std::string& name, int k) { return name + "_par.piece" + std::to_string(k); }
+
+  // A function of the kernel's body (NAME_par, a piece, a part): one copy,
+  // distinct arguments.
+  void kernel_attributes(llvm::Function* f) {
+    set_attributes(f);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    for (auto& a : f->args())
+      if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+  }
+
+  // NAME_par (f_, whose body the steps are), and NAME calling it with a null
+  // runner.
+  void declare(const std::string& name, bool gradient) {
+    llvm::Function* plain = llvm::Function::Create(kernel_type(gradient, false), llvm::Function::ExternalLinkage, name, m_);
     set_attributes(plain);
     for (auto& a : plain->args())
       if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
-    std::vector<llvm::Type*> par_args = args;
-    par_args.push_back(ptr_);
-    f_ = llvm::Function::Create(llvm::FunctionType::get(llvm::Type::getVoidTy(c_), par_args, false),
-                                llvm::Function::ExternalLinkage, name + "_par", m_);
+    f_ = llvm::Function::Create(kernel_type(gradient, true), llvm::Function::ExternalLinkage, name + "_par", m_);
     llvm::IRBuilder<> w(llvm::BasicBlock::Create(c_, "entry", plain));
     std::vector<Value*> pass;
     for (auto& a : plain->args()) pass.push_back(&a);
     pass.push_back(llvm::ConstantPointerNull::get(ptr_));
     w.CreateCall(f_, pass);
     w.CreateRetVoid();
-    set_attributes(f_);
-    f_->addFnAttr(llvm::Attribute::NoInline);  // one copy of the body, not two
-    for (auto& a : f_->args())
-      if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+    kernel_attributes(f_);  // one copy of the body, not two
     par_ = f_->getArg(f_->arg_size() - 1);
   }
 
@@ -110,6 +128,17 @@ private:
       a.ws = f_->getArg(4);
     }
     return a;
+  }
+
+  // The memory regions and alias scopes, the buffers' addresses (unless
+  // parts compute their own) and each buffer's last reader.
+  void prepare(const Arguments& args) {
+    make_alias_scopes();
+    if (p_.steps.size() <= kOutlineAbove)  // else each part computes its own (outline)
+      for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
+    last_read_.assign(p_.buffers.size(), -1);
+    for (size_t i = 0; i < p_.steps.size(); ++i)
+      for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
   }
 
   // Where a buffer is: an argument array's element, or its place in the
@@ -159,8 +188,10 @@ private:
 
   // The steps, in units emitted together: a GEMM with the step that
   // initializes its C (and a sum that loop computes), a run of fused
-  // elementwise steps, or one step.
-  void emit_steps() {
+  // elementwise steps, or one step. Of a kernel in pieces, the units of
+  // `piece` (runs of about equal steps), and in piece 0 the calls of the
+  // other pieces after them.
+  void emit_steps(KernelPiece piece, const std::string& name) {
     std::vector<std::pair<size_t, size_t>> units;  // [begin, end) of steps
     for (size_t i = 0; i < p_.steps.size();) {
       const size_t end = sum_fuses_into_init(p_, i)                 ? i + 3
@@ -170,15 +201,32 @@ private:
       units.emplace_back(i, end);
       i = end;
     }
+    if (piece.count > 1) {
+      // Unit u goes to the piece its first step falls in, of `count` equal runs of steps.
+      std::vector<std::pair<size_t, size_t>> mine;
+      const size_t steps = p_.steps.size(), count = static_cast<size_t>(piece.count);
+      for (const auto& u : units)
+        if (static_cast<int>(u.first * count / steps) == piece.index) mine.push_back(u);
+      units = std::move(mine);
+    }
     if (p_.steps.size() <= kOutlineAbove) {
       for (const auto& u : units) emit_unit(u.first, u.second);
-      return;
+    } else {
+      // A large kernel: its units in functions of about kPartSteps steps each,
+      // which LLVM optimizes and compiles in time linear in their number (one
+      // function of all the steps took it time growing faster than the
+      // model: a chain of 128 tanh layers, 8.7 s).
+      outline(units);
     }
-    // A large kernel: its units in functions of about kPartSteps steps each,
-    // which LLVM optimizes and compiles in time linear in their number (one
-    // function of all the steps took it time growing faster than the
-    // model: a chain of 128 tanh layers, 8.7 s).
-    outline(units);
+    if (piece.index != 0) return;
+    std::vector<Value*> args;
+    for (auto& a : f_->args()) args.push_back(&a);
+    for (int k = 1; k < piece.count; ++k) {
+      llvm::Function* f = llvm::Function::Create(f_->getFunctionType(), llvm::Function::ExternalLinkage,
+                                                 piece_name(name, k), m_);
+      kernel_attributes(f);
+      b_.CreateCall(f, args);
+    }
   }
 
   void emit_unit(size_t begin, size_t end) {
@@ -252,10 +300,7 @@ private:
       last = std::max(last, u + 1);
       llvm::Function* f = llvm::Function::Create(f_->getFunctionType(), llvm::Function::InternalLinkage,
                                                  f_->getName() + ".part" + std::to_string(part), m_);
-      set_attributes(f);
-      f->addFnAttr(llvm::Attribute::NoInline);
-      for (auto& a : f->args())
-        if (a.getType()->isPointerTy()) a.addAttr(llvm::Attribute::NoAlias);
+      kernel_attributes(f);
       b_.CreateCall(f, args);
       // Emit the part with the function-level state its own.
       FunctionState saved = enter(f);
@@ -836,8 +881,8 @@ private:
 }  // namespace
 
 void emit_kernel(llvm::Module& module, const Program& program, const EmitTarget& target, const std::string& name,
-                 bool gradient, bool sgd) {
-  KernelEmitter(module, program, target).emit_kernel(name, gradient, sgd);
+                 bool gradient, bool sgd, KernelPiece piece) {
+  KernelEmitter(module, program, target).emit_kernel(name, gradient, sgd, piece);
 }
 
 void emit_workspace_function(llvm::Module& module, const Program& program, const EmitTarget& target,

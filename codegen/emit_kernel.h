@@ -14,8 +14,9 @@ namespace nabla::codegen {
 // (inputs, labels, params, loss, grads, n, ws) when `gradient`, or
 // (inputs, labels, params, loss, rate, n, ws) when `sgd` (params updated in
 // place); NAME_par takes the parallel runner too, and NAME calls it with null.
+// Of a kernel in pieces (KernelPiece), the functions of piece `piece`.
 void emit_kernel(llvm::Module& module, const Program& program, const EmitTarget& target, const std::string& name,
-                 bool gradient, bool sgd);
+                 bool gradient, bool sgd, KernelPiece piece = {});
 
 // NAME(n): the bytes of workspace the program needs for a batch of n.
 void emit_workspace_function(llvm::Module& module, const Program& program, const EmitTarget& target,

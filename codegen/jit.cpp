@@ -209,14 +209,14 @@ std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTi
 }
 
 std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs, const EmitTarget& for_target,
-                    CompileTimes* times, bool external_gemm) {
+                    CompileTimes* times, bool external_gemm, KernelPiece piece) {
   EmitTarget target = for_target;
   target.external_gemm = external_gemm;
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;
   {
     Timer t(times ? &times->emit : nullptr);
-    module = emit_module(context, prefix, programs, target);
+    module = emit_module(context, prefix, programs, target, piece);
   }
   return finish(what, *module, target, times);
 }

@@ -38,9 +38,10 @@ enum class Artifact { LLVM, Asm, Object };
 // The optimized module as LLVM IR text, assembly, or an ELF object. `prefix`
 // names the functions (prefix_forward, prefix_grad, ...).
 // `external_gemm`: the GEMM functions are left to the support object (the JIT
-// loads it beside); objects for users (AOT) define them.
+// loads it beside); objects for users (AOT) define them. `piece`: of one
+// kernel's program, that piece's module (emit.h).
 std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs, const EmitTarget& target,
-                    CompileTimes* times = nullptr, bool external_gemm = false);
+                    CompileTimes* times = nullptr, bool external_gemm = false, KernelPiece piece = {});
 
 // The support object: the GEMM functions for one element type on `target`.
 std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTimes* times = nullptr);

@@ -87,28 +87,55 @@ std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target
 
 namespace {
 
-// The programs of `all`, one kernel each (forward, gradient, SGD step): the
-// units compiled apart, in parallel, and cached apart.
-std::vector<ProgramSet> one_kernel_each(const ProgramSet& all) {
-  std::vector<ProgramSet> units;
-  if (all.forward) units.push_back(ProgramSet{all.forward, std::nullopt, std::nullopt});
-  if (all.grad) units.push_back(ProgramSet{std::nullopt, all.grad, std::nullopt});
-  if (all.sgd) units.push_back(ProgramSet{std::nullopt, std::nullopt, all.sgd});
+// One object to compile: one kernel's program, or a piece of it.
+struct Unit {
+  ProgramSet programs;
+  KernelPiece piece;
+  size_t steps = 0;  // the kernel's steps in this piece, about
+};
+
+size_t cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// A kernel of at least 2 * kPieceSteps steps compiles in pieces, one per
+// core at most (the MLP's gradient kernel, 29 steps, in two: its object
+// alone took 100 ms of the MLP's 110 ms cold compile on 2 cores; the
+// forward kernel, 4 steps, compiled beside it in 40). Fewer steps a piece
+// save less than a module's fixed cost; each piece compiles its own copy
+// of the shared units it calls (emit_kernel.cpp), so no more pieces than
+// cores.
+constexpr size_t kPieceSteps = 8;
+
+// The programs of `all`, one kernel each (forward, gradient, SGD step), a
+// large kernel in pieces: the units compiled apart, in parallel, and
+// cached apart.
+std::vector<Unit> compile_units_of(const ProgramSet& all) {
+  std::vector<Unit> units;
+  auto add = [&](ProgramSet one, const Program& p) {
+    const int count = static_cast<int>(std::clamp<size_t>(p.steps.size() / kPieceSteps, 1, cores()));
+    for (int k = 0; k < count; ++k)
+      units.push_back(Unit{one, KernelPiece{k, count}, p.steps.size() / static_cast<size_t>(count)});
+  };
+  if (all.forward) add(ProgramSet{all.forward, std::nullopt, std::nullopt}, *all.forward);
+  if (all.grad) add(ProgramSet{std::nullopt, all.grad, std::nullopt}, *all.grad);
+  if (all.sgd) add(ProgramSet{std::nullopt, std::nullopt, all.sgd}, *all.sgd);
   return units;
 }
 
 // Compiles units[i] for each i of `todo` into objects[i], on up to as many
-// threads as the machine has cores (each unit its own LLVM context); the
-// LLVM times of all units add up in `times`.
-void compile_units(const std::vector<ProgramSet>& units, const std::vector<size_t>& todo, const EmitTarget& target,
+// threads as the machine has cores (each unit its own LLVM context), the
+// units of most steps first; the LLVM times of all units add up in `times`.
+void compile_units(const std::vector<Unit>& units, std::vector<size_t> todo, const EmitTarget& target,
                    std::vector<std::optional<std::string>>& objects, CompileTimes* times) {
+  std::stable_sort(todo.begin(), todo.end(), [&](size_t a, size_t b) { return units[a].steps > units[b].steps; });
   std::vector<CompileTimes> each(units.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < todo.size();)
-      objects[todo[j]] = compile(Artifact::Object, kJitPrefix, units[todo[j]], target, &each[todo[j]], true);
+    for (size_t j; (j = next.fetch_add(1)) < todo.size();) {
+      const Unit& u = units[todo[j]];
+      objects[todo[j]] = compile(Artifact::Object, kJitPrefix, u.programs, target, &each[todo[j]], true, u.piece);
+    }
   };
-  const size_t threads = std::min<size_t>(todo.size(), std::max(1u, std::thread::hardware_concurrency()));
+  const size_t threads = std::min<size_t>(todo.size(), cores());
   std::vector<std::thread> pool;
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
   work();
@@ -138,9 +165,11 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   // One object per kernel: LLVM's time grows faster than a function's size,
   // kernels are independent (they share only the support object's GEMMs and
   // libm), and apart they compile on several cores and are cached apart.
-  const std::vector<ProgramSet> units = one_kernel_each(programs);
+  const std::vector<Unit> units = compile_units_of(programs);
   t0 = std::chrono::steady_clock::now();
-  for (const ProgramSet& u : units) k.keys.push_back(cache_key(key_material(u, kJitPrefix, *target)));
+  for (const Unit& u : units)
+    k.keys.push_back(cache_key(key_material(u.programs, kJitPrefix, *target) + "piece " +
+                               std::to_string(u.piece.index) + " of " + std::to_string(u.piece.count) + "\n"));
   k.hash_seconds = since(t0);
   const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   std::vector<std::optional<std::string>> objects(units.size());

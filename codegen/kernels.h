@@ -45,7 +45,7 @@ struct CompiledKernels {
   bool support_cached = false;
   bool support_shipped = false;  // from the build (shipped_support_dir)
   CompileTimes support_times;
-  std::vector<std::string> keys;  // the cache entries of the kernels, one each (forward, gradient, SGD step)
+  std::vector<std::string> keys;  // the cache entries of the objects: one per kernel, or per piece of one (emit.h)
 };
 
 // Each kernel's program after each pass (build_program's `trace`).

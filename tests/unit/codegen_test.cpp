@@ -169,6 +169,40 @@ TEST(Codegen, RandomExpressionsMatchTheInterpreter) {
 
 // The gradient kernel: batch means of random losses' gradients, through the
 // GEMM-over-the-batch and linear patterns and the BatchMean fallback.
+// The interpreter's loss and gradients, each the mean over the batch.
+std::vector<std::vector<double>> interpreter_means(const KernelSpec& spec, const Batch& b) {
+  std::vector<const Node*> roots{spec.loss};
+  roots.insert(roots.end(), spec.gradients.begin(), spec.gradients.end());
+  std::vector<std::vector<double>> mean(roots.size());
+  for (int64_t s = 0; s < b.n; ++s) {
+    const auto ref = ir::interpret(roots, sample_values(spec, b, s));
+    for (size_t r = 0; r < roots.size(); ++r) {
+      mean[r].resize(ref[r].data.size());
+      for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / static_cast<double>(b.n);
+    }
+  }
+  return mean;
+}
+
+// The gradient kernel's loss and gradients equal the interpreter's means over the batch.
+void expect_grad_is_batch_mean(const KernelSpec& spec, const codegen::CompiledKernels& k, const Batch& b,
+                               const std::string& what) {
+  Converted<double> in(b.inputs), par(b.params);
+  double loss = 0;
+  std::vector<std::vector<double>> g;
+  std::vector<void*> gp;
+  for (const Node* p : spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
+  for (auto& v : g) gp.push_back(v.data());
+  std::vector<double> ws(static_cast<size_t>(k.grad_workspace(b.n)) / 8 + 8);
+  k.grad(in.ptrs.data(), nullptr, par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
+  const std::vector<std::vector<double>> mean = interpreter_means(spec, b);
+  EXPECT_TRUE(finite_close(loss, mean[0][0], 1e-8)) << what << ": " << loss << " vs " << mean[0][0];
+  for (size_t p = 0; p < g.size(); ++p)
+    for (size_t e = 0; e < g[p].size(); ++e)
+      EXPECT_TRUE(finite_close(g[p][e], mean[p + 1][e], 1e-8))
+          << what << ": d/d" << spec.params[p]->name() << "[" << e << "] " << g[p][e] << " vs " << mean[p + 1][e];
+}
+
 TEST(Codegen, GradientKernelsAreBatchMeans) {
   ir::Context c;
   test::RandomIr gen(c, 202);
@@ -184,31 +218,36 @@ TEST(Codegen, GradientKernelsAreBatchMeans) {
     options.use_cache = false;
     auto k = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
     ASSERT_TRUE(k) << error;
-    Converted<double> in(b.inputs), par(b.params);
-    double loss = 0;
-    std::vector<std::vector<double>> g;
-    std::vector<void*> gp;
-    for (const Node* p : spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
-    for (auto& v : g) gp.push_back(v.data());
-    std::vector<double> ws(static_cast<size_t>(k->grad_workspace(b.n)) / 8 + 8);
-    k->grad(in.ptrs.data(), nullptr, par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
-    std::vector<const Node*> roots{spec.loss};
-    roots.insert(roots.end(), spec.gradients.begin(), spec.gradients.end());
-    std::vector<std::vector<double>> mean(roots.size());
-    for (int64_t s = 0; s < b.n; ++s) {
-      const auto ref = ir::interpret(roots, sample_values(spec, b, s));
-      for (size_t r = 0; r < roots.size(); ++r) {
-        mean[r].resize(ref[r].data.size());
-        for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / static_cast<double>(b.n);
-      }
-    }
-    EXPECT_TRUE(finite_close(loss, mean[0][0], 1e-8)) << ir::print_text(f) << ": " << loss << " vs " << mean[0][0];
-    for (size_t p = 0; p < g.size(); ++p)
-      for (size_t e = 0; e < g[p].size(); ++e)
-        EXPECT_TRUE(finite_close(g[p][e], mean[p + 1][e], 1e-8))
-            << ir::print_text(f) << ": d/d" << spec.params[p]->name() << "[" << e << "] " << g[p][e] << " vs "
-            << mean[p + 1][e];
+    expect_grad_is_batch_mean(spec, *k, b, ir::print_text(f));
   }
+}
+
+// A kernel of many steps compiles in pieces, one module each, at once on
+// the cores (emit.h, KernelPiece): a chain of tanh layers' gradient, whose
+// pieces share only memory, equals the interpreter's.
+TEST(Codegen, LargeKernelsCompileInPieces) {
+  ir::Context c;
+  const Node* h = c.var(ir::VarKind::Input, 0, "x", {6});
+  KernelSpec spec;
+  spec.inputs = {h};
+  for (int i = 0; i < 8; ++i) {
+    const Node* w = c.var(ir::VarKind::Param, i, "W" + std::to_string(i), {6, 6});
+    spec.params.push_back(w);
+    h = c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w, h}));
+  }
+  spec.loss = c.make(ir::Op::Sum, {c.mul(h, h)});
+  spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
+  const size_t steps = codegen::build_program(spec, codegen::KernelKind::Gradient, ir::DType::F64).steps.size();
+  ASSERT_GE(steps, 16u);
+  codegen::KernelOptions options;
+  options.forward = false;
+  options.use_cache = false;
+  std::string error;
+  auto k = codegen::compile_kernels(spec, ir::DType::F64, options, &error);
+  ASSERT_TRUE(k) << error;
+  if (std::thread::hardware_concurrency() >= 2) EXPECT_EQ(k->keys.size(), 2u) << "one object a piece";
+  else std::printf("one core: the kernel compiled whole\n");
+  expect_grad_is_batch_mean(spec, *k, random_batch(spec, 7, 31), "chain of 8 tanh layers");
 }
 
 // The fused SGD step equals one step with the gradient kernel's result,
@@ -429,16 +468,7 @@ void check_gemm_paths(const std::string& cpu) {
       };
       if (dt == ir::DType::F64) run(0.0);
       else run(0.0f);
-      std::vector<const Node*> roots{spec.loss};
-      roots.insert(roots.end(), spec.gradients.begin(), spec.gradients.end());
-      std::vector<std::vector<double>> mean(roots.size());
-      for (int64_t s = 0; s < b.n; ++s) {
-        const auto ref = ir::interpret(roots, sample_values(spec, b, s));
-        for (size_t r = 0; r < roots.size(); ++r) {
-          mean[r].resize(ref[r].data.size());
-          for (size_t e = 0; e < ref[r].data.size(); ++e) mean[r][e] += ref[r].data[e] / static_cast<double>(b.n);
-        }
-      }
+      const std::vector<std::vector<double>> mean = interpreter_means(spec, b);
       EXPECT_TRUE(finite_close(loss, mean[0][0], tol * 10)) << loss << " vs " << mean[0][0];
       for (size_t i = 0; i < np; ++i)
         for (size_t e = 0; e < got[i].size(); ++e)
