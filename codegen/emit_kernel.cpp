@@ -606,7 +606,7 @@ private:
         // A task's rows are whole blocks; an empty task (r0 = r1) has none.
         Value* first = b_.CreateSDiv(r0, i64(kGemmMaxNR));
         Value* count = b_.CreateSelect(b_.CreateICmpSLT(r0, r1), b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), i64(0));
-        loop0(count, [&](Value* k) { b_.CreateStore(fp(0), b_.CreateInBoundsGEP(t_, part, b_.CreateAdd(first, k))); });
+        loop0(count, [&](Value* k) { b_.CreateStore(fp(0), partial_at(part, b_.CreateAdd(first, k))); });
       }
       body(r0, r1, a, rs);
     };
@@ -614,10 +614,19 @@ private:
     if (work) {
       partials = rows_on_threads(used, M, work, alpha, blocks, rows);
     } else {
-      partials = slot(llvm::ArrayType::get(t_, static_cast<uint64_t>(blocks)));
+      partials = slot(llvm::ArrayType::get(t_, static_cast<uint64_t>(blocks * partial_stride())));
       rows(i64(0), M, alpha, partials);
     }
     if (sum) store(sum_blocks(partials, blocks), sum->out, i64(0));
+  }
+
+  // Block b's partial sum: one a cache line (partial_stride elements
+  // apart), so threads adding into their own blocks' partials, once a row,
+  // never write a line another thread writes (they did: the MNIST MLP's
+  // gradient at batch 16 took 146-161 us on 2 threads, 107-129 on 1).
+  int64_t partial_stride() const { return 64 / elem_bytes(); }
+  Value* partial_at(Value* partials, Value* block) {
+    return b_.CreateInBoundsGEP(t_, partials, b_.CreateMul(block, i64(partial_stride())));
   }
 
   // partials[0] + partials[1] + ... in order.
@@ -625,7 +634,7 @@ private:
     llvm::AllocaInst* total = slot(t_);
     b_.CreateStore(fp(0), total);
     loop(blocks, [&](Value* i) {
-      Value* p = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, partials, i));
+      Value* p = b_.CreateLoad(t_, partial_at(partials, i));
       b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, total), p), total);
     }, true);
     return b_.CreateLoad(t_, total);
@@ -638,15 +647,15 @@ private:
   // touches the same rows of C here and in the GEMM function; else one
   // call. The body is emitted in an internal function of (arguments, t)
   // whose buffers, n, M and alpha come in a struct; it may write values of
-  // its rows into the array `partials` of `slots` elements, which is
-  // returned.
+  // its rows into the array `partials` of `slots` partials (partial_at),
+  // which is returned.
   Value* rows_on_threads(const std::vector<const Step*>& steps, Value* M, Value* work, Value* alpha, int64_t slots,
                          const std::function<void(Value*, Value*, Value*, Value*)>& body) {
     const std::vector<int> bufs = step_buffers(steps);
     std::vector<llvm::Type*> fields(bufs.size(), ptr_);
     for (llvm::Type* t : {static_cast<llvm::Type*>(i64_), static_cast<llvm::Type*>(i64_),
                           static_cast<llvm::Type*>(i64_), t_,
-                          static_cast<llvm::Type*>(llvm::ArrayType::get(t_, static_cast<uint64_t>(slots)))})
+                          static_cast<llvm::Type*>(llvm::ArrayType::get(t_, static_cast<uint64_t>(slots * partial_stride())))})
       fields.push_back(t);  // n, M, tasks, alpha, the partials
     auto* st = llvm::StructType::get(c_, fields);
     const unsigned nf = static_cast<unsigned>(bufs.size());
@@ -722,7 +731,7 @@ private:
                 local_.clear();
               });
             });
-            b_.CreateStore(b_.CreateLoad(t_, acc), b_.CreateInBoundsGEP(t_, part, block));
+            b_.CreateStore(b_.CreateLoad(t_, acc), partial_at(part, block));
           }, true);
         });
     store(sum_blocks(partials, blocks), s.out, i64(0));
@@ -828,7 +837,7 @@ private:
       local_.clear();
     });
     if (!acc) return;
-    Value* part = b_.CreateInBoundsGEP(t_, sum.partials, b_.CreateSDiv(i, i64(kGemmMaxNR)));
+    Value* part = partial_at(sum.partials, b_.CreateSDiv(i, i64(kGemmMaxNR)));
     b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(t_, part), b_.CreateLoad(t_, acc)), part);
   }
 
