@@ -569,7 +569,7 @@ private:
   // weight's rank-k update at a small batch: W += a outer(delta, x)) runs
   // its rows on the threads (rows_on_threads).
   void plain_gemm(const Step& s, Value* batch, Value* M, Value* K, Value* alpha, const Step* init,
-                  const Step* sum = nullptr) {
+                  const Step* sum) {
     // On the threads only when even one sample's update is worth a split
     // (the wide model's 4096 x 4096 at batch 1), and has rows for two
     // tasks: each such product costs its own function to compile.
@@ -695,47 +695,27 @@ private:
   }
 
   // A sum over a whole unbatched matrix of many rows (a weight's squared
-  // Frobenius norm in the loss): its rows on the threads as a GEMM on the
-  // same matrix splits them (rows_on_threads), so no thread reads rows
+  // Frobenius norm in the loss, where no init of the weight's gradient
+  // takes it in: sums-into-inits): its rows on the threads as a GEMM on
+  // the same matrix splits them (rows_on_threads), so no thread reads rows
   // another one keeps (read on one thread, the MNIST MLP's step on two
-  // threads was slower than on one: 225 against 183 us). Each block of 32
-  // rows (the tasks' rows are whole blocks) sums into its own partial, and
-  // the partials add in block order: the same bits on any number of
-  // threads (the _par kernels equal the plain ones). Else the plain
-  // reduction.
+  // threads was slower than on one: 225 against 183 us); each row's terms
+  // add into its block's partial (RowSum), as in an init's loop. Else the
+  // plain reduction.
   void reduce_step(const Step& s) {
     const bool all = std::all_of(s.reduced.begin(), s.reduced.end(), [](bool r) { return r; });
     if (s.batched || !all || s.op != Op::Sum || s.shape.rank() != 2 || !row_split_pays(s.shape[0]) ||
         s.shape.numel() < (1 << 16))
       return reduce(s);
-    const int64_t rows = s.shape[0], cols = s.shape[1], blocks = (rows + kGemmMaxNR - 1) / kGemmMaxNR;
     // Split when the products on a matrix of this size split (x W^T and
     // the weight's gradient or update: n * its elements of work), so the
     // rows stay where those keep them; at batch 1 they do not.
-    Value* partials = rows_on_threads(
-        {&s}, i64(rows), b_.CreateMul(n_, i64(s.shape.numel())), fp(1), blocks,
-        [&](Value* r0, Value* r1, Value*, Value* part) {
-          llvm::AllocaInst* acc = slot(t_);
-          // A task's rows are whole blocks; an empty task (r0 = r1 = rows) has none.
-          Value* first = b_.CreateSDiv(r0, i64(kGemmMaxNR));
-          Value* blocks_here = b_.CreateSelect(b_.CreateICmpSLT(r0, r1),
-                                               b_.CreateSub(ceil_div(r1, kGemmMaxNR), first), i64(0));
-          loop0(blocks_here, [&](Value* bi) {
-            Value* block = b_.CreateAdd(first, bi);
-            Value* lo = b_.CreateMul(block, i64(kGemmMaxNR));
-            b_.CreateStore(fp(0), acc);
-            loop0(b_.CreateSub(min(b_.CreateAdd(lo, i64(kGemmMaxNR)), r1), lo), [&](Value* t) {
-              Value* i = b_.CreateAdd(lo, t);
-              loop(cols, [&](Value* j) {
-                Value* sum = combine(Op::Sum, b_.CreateLoad(t_, acc), eval(s, s.root, nullptr, {i, j}));
-                b_.CreateStore(sum, acc);
-                local_.clear();
-              });
-            });
-            b_.CreateStore(b_.CreateLoad(t_, acc), partial_at(part, block));
-          }, true);
-        });
-    store(sum_blocks(partials, blocks), s.out, i64(0));
+    rows_with_sum({}, &s, i64(s.shape[0]), b_.CreateMul(n_, i64(s.shape.numel())), fp(1),
+                  [&](Value* r0, Value* r1, Value*, const RowSum& rs) {
+                    loop0(b_.CreateSub(r1, r0), [&](Value* t) {
+                      row_sum(rs, b_.CreateAdd(r0, t), i64(s.shape[1]), [](Value*) {});
+                    });
+                  });
   }
 
   // A GEMM with packing space: the support module's function (blocked, or dot
@@ -828,17 +808,26 @@ private:
   // initial value v at column j (the update of a single sample).
   using Then = std::function<Value*(Value*, Value*)>;
   void init_row(const Step& init, const Step& s, Value* i, const RowSum& sum, const Then& then = nullptr) {
+    row_sum(sum, i, dim(s.n), [&](Value* j) {
+      Value* v = eval(init, init.root, nullptr, {i, j});
+      store(then ? then(j, v) : v, s.c.buf, at(s.c, nullptr, i, j));
+      local_.clear();
+    });
+  }
+
+  // A loop over the `cols` columns of row i calling each(j); with a sum,
+  // its term at (i, j) first (read before each(j) may store over what it
+  // reads), the row's terms then added into the row's block's partial.
+  void row_sum(const RowSum& sum, Value* i, Value* cols, const std::function<void(Value*)>& each) {
     llvm::AllocaInst* acc = sum.step ? slot(t_) : nullptr;
     if (acc) b_.CreateStore(fp(0), acc);
-    loop(dim(s.n), [&](Value* j) {
+    loop(cols, [&](Value* j) {
       if (acc) {
         Value* term = eval(*sum.step, sum.step->root, nullptr, {i, j});
         local_.clear();
         b_.CreateStore(combine(Op::Sum, b_.CreateLoad(t_, acc), term), acc);
       }
-      Value* v = eval(init, init.root, nullptr, {i, j});
-      store(then ? then(j, v) : v, s.c.buf, at(s.c, nullptr, i, j));
-      local_.clear();
+      each(j);
     });
     if (!acc) return;
     Value* part = partial_at(sum.partials, b_.CreateSDiv(i, i64(kGemmMaxNR)));

@@ -95,7 +95,7 @@ size_t epilogue_gemm(const Program& p, size_t r, int gbuf) {
   return gi;
 }
 
-// The buffers step `s` writes.
+// Whether step `s` writes buffer `buf` (a GEMM writes its C).
 bool writes(const Step& s, int buf) { return buf >= 0 && (s.out == buf || (s.kind == StepKind::Gemm && s.c.buf == buf)); }
 
 bool reads(const Step& s, int buf) {

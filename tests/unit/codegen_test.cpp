@@ -546,10 +546,10 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     }
   };
   // Sizes: hidden 200 (the GEMMs' column and row splits), 256 x 300 (the
-  // norm of W1 in the loss, 76,800 elements, summed by rows on the threads
-  // in W1's decay before its gradient's GEMM), 1024 x 1100 (at batches of
-  // 1 and 3, W1's decay, norm and rank-k update in plain loops, its rows
-  // on the threads).
+  // norms of W1 and V in the loss, 76,800 elements each, summed by rows on
+  // the threads: W1's in its decay before its gradient's GEMM, V's alone),
+  // 1024 x 1100 (at batches of 1 and 3, W1's decay, norm and rank-k update
+  // in plain loops, its rows on the threads).
   struct Size {
     int64_t in, hidden;
     std::vector<int64_t> batches;
@@ -564,19 +564,27 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     const Node* w2 = c.var(ir::VarKind::Param, 2, "W2", {70, hid});
     const Node* h = c.unary(ir::Op::Relu, c.make(ir::Op::Add, {c.make(ir::Op::MatMul, {w1, x}), b1}));
     const Node* y = c.unary(ir::Op::Tanh, c.make(ir::Op::MatMul, {w2, h}));
+    // V: a param in the loss alone, whose norm no GEMM's init takes in
+    // (summed by rows on the threads by itself: reduce_step).
+    const Node* vpar = c.var(ir::VarKind::Param, 3, "V", {hid, sz.in});
     KernelSpec spec;
     spec.inputs = {x};
-    spec.params = {w1, b1, w2};
+    spec.params = {w1, b1, w2, vpar};
     spec.outputs = {{"y", y}};
     spec.loss = c.make(ir::Op::Sum, {c.unary(ir::Op::Sin, y)});
-    if (hid != 200)
-      spec.loss = c.make(ir::Op::Add, {spec.loss, c.make(ir::Op::Mul, {c.constant(1e-3), c.make(ir::Op::Sum, {c.make(ir::Op::Mul, {w1, w1})})})});
+    auto norm = [&](const Node* m) { return c.make(ir::Op::Mul, {c.constant(1e-3), c.make(ir::Op::Sum, {c.make(ir::Op::Mul, {m, m})})}); };
+    if (hid != 200) spec.loss = c.make(ir::Op::Add, {c.make(ir::Op::Add, {spec.loss, norm(w1)}), norm(vpar)});
+    else spec.params.pop_back();
     spec.gradients = ir::simplify(c, ir::gradient(c, spec.loss, spec.params));
-    if (hid != 200) {  // the norm is summed in the loop of W1's decay
+    if (hid != 200) {  // W1's norm is summed in the loop of its decay, V's alone
       const codegen::Program g = codegen::build_program(spec, codegen::KernelKind::Gradient, dt);
-      bool fused = false;
-      for (size_t i = 0; i < g.steps.size(); ++i) fused = fused || codegen::sum_fuses_into_init(g, i);
-      ASSERT_TRUE(fused) << g.str();
+      bool fused = false, alone = false;
+      for (size_t i = 0; i < g.steps.size(); ++i) {
+        fused = fused || codegen::sum_fuses_into_init(g, i);
+        alone = alone || (g.steps[i].kind == codegen::StepKind::Reduce && g.steps[i].shape == Shape{hid, sz.in} &&
+                          !codegen::sum_fuses_into_init(g, i));
+      }
+      ASSERT_TRUE(fused && alone) << g.str();
     }
     codegen::KernelOptions options;
     options.use_cache = false;
