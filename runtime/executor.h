@@ -1,7 +1,8 @@
 // Calls compiled kernels (codegen/abi.h) on whole batches: workspaces, and
 // the batch split across threads. The forward pass splits the samples; the
-// gradient kernel runs on each thread's share and the shares' results are
-// combined, weighted by their sizes (the kernels return batch means).
+// gradient kernel runs on each thread's share (from 64 samples a thread;
+// below, one call of its _par twin) and the shares' results are combined,
+// weighted by their sizes (the kernels return batch means).
 #pragma once
 
 #include <cstdint>

@@ -781,6 +781,54 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
   }
 }
 
+// The executor's gradient on 2 threads against one call of the plain kernel
+// on the whole batch: below 64 samples a thread one call of the _par kernel
+// (its products split across the threads: the same bits), from 64 the
+// batch in shares whose means are combined by their sizes (unequal here).
+TEST(Codegen, ExecutorGradientOnThreadsEqualsOneCall) {
+  auto loaded = driver::load_model(std::string(NABLA_SOURCE_DIR) + "/examples/mnist_mlp.nn", SemaOptions{});
+  ASSERT_TRUE(loaded.value) << loaded.rendered;
+  ir::Context ctx;
+  LoweredModel m = lower_model(loaded.value->model, ctx);
+  driver::CompileOptions options;
+  options.dtype = runtime::DType::F64;
+  options.use_cache = false;
+  options.threads = 2;
+  driver::ModelKernels k = driver::compile_model_kernels(ctx, m, options);
+  ASSERT_NE(k.kernels->grad_par, nullptr);
+  for (int64_t n : {32, 131}) {
+    const Batch b = random_batch(k.spec, n, 11);
+    Converted<double> in(b.inputs), lab(b.labels), par(b.params);
+    auto gradient = [&](bool executor) {
+      std::vector<std::vector<double>> g{std::vector<double>(1)};  // the loss, then the params' gradients
+      std::vector<void*> gp;
+      for (const Node* p : k.spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
+      for (size_t i = 1; i < g.size(); ++i) gp.push_back(g[i].data());
+      if (executor) {
+        runtime::ArgSizes sz;
+        sz.elem_bytes = 8;
+        for (const Node* v : k.spec.inputs) sz.inputs.push_back(v->shape().numel());
+        for (const Node* v : k.spec.labels) sz.labels.push_back(v->shape().numel());
+        for (const Node* v : k.spec.params) sz.params.push_back(v->shape().numel());
+        runtime::Executor ex(k.kernels->forward, k.kernels->forward_workspace, k.kernels->grad,
+                             k.kernels->grad_workspace, sz, 2);
+        ex.set_parallel(k.kernels->forward_par, k.kernels->grad_par);
+        ex.grad(in.ptrs, lab.ptrs, par.ptrs, g[0].data(), gp, n);
+      } else {
+        std::vector<double> ws(static_cast<size_t>(k.kernels->grad_workspace(n)) / 8 + 8);
+        k.kernels->grad(in.ptrs.data(), lab.ptrs.data(), par.ptrs.data(), g[0].data(), gp.data(), n, ws.data());
+      }
+      return g;
+    };
+    const auto threads = gradient(true), one = gradient(false);
+    for (size_t a = 0; a < one.size(); ++a)
+      for (size_t e = 0; e < one[a].size(); ++e) {
+        if (n < 128) ASSERT_EQ(threads[a][e], one[a][e]) << "n " << n << " array " << a << " [" << e << "]";
+        else ASSERT_TRUE(finite_close(threads[a][e], one[a][e], 1e-12)) << "n " << n << " array " << a << " [" << e << "]";
+      }
+  }
+}
+
 // Accuracy of the vectorized transcendental functions (libmvec through the
 // kernels' vector variants) against the f64 (long double for f64) reference,
 // over a dense grid: f32 within 4 ulp, f64 within 1e-14 relative.
