@@ -318,6 +318,96 @@ TEST(Codegen, SgdStepReadsOldParams) {
   }
 }
 
+// A model file lowered into `ctx` (its errors rendered in the exception).
+LoweredModel lower_file(ir::Context& ctx, const std::string& path) {
+  auto loaded = driver::load_model(path, SemaOptions{});
+  if (!loaded.value) throw std::runtime_error(path + ": " + loaded.rendered);
+  return lower_model(loaded.value->model, ctx);
+}
+
+// A lowered model's kernels: f64, with the SGD step, nothing cached.
+driver::ModelKernels f64_kernels(ir::Context& ctx, const LoweredModel& m, int threads) {
+  driver::CompileOptions options;
+  options.dtype = runtime::DType::F64;
+  options.sgd = true;
+  options.use_cache = false;
+  options.threads = threads;
+  return driver::compile_model_kernels(ctx, m, options);
+}
+
+// A model's kernels from its .nn text (f64, with the SGD step, one thread).
+driver::ModelKernels kernels_of_text(ir::Context& ctx, const std::string& text) {
+  const std::string path =
+      std::filesystem::temp_directory_path() / ("nabla-codegen-test-" + std::to_string(::getpid()) + ".nn");
+  std::ofstream(path) << text;
+  struct Remove {
+    std::string path;
+    ~Remove() { std::filesystem::remove(path); }
+  } remove{path};
+  return f64_kernels(ctx, lower_file(ctx, path), 1);
+}
+
+// One sample's SGD step (rate 0.1) against params - rate * the gradient
+// kernel's gradient: equal values, NaN where that is NaN. Returns the
+// updated params.
+std::vector<std::vector<double>> expect_step_at_batch_1(const driver::ModelKernels& k, const Batch& b,
+                                                        const std::string& what) {
+  Converted<double> in(b.inputs), lab(b.labels), par(b.params);
+  std::vector<std::vector<double>> g, updated = b.params;
+  std::vector<void*> gp, up;
+  for (const auto& v : b.params) g.emplace_back(v.size());
+  for (auto& v : g) gp.push_back(v.data());
+  for (auto& v : updated) up.push_back(v.data());
+  std::vector<double> ws(static_cast<size_t>(std::max(k.kernels->grad_workspace(1), k.kernels->sgd_workspace(1))) / 8 + 8);
+  double loss = 0, step_loss = 0;
+  const double rate = 0.1;
+  k.kernels->grad(in.ptrs.data(), lab.ptrs.data(), par.ptrs.data(), &loss, gp.data(), 1, ws.data());
+  k.kernels->sgd(in.ptrs.data(), lab.ptrs.data(), up.data(), &step_loss, &rate, 1, ws.data());
+  for (size_t p = 0; p < g.size(); ++p)
+    for (size_t e = 0; e < g[p].size(); ++e) {
+      const double want = b.params[p][e] - rate * g[p][e];
+      EXPECT_EQ(std::isnan(updated[p][e]), std::isnan(want)) << what << ": param " << p << " [" << e << "]";
+      if (!std::isnan(want)) EXPECT_TRUE(finite_close(updated[p][e], want, 1e-12)) << what << ": param " << p << " [" << e << "]";
+    }
+  return updated;
+}
+
+// The SGD step of a ReLU layer with no decay at batch 1 leaves the rows of
+// W1 whose unit is inactive (delta exactly 0) unread and unwritten: their
+// values are those of the full update, and a -0 there keeps its sign where
+// adding the update's +0 would have made it +0 (so the test sees the skip).
+// Where the other operand is not finite, the full update runs: a zero row
+// of `a` times an infinite x is NaN.
+TEST(Codegen, SgdStepSkipsTheRowsOfInactiveUnits) {
+  ir::Context ctx;
+  const driver::ModelKernels k = kernels_of_text(
+      ctx, "model skip\ninput x : [16]\nlabel y : [3] distribution\nparam W1 : [8, 16]\nparam b1 : [8]\n"
+           "param W2 : [3, 8]\nparam b2 : [3]\nh = relu(W1 @ x + b1)\np = softmax(W2 @ h + b2)\noutput p\n"
+           "loss cross_entropy(y, p)\n");
+  ASSERT_EQ(k.spec.params[0]->name(), "W1");
+  Batch b = random_batch(k.spec, 1, 21);
+  b.labels[0] = {0.2, 0.3, 0.5};
+  for (int64_t i : {2, 5}) {
+    b.params[1][static_cast<size_t>(i)] = -1e3;  // unit i inactive
+    for (int64_t j = 0; j < 16; ++j) b.params[0][static_cast<size_t>(i * 16 + j)] = -0.0;
+  }
+  b.inputs[0][0] = -1.5;  // an input of each sign: -0 + (+0) = +0 for one of them
+  b.inputs[0][1] = 1.5;
+  const auto updated = expect_step_at_batch_1(k, b, "relu layer");
+  for (int64_t i : {2, 5})
+    for (int64_t j = 0; j < 16; ++j)
+      EXPECT_TRUE(std::signbit(updated[0][static_cast<size_t>(i * 16 + j)])) << "W1[" << i << "][" << j << "]";
+
+  const driver::ModelKernels outer =
+      kernels_of_text(ctx, "model outer\ninput a : [4]\ninput x : [3]\nparam W : [4, 3]\nloss dot(a, W @ x)\n");
+  ASSERT_EQ(outer.spec.inputs[0]->name(), "a");
+  Batch o = random_batch(outer.spec, 1, 22);
+  o.inputs[0] = {0.0, 1.0, -2.0, 0.5};
+  o.inputs[1] = {1.0, INFINITY, 2.0};
+  const auto w = expect_step_at_batch_1(outer, o, "outer(a, x), x infinite");
+  EXPECT_TRUE(std::isnan(w[0][1])) << w[0][1];  // W[0][1] - 0.1 * 0 * inf
+}
+
 // sums_into_inits moves a weight's squared norm to the loop of the
 // weight's decay and the loss after the GEMM; not when a step using the sum
 // must run before that GEMM (it writes the GEMM's operand).
@@ -670,16 +760,9 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
   const auto paths = example_models();
   ASSERT_GE(paths.size(), 8u);
   for (const std::string& path : paths) {
-    auto loaded = driver::load_model(path, SemaOptions{});
-    ASSERT_TRUE(loaded.value) << path << ": " << loaded.rendered;
     ir::Context ctx;
-    LoweredModel m = lower_model(loaded.value->model, ctx);
-    driver::CompileOptions options;
-    options.dtype = runtime::DType::F64;
-    options.sgd = true;
-    options.use_cache = false;
-    options.threads = 2;
-    driver::ModelKernels k = driver::compile_model_kernels(ctx, m, options);
+    const LoweredModel m = lower_file(ctx, path);
+    driver::ModelKernels k = f64_kernels(ctx, m, 2);
     Batch b = random_batch(k.spec, 70, 5);
     for (size_t i = 0; i < m.labels.size(); ++i) {  // distributions sum to 1
       if (!m.label_distribution[i]) continue;
@@ -786,15 +869,9 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
 // (its products split across the threads: the same bits), from 64 the
 // batch in shares whose means are combined by their sizes (unequal here).
 TEST(Codegen, ExecutorGradientOnThreadsEqualsOneCall) {
-  auto loaded = driver::load_model(std::string(NABLA_SOURCE_DIR) + "/examples/mnist_mlp.nn", SemaOptions{});
-  ASSERT_TRUE(loaded.value) << loaded.rendered;
   ir::Context ctx;
-  LoweredModel m = lower_model(loaded.value->model, ctx);
-  driver::CompileOptions options;
-  options.dtype = runtime::DType::F64;
-  options.use_cache = false;
-  options.threads = 2;
-  driver::ModelKernels k = driver::compile_model_kernels(ctx, m, options);
+  const driver::ModelKernels k =
+      f64_kernels(ctx, lower_file(ctx, std::string(NABLA_SOURCE_DIR) + "/examples/mnist_mlp.nn"), 2);
   ASSERT_NE(k.kernels->grad_par, nullptr);
   for (int64_t n : {32, 131}) {
     const Batch b = random_batch(k.spec, n, 11);
