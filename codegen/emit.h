@@ -8,6 +8,8 @@
 // libm calls), llvm_helpers.h (loops, alias scopes, tagged loads and stores).
 #pragma once
 
+#include <cstdint>
+
 #include <memory>
 #include <string>
 
@@ -33,12 +35,14 @@ struct EmitTarget {
 
 // One of `count` modules a kernel is emitted in, to be compiled at once on
 // several cores (kernels.cpp): the kernel's steps split into `count` runs
-// of whole units. Piece 0 defines the kernel's functions, runs the first
-// run of steps, then calls PREFIX_KERNEL_par.piece<k> for k = 1, 2, ...,
+// of whole units, piece k taking the units whose first step lies in
+// [begin, end). Piece 0 defines the kernel's functions, runs the first run
+// of steps, then calls PREFIX_KERNEL_par.piece<k> for k = 1, 2, ...,
 // which piece k's module defines (external linkage) with the next run.
 // Values never cross units in registers, so the pieces share only memory.
 struct KernelPiece {
   int index = 0, count = 1;
+  size_t begin = 0, end = SIZE_MAX;
 };
 
 // A module defining PREFIX_forward, PREFIX_grad and PREFIX_sgd_step (each

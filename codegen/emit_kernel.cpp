@@ -22,7 +22,9 @@ using llvm::Value;
 class KernelEmitter : public StepEmitter {
 public:
   KernelEmitter(llvm::Module& module, const Program& program, const EmitTarget& target)
-      : StepEmitter(module, program, target) {}
+      : StepEmitter(module, program, target) {
+    lean_loops_ = true;
+  }
 
   void emit_kernel(const std::string& name, bool gradient, bool sgd, KernelPiece piece) {
     gradient_kernel_ = gradient;
@@ -203,12 +205,10 @@ private:
       units.emplace_back(i, end);
       i = end;
     }
-    if (piece.count > 1) {
-      // Unit u goes to the piece its first step falls in, of `count` equal runs of steps.
+    if (piece.count > 1) {  // the units whose first step falls in the piece's run
       std::vector<std::pair<size_t, size_t>> mine;
-      const size_t steps = p_.steps.size(), count = static_cast<size_t>(piece.count);
       for (const auto& u : units)
-        if (static_cast<int>(u.first * count / steps) == piece.index) mine.push_back(u);
+        if (u.first >= piece.begin && u.first < piece.end) mine.push_back(u);
       units = std::move(mine);
     }
     if (p_.steps.size() <= kOutlineAbove) {

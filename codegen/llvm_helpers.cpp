@@ -1,6 +1,7 @@
 // LLVM builder helpers: attributes, alias scopes, loops and branches.
 #include "codegen/llvm_helpers.h"
 
+#include <llvm/Analysis/ValueTracking.h>
 #include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Module.h>
 
@@ -89,17 +90,41 @@ void LlvmEmitter::loop(Value* count, const Body& body, bool scalar) {
   Value* next = b_.CreateAdd(i, i64(1), "", true, true);
   i->addIncoming(next, b_.GetInsertBlock());
   llvm::BranchInst* latch = b_.CreateCondBr(b_.CreateICmpSLT(next, count), head, exit);
+  auto hint = [&](const char* name, llvm::Metadata* value) {
+    llvm::Metadata* md[] = {llvm::MDString::get(c_, name), value};
+    llvm::MDNode* self = llvm::MDNode::getDistinct(c_, {nullptr, llvm::MDNode::get(c_, md)});
+    self->replaceOperandWith(0, self);
+    latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+  };
   if (scalar) {
     // Not vectorized: a strided copy would become scatters or gathers,
     // slower than scalar moves.
-    llvm::Metadata* off[] = {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"),
-                             llvm::ConstantAsMetadata::get(b_.getFalse())};
-    llvm::MDNode* flag = llvm::MDNode::get(c_, off);
-    llvm::MDNode* self = llvm::MDNode::getDistinct(c_, {nullptr, flag});
-    self->replaceOperandWith(0, self);
-    latch->setMetadata(llvm::LLVMContext::MD_loop, self);
+    hint("llvm.loop.vectorize.enable", llvm::ConstantAsMetadata::get(b_.getFalse()));
+  } else if (lean_loops_ && streams(head) && llvm::isa<llvm::ConstantInt>(count) &&
+             llvm::cast<llvm::ConstantInt>(count)->getSExtValue() >= 256) {
+    hint("llvm.loop.interleave.count", llvm::ConstantAsMetadata::get(b_.getInt32(1)));
   }
   b_.SetInsertPoint(exit);
+}
+
+bool LlvmEmitter::streams(llvm::BasicBlock* head) const {
+  int64_t arithmetic = 0, memory = 0;
+  bool in_loop = false;
+  for (llvm::BasicBlock& bb : *f_) {
+    in_loop = in_loop || &bb == head;
+    if (!in_loop) continue;
+    for (llvm::Instruction& inst : bb) {
+      if (auto* st = llvm::dyn_cast<llvm::StoreInst>(&inst)) {
+        if (llvm::isa<llvm::AllocaInst>(llvm::getUnderlyingObject(st->getPointerOperand()))) return false;
+        ++memory;
+      } else if (llvm::isa<llvm::LoadInst>(inst)) {
+        ++memory;
+      } else if (inst.getType()->isFPOrFPVectorTy()) {
+        ++arithmetic;
+      }
+    }
+  }
+  return arithmetic <= 2 * memory;
 }
 
 void LlvmEmitter::loop0(Value* count, const Body& body, bool scalar) {

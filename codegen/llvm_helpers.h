@@ -59,8 +59,14 @@ protected:
 
   using Body = std::function<void(llvm::Value*)>;
   // for (i = 0; i < count; ++i) body(i); count >= 1 (sizes are positive and n >= 1).
-  // `scalar`: not vectorized.
+  // `scalar`: not vectorized. With lean_loops_, a loop that streams
+  // (streams()) is vectorized but not interleaved.
   void loop(llvm::Value* count, const Body& body, bool scalar = false);
+  // Whether the loop body from `head` on (the blocks after it in the
+  // function) streams memory: no store to a local variable (a reduction's
+  // accumulator) and at most 2 floating-point results per load or store
+  // (not a transcendental function's polynomial).
+  bool streams(llvm::BasicBlock* head) const;
   void loop(int64_t count, const Body& body, bool scalar = false) { loop(i64(count), body, scalar); }
   // for (i = 0; i < count; ++i) body(i), for a count that may be 0.
   void loop0(llvm::Value* count, const Body& body, bool scalar = false);
@@ -86,6 +92,13 @@ protected:
   // gets the same rows in each.
   llvm::Value* task_chunk(llvm::Value* extent, llvm::Value* tasks);
 
+  // Most of a kernel's loops stream memory: LLVM's interleaving (4 vectors
+  // a trip, then a vectorized epilogue) adds code to compile there, not
+  // speed (the MLP's cold compile: 118 -> 108 ms). Reductions and
+  // arithmetic-heavy loops keep it: independent partial sums and
+  // polynomials hide the FMA's latency (the 20-layer sigmoid net's
+  // gradient lost 4 % without it).
+  bool lean_loops_ = false;
   llvm::Module& m_;
   llvm::LLVMContext& c_;
   llvm::IRBuilder<> b_;
