@@ -574,13 +574,22 @@ private:
     // On the threads only when even one sample's update is worth a split
     // (the wide model's 4096 x 4096 at batch 1), and has rows for two
     // tasks: each such product costs its own function to compile.
-    const bool split =
-        !batch && !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work();
+    const bool split = !batch && plain_splits(s);
     Value* work = split ? b_.CreateMul(b_.CreateMul(M, dim(s.n)), K) : nullptr;
     rows_with_sum({&s, init}, sum, M, work, alpha, [&](Value* r0, Value* r1, Value* a, const RowSum& rs) {
       gemm_loops(s, batch, r0, r1, a, init, rs);
     });
   }
+
+  // Whether the plain loops of an unbatched C split its rows across the
+  // threads: when even one sample's update is worth a split (the wide
+  // model's 4096 x 4096 at batch 1), and it has rows for two tasks.
+  bool plain_splits(const Step& s) const {
+    return !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work();
+  }
+
+  // Both operands of a GEMM run along k: the plain loops are dot products.
+  static bool dot_form(const Step& s) { return s.a.col_stride == 1 && s.b.row_stride == 1 && s.b.col_stride != 1; }
 
   // A sum computed in the loop initializing a GEMM's C (sum_fuses_into_init):
   // each row's sum adds into the partial of its block of kGemmMaxNR rows
@@ -775,7 +784,17 @@ private:
     b_.CreateBr(join);
     if (plain) {
       b_.SetInsertPoint(plain);
-      plain_gemm(s, batch, M, K, alpha, init, sum);
+      // A product written whole (no initial value, no accumulation: the
+      // backward pass's delta W), rows contiguous: the support object's
+      // row loops, the kernel's own code being a call.
+      if (!init && !s.accumulate && !batch && !dot_form(s) && s.b.col_stride == 1 && s.c.col_stride == 1 &&
+          !plain_splits(s)) {
+        b_.CreateCall(gemm_rows_function(m_, dtype_, target_),
+                      {base(s.a), i64(s.a.row_stride), i64(s.a.col_stride), base(s.b), i64(s.b.row_stride), base(s.c),
+                       i64(s.c.row_stride), M, i64(s.n.value), K, alpha});
+      } else {
+        plain_gemm(s, batch, M, K, alpha, init, sum);
+      }
       epilogue_loops(s, M);
       b_.CreateBr(join);
     }
@@ -842,7 +861,7 @@ private:
     const Matrix &A = s.a, &B = s.b, &C = s.c;
     Value* N = dim(s.n);
     Value* K = dim(s.kdim);
-    const bool dot = A.col_stride == 1 && B.row_stride == 1 && B.col_stride != 1;
+    const bool dot = dot_form(s);
     NABLA_ASSERT(s.kdim.value >= 1, "a GEMM over no k");
     llvm::AllocaInst* acc = slot(t_);
     // C += alpha A B on C's own values (an SGD step's update of a weight

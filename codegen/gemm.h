@@ -4,7 +4,8 @@
 // runner (split by columns of C) or as one call; nabla_gemm_<dt> is the
 // cache-blocked GEMM (packing, a register-tile micro-kernel, the bias / relu
 // / mask epilogue); nabla_gemm_dot_<dt> the packing-free dot-product GEMM
-// for operands that both run along k.
+// for operands that both run along k; nabla_gemm_rows_<dt> a product over
+// few k in plain row loops.
 #pragma once
 
 #include "codegen/emit.h"
@@ -24,6 +25,11 @@ namespace nabla::codegen {
 // then holds kGemmMaxTasks slots of gemm_scratch(N)), the parallel runner
 // (abi.h; null: one call) and the least work (multiply-adds) worth splitting.
 llvm::Function* gemm_run_function(llvm::Module& module, ir::DType dtype, const EmitTarget& target);
+
+// C = alpha A B in plain loops over C's rows (a product over few k), B's
+// and C's rows contiguous. Arguments: A, A's row and column strides, B,
+// B's row stride, C, C's row stride, M, N, K, alpha.
+llvm::Function* gemm_rows_function(llvm::Module& module, ir::DType dtype, const EmitTarget& target);
 
 // Every GEMM function, defined with external linkage (the support module).
 void define_gemm_functions(llvm::Module& module, ir::DType dtype, const EmitTarget& target);

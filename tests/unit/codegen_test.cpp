@@ -187,14 +187,14 @@ std::vector<std::vector<double>> interpreter_means(const KernelSpec& spec, const
 // The gradient kernel's loss and gradients equal the interpreter's means over the batch.
 void expect_grad_is_batch_mean(const KernelSpec& spec, const codegen::CompiledKernels& k, const Batch& b,
                                const std::string& what) {
-  Converted<double> in(b.inputs), par(b.params);
+  Converted<double> in(b.inputs), lab(b.labels), par(b.params);
   double loss = 0;
   std::vector<std::vector<double>> g;
   std::vector<void*> gp;
   for (const Node* p : spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
   for (auto& v : g) gp.push_back(v.data());
   std::vector<double> ws(static_cast<size_t>(k.grad_workspace(b.n)) / 8 + 8);
-  k.grad(in.ptrs.data(), nullptr, par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
+  k.grad(in.ptrs.data(), lab.ptrs.data(), par.ptrs.data(), &loss, gp.data(), b.n, ws.data());
   const std::vector<std::vector<double>> mean = interpreter_means(spec, b);
   EXPECT_TRUE(finite_close(loss, mean[0][0], 1e-8)) << what << ": " << loss << " vs " << mean[0][0];
   for (size_t p = 0; p < g.size(); ++p)
@@ -345,6 +345,21 @@ driver::ModelKernels kernels_of_text(ir::Context& ctx, const std::string& text) 
     ~Remove() { std::filesystem::remove(path); }
   } remove{path};
   return f64_kernels(ctx, lower_file(ctx, path), 1);
+}
+
+// Gradients of the MLPs at batches of a few samples, where the products
+// take the plain loops (below 8 rows): the backward pass's delta W in the
+// support object's row loops (nabla_gemm_rows), the weights' gradients in
+// the kernel's own, against the interpreter's means.
+TEST(Codegen, SmallBatchGradientsMatchTheInterpreter) {
+  for (const char* model : {"/examples/mnist_mlp.nn", "/bench/models/mlp_784_256_256_10.nn"}) {
+    ir::Context ctx;
+    const driver::ModelKernels k = f64_kernels(ctx, lower_file(ctx, std::string(NABLA_SOURCE_DIR) + model), 1);
+    for (int64_t n : {1, 3}) {
+      Batch b = random_batch(k.spec, n, 31);
+      expect_grad_is_batch_mean(k.spec, *k.kernels, b, std::string(model) + " at batch " + std::to_string(n));
+    }
+  }
 }
 
 // One sample's SGD step (rate 0.1) against params - rate * the gradient
