@@ -382,7 +382,9 @@ std::vector<std::vector<double>> expect_step_at_batch_1(const driver::ModelKerne
     for (size_t e = 0; e < g[p].size(); ++e) {
       const double want = b.params[p][e] - rate * g[p][e];
       EXPECT_EQ(std::isnan(updated[p][e]), std::isnan(want)) << what << ": param " << p << " [" << e << "]";
-      if (!std::isnan(want)) EXPECT_TRUE(finite_close(updated[p][e], want, 1e-12)) << what << ": param " << p << " [" << e << "]";
+      if (!std::isnan(want)) {
+        EXPECT_TRUE(finite_close(updated[p][e], want, 1e-12)) << what << ": param " << p << " [" << e << "]";
+      }
     }
   return updated;
 }
@@ -915,8 +917,11 @@ TEST(Codegen, ExecutorGradientOnThreadsEqualsOneCall) {
     const auto threads = gradient(true), one = gradient(false);
     for (size_t a = 0; a < one.size(); ++a)
       for (size_t e = 0; e < one[a].size(); ++e) {
-        if (n < 128) ASSERT_EQ(threads[a][e], one[a][e]) << "n " << n << " array " << a << " [" << e << "]";
-        else ASSERT_TRUE(finite_close(threads[a][e], one[a][e], 1e-12)) << "n " << n << " array " << a << " [" << e << "]";
+        if (n < 128) {
+          ASSERT_EQ(threads[a][e], one[a][e]) << "n " << n << " array " << a << " [" << e << "]";
+        } else {
+          ASSERT_TRUE(finite_close(threads[a][e], one[a][e], 1e-12)) << "n " << n << " array " << a << " [" << e << "]";
+        }
       }
   }
 }
