@@ -936,10 +936,10 @@ private:
                   const RowSum& sum) {
     const Matrix &A = s.a, &B = s.b, &C = s.c;
     Value* N = dim(s.n);
-    Value* a0 = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, i64(0))));
-    auto plus_first = [&](Value* j, Value* v) {
-      return contract(b_.CreateFAdd(v, contract(b_.CreateFMul(a0, load(B.buf, at(B, batch, i64(0), j))))));
-    };
+    auto coef = [&](Value* k) { return b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k))); };
+    auto b = [&](Value* k, Value* j) { return load(B.buf, at(B, batch, k, j)); };
+    Value* a0 = coef(i64(0));
+    auto plus_first = [&](Value* j, Value* v) { return plus_product(v, a0, b(i64(0), j)); };
     if (init) {
       init_row(*init, s, i, sum, plus_first);
     } else {
@@ -948,15 +948,7 @@ private:
         store(plus_first(j, s.accumulate ? load(C.buf, c_at) : fp(0)), C.buf, c_at);
       });
     }
-    loop0(b_.CreateSub(K, i64(1)), [&](Value* t) {
-      Value* k = b_.CreateAdd(t, i64(1));
-      Value* a = b_.CreateFMul(alpha, load(A.buf, at(A, batch, i, k)));
-      loop(N, [&](Value* j) {
-        Value* c_at = at(C, batch, i, j);
-        Value* prod = contract(b_.CreateFMul(a, load(B.buf, at(B, batch, k, j))));
-        store(contract(b_.CreateFAdd(load(C.buf, c_at), prod)), C.buf, c_at);
-      });
-    });
+    add_later_products(K, N, coef, b, C.buf, [&](Value* j) { return at(C, batch, i, j); });
   }
 
   Value* par_ = nullptr;  // the kernel's parallel runner (null: one thread)

@@ -100,8 +100,8 @@ void LlvmEmitter::loop(Value* count, const Body& body, bool scalar) {
     // Not vectorized: a strided copy would become scatters or gathers,
     // slower than scalar moves.
     hint("llvm.loop.vectorize.enable", llvm::ConstantAsMetadata::get(b_.getFalse()));
-  } else if (lean_loops_ && streams(head) && llvm::isa<llvm::ConstantInt>(count) &&
-             llvm::cast<llvm::ConstantInt>(count)->getSExtValue() >= 256) {
+  } else if (lean_loops_ && llvm::isa<llvm::ConstantInt>(count) &&
+             llvm::cast<llvm::ConstantInt>(count)->getSExtValue() >= 256 && streams(head)) {
     hint("llvm.loop.interleave.count", llvm::ConstantAsMetadata::get(b_.getInt32(1)));
   }
   b_.SetInsertPoint(exit);
@@ -109,11 +109,8 @@ void LlvmEmitter::loop(Value* count, const Body& body, bool scalar) {
 
 bool LlvmEmitter::streams(llvm::BasicBlock* head) const {
   int64_t arithmetic = 0, memory = 0;
-  bool in_loop = false;
-  for (llvm::BasicBlock& bb : *f_) {
-    in_loop = in_loop || &bb == head;
-    if (!in_loop) continue;
-    for (llvm::Instruction& inst : bb) {
+  for (auto bb = head->getIterator(); bb != f_->end(); ++bb) {
+    for (llvm::Instruction& inst : *bb) {
       if (auto* st = llvm::dyn_cast<llvm::StoreInst>(&inst)) {
         if (llvm::isa<llvm::AllocaInst>(llvm::getUnderlyingObject(st->getPointerOperand()))) return false;
         ++memory;

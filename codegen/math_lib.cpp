@@ -191,6 +191,23 @@ llvm::Instruction* MathEmitter::contract(Value* v) {
   return inst;
 }
 
+Value* MathEmitter::plus_product(Value* v, Value* a, Value* b) {
+  return contract(b_.CreateFAdd(v, contract(b_.CreateFMul(a, b))));
+}
+
+void MathEmitter::add_later_products(Value* K, Value* N, const std::function<Value*(Value*)>& coef,
+                                     const std::function<Value*(Value*, Value*)>& b, int c_buf,
+                                     const std::function<Value*(Value*)>& c_at) {
+  loop0(b_.CreateSub(K, i64(1)), [&](Value* t) {
+    Value* k = b_.CreateAdd(t, i64(1));
+    Value* a = coef(k);
+    loop(N, [&](Value* j) {
+      Value* at = c_at(j);
+      store(plus_product(load(c_buf, at), a, b(k, j)), c_buf, at);
+    });
+  });
+}
+
 Value* MathEmitter::reduce_add(Value* v) {
   auto* r = b_.CreateFAddReduce(fp(0), v);
   llvm::cast<llvm::Instruction>(r)->setHasAllowReassoc(true);

@@ -44,6 +44,17 @@ protected:
   llvm::Value* combine(ir::Op op, llvm::Value* acc, llvm::Value* v);
   // `v` may be contracted (a product into an FMA).
   llvm::Instruction* contract(llvm::Value* v);
+  // v + a * b, the product contracted into the sum: how a plain-loop GEMM
+  // (a kernel's own rows, or the support object's nabla_gemm_rows) adds
+  // each product, so that all of them give the same bits.
+  llvm::Value* plus_product(llvm::Value* v, llvm::Value* a, llvm::Value* b);
+  // Row i of a plain-loop GEMM after its first store (its initial value
+  // plus the k = 0 product): the products of k = 1..K-1 added to it in
+  // turn, C(j) = plus_product(C(j), coef(k), b(k, j)) over N columns, C(j)
+  // at offset c_at(j) of buffer c_buf. coef(k) is alpha A(i, k).
+  void add_later_products(llvm::Value* K, llvm::Value* N, const std::function<llvm::Value*(llvm::Value*)>& coef,
+                          const std::function<llvm::Value*(llvm::Value*, llvm::Value*)>& b, int c_buf,
+                          const std::function<llvm::Value*(llvm::Value*)>& c_at);
   // The sum of a vector's lanes, in any order.
   llvm::Value* reduce_add(llvm::Value* v);
 
