@@ -202,7 +202,8 @@ void time_kernels(const BenchArgs& args, const GlobalOptions& global, int thread
   const auto par = pointers(m.params, params, dtype);
   Timing fwd, grd, step;
   if (forward) {
-    std::vector<std::vector<double>> out;
+    // The kernels' outputs, 64-byte aligned as the library's arrays are.
+    std::vector<runtime::AlignedVector<double>> out;
     std::vector<void*> outs;
     for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
     for (auto& o : out) outs.push_back(o.data());
@@ -212,7 +213,7 @@ void time_kernels(const BenchArgs& args, const GlobalOptions& global, int thread
                 us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
   }
   if (!grad) return;
-  std::vector<std::vector<double>> gs;
+  std::vector<runtime::AlignedVector<double>> gs;
   std::vector<void*> gp;
   double loss[1];
   for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));

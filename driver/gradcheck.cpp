@@ -77,7 +77,7 @@ std::vector<std::vector<double>> compiled_gradient(ir::Context& ctx, const Lower
   }
   for (const ir::Node* p : m.params) {
     Array a = Array::zeros(p->shape().dims(), DType::F64);
-    a.f64 = values.at(p).data;
+    a.f64.assign(values.at(p).data.begin(), values.at(p).data.end());
     params[p->name()] = std::move(a);
   }
   CompileOptions co;
@@ -89,7 +89,10 @@ std::vector<std::vector<double>> compiled_gradient(ir::Context& ctx, const Lower
   ModelKernels kernels = compile_model_kernels(ctx, m, co);
   const ArrayMap g = kernels.grad(params, batch, n);
   std::vector<std::vector<double>> grad;
-  for (const ir::Node* p : m.params) grad.push_back(g.at(p->name()).f64);
+  for (const ir::Node* p : m.params) {
+    const auto& v = g.at(p->name()).f64;
+    grad.emplace_back(v.begin(), v.end());
+  }
   return grad;
 }
 

@@ -15,7 +15,7 @@ using runtime::DType;
 
 Array to_array(const std::vector<double>& values, std::vector<int64_t> shape, DType dtype) {
   Array a = Array::zeros(std::move(shape), DType::F64);
-  a.f64 = values;
+  a.f64.assign(values.begin(), values.end());
   return a.as(dtype);
 }
 

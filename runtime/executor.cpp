@@ -85,8 +85,16 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   if (!grad_) throw std::logic_error("no gradient kernel was compiled (the model has no loss)");
   const int parts = grad_par_ && n / threads_ < kSharesFrom ? 1 : split(n);
   const int eb = sizes_.elem_bytes;
+  // A share's loss and gradients in partial_: element offsets, each a
+  // multiple of a cache line (runtime/aligned.h).
+  const int64_t line = static_cast<int64_t>(kValueAlignment) / eb;
+  std::vector<int64_t> at{0};
   int64_t total = 1;
-  for (int64_t s : sizes_.params) total += s;
+  for (int64_t s : sizes_.params) {
+    total = (total + line - 1) / line * line;
+    at.push_back(total);
+    total += s;
+  }
   partial_.resize(static_cast<size_t>(parts));
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
@@ -100,14 +108,10 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
         grad_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws);
       return;
     }
-    std::vector<char>& mine = partial_[static_cast<size_t>(t)];
+    AlignedVector<char>& mine = partial_[static_cast<size_t>(t)];
     mine.resize(static_cast<size_t>(total * eb));
     std::vector<void*> g;
-    int64_t at = eb;
-    for (int64_t s : sizes_.params) {
-      g.push_back(mine.data() + at);
-      at += s * eb;
-    }
+    for (size_t a = 1; a < at.size(); ++a) g.push_back(mine.data() + at[a] * eb);
     grad_(in.data(), lab.data(), params.data(), mine.data(), g.data(), count, ws);
   });
   if (parts == 1) return;
@@ -125,8 +129,8 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
       const int64_t count = n * (t + 1) / parts - n * t / parts;
       const T w = static_cast<T>(static_cast<double>(count) / static_cast<double>(n));
       const T* src = reinterpret_cast<const T*>(partial_[static_cast<size_t>(t)].data());
-      for (size_t a = 0; a < dst.size(); ++a, src += sizes[a - 1])
-        for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] += w * src[e];
+      for (size_t a = 0; a < dst.size(); ++a)
+        for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] += w * src[at[a] + e];
     }
   };
   if (eb == 4) combine(static_cast<float*>(nullptr));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "codegen/abi.h"
+#include "runtime/aligned.h"
 #include "runtime/thread_pool.h"
 
 namespace nabla::runtime {
@@ -77,12 +78,13 @@ private:
   codegen::GradParFn grad_par_ = nullptr;
   codegen::SgdParFn sgd_par_ = nullptr;
   codegen::ParallelRunner runner_{};  // the pool, for the _par kernels
-  std::vector<std::vector<char>> grads_;  // sgd_step on several threads: the gradient
+  std::vector<AlignedVector<char>> grads_;  // sgd_step on several threads: the gradient
   ArgSizes sizes_;
   int threads_;
   std::vector<Workspace> workspaces_;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<std::vector<char>> partial_;  // per extra thread: loss + grads
+  // Per extra thread: the loss, then the gradients, each on its own cache line.
+  std::vector<AlignedVector<char>> partial_;
 };
 
 }  // namespace nabla::runtime

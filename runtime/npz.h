@@ -21,17 +21,21 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/aligned.h"
+
 namespace nabla::runtime {
 
 enum class DType : uint8_t { F32, F64 };
 const char* dtype_name(DType t);  // "float32", "float64"
 
-// A dense C-order array of float32 or float64 values.
+// A dense C-order array of float32 or float64 values, 64-byte aligned
+// (runtime/aligned.h: the kernels' loads and stores then stay within cache
+// lines).
 struct Array {
   std::vector<int64_t> shape;
   DType dtype = DType::F64;
-  std::vector<float> f32;   // the values when dtype is F32
-  std::vector<double> f64;  // the values when dtype is F64
+  AlignedVector<float> f32;   // the values when dtype is F32
+  AlignedVector<double> f64;  // the values when dtype is F64
 
   int64_t size() const;
   double at(size_t i) const { return dtype == DType::F32 ? f32[i] : f64[i]; }

@@ -9,6 +9,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "runtime/aligned.h"
 #include "runtime/optimizer.h"
 
 namespace nabla::runtime {
@@ -47,7 +48,7 @@ public:
   const std::vector<const void*>& pointers() const { return pointers_; }
 
 private:
-  std::vector<std::vector<char>> buffers_;
+  std::vector<AlignedVector<char>> buffers_;
   std::vector<const void*> pointers_;
 };
 
@@ -122,13 +123,13 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   const int eb = elem_bytes(t);
   std::vector<const void*> par;
   for (const std::string& name : model.param_names) par.push_back(bytes_of(params.at(name)));
-  std::vector<std::vector<char>> grads(model.param_sizes.size());
+  std::vector<AlignedVector<char>> grads(model.param_sizes.size());
   std::vector<void*> gp;
   for (size_t i = 0; i < grads.size(); ++i) {
     grads[i].resize(static_cast<size_t>(model.param_sizes[i] * eb));
     gp.push_back(grads[i].data());
   }
-  std::vector<std::vector<char>> outs(model.output_sizes.size());
+  std::vector<AlignedVector<char>> outs(model.output_sizes.size());
   double loss_sum = 0;
   int64_t correct = 0;
   std::vector<int64_t> idx(static_cast<size_t>(batch));
@@ -192,7 +193,11 @@ public:
     v_.resize(np_);
     const int eb = elem_bytes(t_);
     total_ = 0;
+    const int64_t line = static_cast<int64_t>(kValueAlignment) / eb;
     for (size_t i = 0; i < np_; ++i) {
+      // Each gradient starts on a cache line (runtime/aligned.h); the gaps
+      // stay zero, which the sums over the whole vector leave as they are.
+      total_ = (total_ + line - 1) / line * line;
       offsets_.push_back(total_);
       total_ += model.param_sizes[i];
       const size_t bytes = static_cast<size_t>(model.param_sizes[i] * eb);
@@ -476,8 +481,8 @@ private:
   std::vector<void*> par_, gp_;
   std::vector<const void*> cpar_;
   std::vector<int64_t> offsets_;
-  std::vector<char> flat_;                 // the gradients, then kExtra slots
-  std::vector<std::vector<char>> m_, v_;  // optimizer state
+  AlignedVector<char> flat_;               // the gradients (each 64-byte aligned), then kExtra slots
+  std::vector<AlignedVector<char>> m_, v_;  // optimizer state
   std::vector<int64_t> order_;
   Gather in_, lab_;
   TrainResult result_;

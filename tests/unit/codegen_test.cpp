@@ -793,7 +793,7 @@ TEST(Codegen, EveryExampleModelMatchesTheInterpreter) {
     runtime::ArrayMap params, data;
     auto to_array = [](const std::vector<double>& v, std::vector<int64_t> shape) {
       runtime::Array a = runtime::Array::zeros(std::move(shape), runtime::DType::F64);
-      a.f64 = v;
+      a.f64.assign(v.begin(), v.end());
       return a;
     };
     for (size_t i = 0; i < m.params.size(); ++i) params[m.params[i]->name()] = to_array(b.params[i], m.params[i]->shape().dims());

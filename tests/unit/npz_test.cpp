@@ -194,6 +194,24 @@ TEST(Npz, WriteThenReadStoredAndCompressed) {
   }
 }
 
+// Every array the library makes keeps its values on a 64-byte boundary
+// (runtime/aligned.h): made, converted, copied, read from a file, and
+// large enough that malloc would map it 16 bytes past a page.
+TEST(Npz, ArraysKeepTheirValuesOn64ByteBoundaries) {
+  auto aligned = [](const Array& a) { return reinterpret_cast<uintptr_t>(a.bytes()) % 64 == 0; };
+  for (DType t : {DType::F32, DType::F64})
+    for (int64_t n : {1, 3, 17, 1 << 18}) {
+      const Array z = Array::zeros({n}, t);
+      EXPECT_TRUE(aligned(z)) << n;
+      const Array other = z.as(t == DType::F32 ? DType::F64 : DType::F32);
+      EXPECT_TRUE(aligned(other)) << n;
+      const Array copy = z;  // NOLINT(performance-unnecessary-copy-initialization): the copy's storage
+      EXPECT_TRUE(aligned(copy)) << n;
+      const ArrayMap back = read_npz_bytes(npz_bytes({{"a", z}, {"b", other}}, false), "aligned.npz");
+      EXPECT_TRUE(aligned(back.at("a")) && aligned(back.at("b"))) << n;
+    }
+}
+
 TEST(Npz, RoundTripsZeroDimensionalAndEmptyArrays) {
   ArrayMap in;
   const std::vector<std::vector<int64_t>> shapes = {{}, {0}, {0, 3}, {2, 0, 3}, {1, 1, 1, 1}};
@@ -258,7 +276,7 @@ TEST(Npz, ReadsTheSeedFilesNumpyWrote) {
   expect_grid(mixed.at("a"), DType::F32, {3, 4});
   expect_grid(mixed.at("d"), DType::F64, {2, 2, 2});
   EXPECT_EQ(mixed.at("s").shape, std::vector<int64_t>{});
-  EXPECT_EQ(mixed.at("s").f64, std::vector<double>{2.5});
+  EXPECT_EQ(mixed.at("s").f64, runtime::AlignedVector<double>{2.5});
   EXPECT_EQ(mixed.at("e").shape, (std::vector<int64_t>{0, 3}));
   const ArrayMap big = read_npz(kSeeds + "numpy_bigendian.npz");
   expect_grid(big.at("b4"), DType::F32, {2, 3});
@@ -276,7 +294,7 @@ TEST(Npz, ReadsTheSeedFilesNumpyWrote) {
   EXPECT_EQ(empty.at("w").shape, (std::vector<int64_t>{2, 0, 3}));
   EXPECT_TRUE(empty.at("w").f32.empty());
   // NaN and infinities are data, kept bit for bit.
-  const std::vector<double> v = read_npz(kSeeds + "numpy_special.npz").at("v").f64;
+  const AlignedVector<double> v = read_npz(kSeeds + "numpy_special.npz").at("v").f64;
   ASSERT_EQ(v.size(), 5u);
   EXPECT_TRUE(std::isnan(v[0]));
   EXPECT_EQ(v[1], HUGE_VAL);
