@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <new>
 #include <vector>
@@ -37,6 +38,14 @@ struct AlignedAllocator {
     return true;
   }
 };
+
+// `elems` values of `elem_bytes` bytes each, rounded up to whole 64-byte
+// lines: in a buffer of several arrays, where the next one starts so that
+// it is aligned too.
+inline int64_t line_aligned(int64_t elems, int elem_bytes) {
+  const int64_t line = static_cast<int64_t>(kValueAlignment) / elem_bytes;
+  return (elems + line - 1) / line * line;
+}
 
 // A vector whose data() is 64-byte aligned.
 template <typename T>

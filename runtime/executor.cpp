@@ -23,8 +23,8 @@ void* Workspace::get(int64_t bytes) {
   if (bytes > size_) {
     check_memory("the kernel's workspace", static_cast<uint64_t>(bytes));
     std::free(data_);
-    const size_t rounded = (static_cast<size_t>(bytes) + 63) / 64 * 64;
-    data_ = std::aligned_alloc(64, rounded);
+    const size_t rounded = static_cast<size_t>(line_aligned(bytes, 1));
+    data_ = std::aligned_alloc(kValueAlignment, rounded);
     if (!data_) throw std::bad_alloc();
     size_ = static_cast<int64_t>(rounded);
   }
@@ -43,6 +43,12 @@ Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_w
   };
   runner_.ctx = pool_.get();
   runner_.tasks = threads_;
+  partial_at_.push_back(0);
+  partial_elems_ = 1;
+  for (int64_t s : sizes_.params) {
+    partial_at_.push_back(line_aligned(partial_elems_, sizes_.elem_bytes));
+    partial_elems_ = partial_at_.back() + s;
+  }
 }
 
 int Executor::split(int64_t n) const {
@@ -85,16 +91,6 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   if (!grad_) throw std::logic_error("no gradient kernel was compiled (the model has no loss)");
   const int parts = grad_par_ && n / threads_ < kSharesFrom ? 1 : split(n);
   const int eb = sizes_.elem_bytes;
-  // A share's loss and gradients in partial_: element offsets, each a
-  // multiple of a cache line (runtime/aligned.h).
-  const int64_t line = static_cast<int64_t>(kValueAlignment) / eb;
-  std::vector<int64_t> at{0};
-  int64_t total = 1;
-  for (int64_t s : sizes_.params) {
-    total = (total + line - 1) / line * line;
-    at.push_back(total);
-    total += s;
-  }
   partial_.resize(static_cast<size_t>(parts));
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
@@ -109,9 +105,9 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
       return;
     }
     AlignedVector<char>& mine = partial_[static_cast<size_t>(t)];
-    mine.resize(static_cast<size_t>(total * eb));
+    mine.resize(static_cast<size_t>(partial_elems_ * eb));
     std::vector<void*> g;
-    for (size_t a = 1; a < at.size(); ++a) g.push_back(mine.data() + at[a] * eb);
+    for (size_t a = 1; a < partial_at_.size(); ++a) g.push_back(mine.data() + partial_at_[a] * eb);
     grad_(in.data(), lab.data(), params.data(), mine.data(), g.data(), count, ws);
   });
   if (parts == 1) return;
@@ -130,7 +126,7 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
       const T w = static_cast<T>(static_cast<double>(count) / static_cast<double>(n));
       const T* src = reinterpret_cast<const T*>(partial_[static_cast<size_t>(t)].data());
       for (size_t a = 0; a < dst.size(); ++a)
-        for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] += w * src[at[a] + e];
+        for (int64_t e = 0; e < sizes[a]; ++e) dst[a][e] += w * src[partial_at_[a] + e];
     }
   };
   if (eb == 4) combine(static_cast<float*>(nullptr));

@@ -83,8 +83,12 @@ private:
   int threads_;
   std::vector<Workspace> workspaces_;
   std::unique_ptr<ThreadPool> pool_;
-  // Per extra thread: the loss, then the gradients, each on its own cache line.
+  // Per extra thread: the loss, then the gradients, each on its own cache
+  // line; partial_at_[0] (the loss), [1 + i] (param i) are their element
+  // offsets, partial_elems_ the size.
   std::vector<AlignedVector<char>> partial_;
+  std::vector<int64_t> partial_at_;
+  int64_t partial_elems_ = 0;
 };
 
 }  // namespace nabla::runtime

@@ -193,11 +193,10 @@ public:
     v_.resize(np_);
     const int eb = elem_bytes(t_);
     total_ = 0;
-    const int64_t line = static_cast<int64_t>(kValueAlignment) / eb;
     for (size_t i = 0; i < np_; ++i) {
       // Each gradient starts on a cache line (runtime/aligned.h); the gaps
       // stay zero, which the sums over the whole vector leave as they are.
-      total_ = (total_ + line - 1) / line * line;
+      total_ = line_aligned(total_, eb);
       offsets_.push_back(total_);
       total_ += model.param_sizes[i];
       const size_t bytes = static_cast<size_t>(model.param_sizes[i] * eb);
