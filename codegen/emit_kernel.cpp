@@ -527,7 +527,7 @@ private:
   void init_loops(const Step& s, const Step* init, const Step* sum) {
     if (!init) return;
     if (!sum) return elementwise({init});
-    rows_with_sum({init}, sum, dim(s.m), nullptr, fp(1),
+    rows_with_sum({init}, sum, dim(s.m), nullptr, 0, fp(1),
                   [&](Value* r0, Value* r1, Value*, const RowSum& rs) { init_rows(*init, s, r0, r1, rs); });
   }
 
@@ -558,10 +558,15 @@ private:
   // threads: the target's (target.h). A gradient kernel's is larger: there,
   // what another core computed in the forward pass (activations, the
   // weights it read) is read and written again by this one, and small
-  // splits cost more than they save.
-  int64_t min_split_work() const {
-    return gradient_kernel_ ? choice_.split_min_work_gradient : choice_.split_min_work_forward;
+  // splits cost more than they save. Except on a weight of more than
+  // split_weight_elems (it and its gradient overflow one core's L2): every
+  // split on it takes the same rows on the same thread, so each core keeps
+  // its rows in its own L2, and at a small batch the memory-bound work on
+  // it is worth more than its multiply-adds count.
+  int64_t min_split_work(int64_t weight_elems) const {
+    return split_min_work(choice_, gradient_kernel_, weight_elems);
   }
+  static int64_t weight_elems(const Step& s) { return gemm_weight_elems(s); }
 
   // Rows for at least two tasks (chunks of 32 rows, as gemm_task splits).
   static bool row_split_pays(int64_t rows) { return rows > kGemmMaxNR; }
@@ -576,16 +581,15 @@ private:
     // tasks: each such product costs its own function to compile.
     const bool split = !batch && plain_splits(s);
     Value* work = split ? b_.CreateMul(b_.CreateMul(M, dim(s.n)), K) : nullptr;
-    rows_with_sum({&s, init}, sum, M, work, alpha, [&](Value* r0, Value* r1, Value* a, const RowSum& rs) {
-      gemm_loops(s, batch, r0, r1, a, init, rs);
-    });
+    rows_with_sum({&s, init}, sum, M, work, min_split_work(weight_elems(s)), alpha,
+                  [&](Value* r0, Value* r1, Value* a, const RowSum& rs) { gemm_loops(s, batch, r0, r1, a, init, rs); });
   }
 
   // Whether the plain loops of an unbatched C split its rows across the
   // threads: when even one sample's update is worth a split (the wide
   // model's 4096 x 4096 at batch 1), and it has rows for two tasks.
   bool plain_splits(const Step& s) const {
-    return !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work();
+    return !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work(weight_elems(s));
   }
 
   // Both operands of a GEMM run along k: the plain loops are dot products.
@@ -604,7 +608,8 @@ private:
   // skipped) and `sum`'s partials: on the threads (rows_on_threads) when
   // `work` is given, else one call. The sum's blocks are zeroed before the
   // rows run, and its total stored after.
-  void rows_with_sum(const std::vector<const Step*>& steps, const Step* sum, Value* M, Value* work, Value* alpha,
+  void rows_with_sum(const std::vector<const Step*>& steps, const Step* sum, Value* M, Value* work, int64_t min_work,
+                     Value* alpha,
                      const std::function<void(Value*, Value*, Value*, const RowSum&)>& body) {
     std::vector<const Step*> used;
     for (const Step* st : steps)
@@ -625,7 +630,7 @@ private:
     };
     Value* partials = nullptr;
     if (work) {
-      partials = rows_on_threads(used, M, work, alpha, blocks, rows);
+      partials = rows_on_threads(used, M, work, min_work, alpha, blocks, rows);
     } else {
       partials = slot(llvm::ArrayType::get(t_, static_cast<uint64_t>(blocks * partial_stride())));
       rows(i64(0), M, alpha, partials);
@@ -654,7 +659,7 @@ private:
   }
 
   // body(r0, r1, alpha, partials) over rows [0, M) of `steps`: with a
-  // runner and at least min_split_work() of `work`, as tasks on its
+  // runner and at least `min_work` of `work`, as tasks on its
   // threads, task t of T taking the rows gemm_task takes when it splits
   // rows (chunks a multiple of 32, at most kGemmMaxTasks), so a thread
   // touches the same rows of C here and in the GEMM function; else one
@@ -662,7 +667,8 @@ private:
   // whose buffers, n, M and alpha come in a struct; it may write values of
   // its rows into the array `partials` of `slots` partials (partial_at),
   // which is returned.
-  Value* rows_on_threads(const std::vector<const Step*>& steps, Value* M, Value* work, Value* alpha, int64_t slots,
+  Value* rows_on_threads(const std::vector<const Step*>& steps, Value* M, Value* work, int64_t min_work, Value* alpha,
+                         int64_t slots,
                          const std::function<void(Value*, Value*, Value*, Value*)>& body) {
     const std::vector<int> bufs = step_buffers(steps);
     std::vector<llvm::Type*> fields(bufs.size(), ptr_);
@@ -676,6 +682,12 @@ private:
                                       llvm::Function::InternalLinkage, f_->getName() + ".rows", m_);
     set_attributes(fn);
     fn->addFnAttr(llvm::Attribute::NoInline);
+    // Sized for code, not speed: its loops stream rows of a weight from
+    // memory, so LLVM's speed-only transforms (unrolling, the loops
+    // unswitched on k > 1) add code without time. The MNIST MLP's gradient
+    // rows at batch 1 compile to 123 instructions instead of 256, and the
+    // kernels as fast (3 x 4 alternating runs, bench/RESULTS.md).
+    fn->addFnAttr(llvm::Attribute::OptimizeForSize);
     {
       FunctionState saved = enter(fn);
       Value* arg = fn->getArg(0);
@@ -695,7 +707,7 @@ private:
     b_.CreateStore(M, b_.CreateStructGEP(st, args, nf + 1));
     b_.CreateStore(alpha, b_.CreateStructGEP(st, args, nf + 3));
     Value* tasks_at = b_.CreateStructGEP(st, args, nf + 2);
-    branch(b_.CreateAnd(b_.CreateIsNotNull(par_), b_.CreateICmpSGE(work, i64(min_split_work()))), [&] {
+    branch(b_.CreateAnd(b_.CreateIsNotNull(par_), b_.CreateICmpSGE(work, i64(min_work))), [&] {
       Value* tasks = runner_tasks(par_);
       b_.CreateStore(tasks, tasks_at);
       run_tasks(par_, tasks, fn, args);
@@ -722,7 +734,8 @@ private:
     // Split when the products on a matrix of this size split (x W^T and
     // the weight's gradient or update: n * its elements of work), so the
     // rows stay where those keep them; at batch 1 they do not.
-    rows_with_sum({}, &s, i64(s.shape[0]), b_.CreateMul(n_, i64(s.shape.numel())), fp(1),
+    rows_with_sum({}, &s, i64(s.shape[0]), b_.CreateMul(n_, i64(s.shape.numel())), min_split_work(s.shape.numel()),
+                  fp(1),
                   [&](Value* r0, Value* r1, Value*, const RowSum& rs) {
                     loop0(b_.CreateSub(r1, r0), [&](Value* t) {
                       row_sum(rs, b_.CreateAdd(r0, t), i64(s.shape[1]), [](Value*) {});
@@ -762,7 +775,7 @@ private:
                                s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null,
                                b_.getInt1(gemm_splits_rows(s))};
       a.push_back(par_);
-      a.push_back(i64(min_split_work()));
+      a.push_back(i64(min_split_work(weight_elems(s))));
       b_.CreateCall(gemm_run_function(m_, dtype_, target_), a);
     };
     if (along_k) {
@@ -777,7 +790,7 @@ private:
     if (init && !batch && gemm_splits_rows(s) && row_split_pays(s.m.value)) {
       // C's initial value on the threads that then update the same rows.
       Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
-      rows_with_sum({&s, init}, sum, M, work, alpha,
+      rows_with_sum({&s, init}, sum, M, work, min_split_work(weight_elems(s)), alpha,
                     [&](Value* r0, Value* r1, Value*, const RowSum& rs) { init_rows(*init, s, r0, r1, rs); });
     } else {
       init_loops(s, init, sum);

@@ -57,11 +57,13 @@ std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target
        ", row block " + num(c.mc) + "; dot tiles from k " + num(c.dot_min_k) + " (" + num(c.dot_chains) +
        " chains); blocked from " + num(c.blocked_min_rows) + " rows and k " + num(c.blocked_min_k) +
        " (x W^T from " + num(c.dot_blocked_min_rows) + " rows); loops vectorized at " +
-       num(c.vector_bits_loops) + " bits; threads from " + num(c.split_min_work_forward) + " multiply-adds (" +
-       num(c.split_min_work_gradient) + " in gradient kernels)\n";
+       num(c.vector_bits_loops) + " bits; threads from " + num(c.split_min_work_forward) +
+       " multiply-adds (in gradient kernels " + num(c.split_min_work_gradient) + ", except on weights of more than " +
+       num(c.split_weight_elems) + " elements)\n";
   auto dim = [&](const Dim& d, int64_t n) { return d.times_n ? d.value * n : d.value; };
   auto dim_text = [&](const Dim& d) { return d.times_n ? (d.value == 1 ? "n" : num(d.value) + "n") : num(d.value); };
-  auto kernel = [&](const std::optional<Program>& p, const char* name) {
+  // `gradient`: a gradient or SGD-step kernel (split_min_work).
+  auto kernel = [&](const std::optional<Program>& p, const char* name, bool gradient) {
     if (!p) return;
     for (size_t i = 0; i < p->steps.size(); ++i) {
       const Step& st = p->steps[i];
@@ -76,12 +78,12 @@ std::string gemm_paths_text(const ProgramSet& programs, const EmitTarget& target
         const int64_t k = st.gemm_batched ? st.kdim.value : dim(st.kdim, n);
         s += " n=" + num(n) + " " + gemm_path_name(gemm_path(c, st.scratch >= 0, dot, m, k));
       }
-      s += "\n";
+      s += "; threads from " + num(split_min_work(c, gradient, gemm_weight_elems(st))) + "\n";
     }
   };
-  kernel(programs.forward, "forward");
-  kernel(programs.grad, "grad");
-  kernel(programs.sgd, "sgd_step");
+  kernel(programs.forward, "forward", false);
+  kernel(programs.grad, "grad", true);
+  kernel(programs.sgd, "sgd_step", true);
   return s;
 }
 

@@ -153,6 +153,15 @@ inline int64_t gemm_scratch_tasks(int64_t n) {
 // thread keeps the same rows of W in its cache. Each task packs all of N:
 // the scratch holds kGemmMaxTasks slots of gemm_scratch(n).
 inline bool gemm_splits_rows(const Step& s) { return !s.m.times_n && s.kdim.times_n && !s.gemm_batched; }
+// The elements of a GEMM's one operand that does not scale with the batch
+// (W in x W^T and in delta W, W's gradient in delta^T x); 0 if none does.
+inline int64_t gemm_weight_elems(const Step& s) {
+  if (s.gemm_batched) return 0;
+  if (!s.m.times_n && !s.n.times_n) return s.m.value * s.n.value;
+  if (!s.kdim.times_n && !s.n.times_n) return s.kdim.value * s.n.value;
+  if (!s.m.times_n && !s.kdim.times_n) return s.m.value * s.kdim.value;
+  return 0;
+}
 inline int64_t gemm_scratch_for(const Step& s) {
   return gemm_splits_rows(s) ? std::max(kGemmMaxTasks * gemm_scratch(s.n.value), gemm_scratch_tasks(s.n.value))
                              : gemm_scratch_tasks(s.n.value);

@@ -57,6 +57,10 @@ struct GemmChoices {
   // written again). Fixed times (cycles) of the target's multiply-adds a
   // cycle, so a target that does fewer a cycle splits smaller products.
   int64_t split_min_work_forward = 1 << 16, split_min_work_gradient = 1 << 20;
+  // In a gradient or SGD-step kernel, a product on a weight of more than
+  // this many elements (half the L2 in bytes) splits from
+  // split_min_work_forward (emit_kernel.cpp).
+  int64_t split_weight_elems = 1 << 17;
 };
 
 GemmChoices gemm_choices(const TargetProfile& target, ir::DType dtype);
@@ -71,6 +75,15 @@ bool dot_tiles(const GemmChoices& c, bool along_k, int64_t k);
 // (batching.cpp's plan_gemm); `dot`: dot_tiles of the step.
 enum class GemmPath { Loops, Dot, Blocked };
 GemmPath gemm_path(const GemmChoices& c, bool planned, bool dot, int64_t m, int64_t k);
+
+// The least work (multiply-adds) worth splitting a product across threads:
+// split_min_work_forward, or in a gradient or SGD-step kernel
+// split_min_work_gradient unless the product is on a weight of more than
+// split_weight_elems elements (emit_kernel.cpp's min_split_work).
+inline int64_t split_min_work(const GemmChoices& c, bool gradient_kernel, int64_t weight_elems) {
+  return gradient_kernel && weight_elems <= c.split_weight_elems ? c.split_min_work_gradient
+                                                                  : c.split_min_work_forward;
+}
 const char* gemm_path_name(GemmPath p);
 
 }  // namespace nabla::codegen
