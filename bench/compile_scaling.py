@@ -37,6 +37,8 @@ def cold(path):
 
 
 def main():
+    if not all(a.isdigit() and 1 <= int(a) <= 4096 for a in sys.argv[1:]):
+        sys.exit(__doc__.strip().splitlines()[-1] + "\n  L: a number of layers, 1 to 4096")
     sizes = [int(a) for a in sys.argv[1:]] or [2, 8, 32, 128, 512]
     print("| L (tanh layers, width 64) | cold compile | per layer | LLVM optimize | LLVM codegen | "
           "growth / linear from the previous L |")
