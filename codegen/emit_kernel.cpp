@@ -566,7 +566,6 @@ private:
   int64_t min_split_work(int64_t weight_elems) const {
     return split_min_work(choice_, gradient_kernel_, weight_elems);
   }
-  static int64_t weight_elems(const Step& s) { return gemm_weight_elems(s); }
 
   // Rows for at least two tasks (chunks of 32 rows, as gemm_task splits).
   static bool row_split_pays(int64_t rows) { return rows > kGemmMaxNR; }
@@ -581,7 +580,7 @@ private:
     // tasks: each such product costs its own function to compile.
     const bool split = !batch && plain_splits(s);
     Value* work = split ? b_.CreateMul(b_.CreateMul(M, dim(s.n)), K) : nullptr;
-    rows_with_sum({&s, init}, sum, M, work, min_split_work(weight_elems(s)), alpha,
+    rows_with_sum({&s, init}, sum, M, work, min_split_work(gemm_weight_elems(s)), alpha,
                   [&](Value* r0, Value* r1, Value* a, const RowSum& rs) { gemm_loops(s, batch, r0, r1, a, init, rs); });
   }
 
@@ -589,7 +588,7 @@ private:
   // threads: when even one sample's update is worth a split (the wide
   // model's 4096 x 4096 at batch 1), and it has rows for two tasks.
   bool plain_splits(const Step& s) const {
-    return !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work(weight_elems(s));
+    return !s.m.times_n && row_split_pays(s.m.value) && s.m.value * s.n.value >= min_split_work(gemm_weight_elems(s));
   }
 
   // Both operands of a GEMM run along k: the plain loops are dot products.
@@ -686,7 +685,8 @@ private:
     // memory, so LLVM's speed-only transforms (unrolling, the loops
     // unswitched on k > 1) add code without time. The MNIST MLP's gradient
     // rows at batch 1 compile to 123 instructions instead of 256, and the
-    // kernels as fast (3 x 4 alternating runs, bench/RESULTS.md).
+    // kernels run as fast (alternating runs in bench/RESULTS.md, "A third
+    // session").
     fn->addFnAttr(llvm::Attribute::OptimizeForSize);
     {
       FunctionState saved = enter(fn);
@@ -775,7 +775,7 @@ private:
                                s.mask >= 0 ? base_[static_cast<size_t>(s.mask)] : null,
                                b_.getInt1(gemm_splits_rows(s))};
       a.push_back(par_);
-      a.push_back(i64(min_split_work(weight_elems(s))));
+      a.push_back(i64(min_split_work(gemm_weight_elems(s))));
       b_.CreateCall(gemm_run_function(m_, dtype_, target_), a);
     };
     if (along_k) {
@@ -790,7 +790,7 @@ private:
     if (init && !batch && gemm_splits_rows(s) && row_split_pays(s.m.value)) {
       // C's initial value on the threads that then update the same rows.
       Value* work = b_.CreateMul(b_.CreateMul(M, dim(s.n)), K);
-      rows_with_sum({&s, init}, sum, M, work, min_split_work(weight_elems(s)), alpha,
+      rows_with_sum({&s, init}, sum, M, work, min_split_work(gemm_weight_elems(s)), alpha,
                     [&](Value* r0, Value* r1, Value*, const RowSum& rs) { init_rows(*init, s, r0, r1, rs); });
     } else {
       init_loops(s, init, sum);

@@ -890,8 +890,9 @@ TEST(Codegen, ExecutorGradientOnThreadsEqualsOneCall) {
   const driver::ModelKernels k =
       f64_kernels(ctx, lower_file(ctx, std::string(NABLA_SOURCE_DIR) + "/examples/mnist_mlp.nn"), 2);
   ASSERT_NE(k.kernels->grad_par, nullptr);
-  // 1 and 3: W1's products split by rows at a small batch (on a host whose
-  // L2 cannot hold W1 and its gradient: split_weight_elems).
+  // 1 and 3: W1's products split by rows at a small batch too (in f64, W1
+  // is more than half the L2 of Zen 5 and of Sapphire Rapids:
+  // split_weight_elems).
   for (int64_t n : {1, 3, 32, 131}) {
     const Batch b = random_batch(k.spec, n, 11);
     Converted<double> in(b.inputs), lab(b.labels), par(b.params);
