@@ -45,7 +45,13 @@ def main():
     p = subprocess.Popen([nabla, "train", model, "--data", data, "--epochs", "100000", "--batch", "8", "--lr", "0.01",
                           "--threads", "1", "--progress", "never", "-o", params],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    # Signal only once training runs: its first epoch's save shows the handler
+    # is in place (a sanitizer build can take seconds just to start).
+    deadline = time.monotonic() + 120
+    while not os.path.exists(params):
+        assert p.poll() is None, f"train exited with {p.returncode} before its first save: {p.stderr.read()}"
+        assert time.monotonic() < deadline, "no parameter file after 120 s of training"
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130, (p.returncode, err)
