@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -51,6 +52,23 @@ Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_w
   }
 }
 
+template <typename Call>
+void Executor::par_call(ParKind kind, int64_t n, Call&& call) {
+  if (!adaptive_) {
+    last_par_pool_ = true;
+    call(&runner_);
+    return;
+  }
+  // A caller with ever new batch sizes (a script) cannot grow this: the
+  // choices start over past 64 sizes.
+  if (choices_.size() >= 64 && !choices_.count({kind, n})) choices_.clear();
+  PoolChoice& choice = choices_[{kind, n}];
+  last_par_pool_ = choice.use_pool();
+  const auto t0 = std::chrono::steady_clock::now();
+  call(last_par_pool_ ? &runner_ : nullptr);
+  choice.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
 int Executor::split(int64_t n) const {
   return static_cast<int>(std::clamp<int64_t>(n / 16, 1, threads_));
 }
@@ -80,8 +98,12 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
     const auto out = offset(outputs, sizes_.outputs, first, sizes_.elem_bytes);
     void* ws = workspaces_[static_cast<size_t>(t)].get(forward_ws_(count));
-    if (parts == 1 && threads_ > 1 && forward_par_) forward_par_(in.data(), params.data(), out.data(), count, ws, &runner_);
-    else forward_(in.data(), params.data(), out.data(), count, ws);
+    if (parts == 1 && threads_ > 1 && forward_par_)
+      par_call(ParKind::Forward, count, [&](const codegen::ParallelRunner* par) {
+        forward_par_(in.data(), params.data(), out.data(), count, ws, par);
+      });
+    else
+      forward_(in.data(), params.data(), out.data(), count, ws);
   });
 }
 
@@ -99,7 +121,9 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
     void* ws = workspaces_[static_cast<size_t>(t)].get(grad_ws_(count));
     if (t == 0) {
       if (parts == 1 && threads_ > 1 && grad_par_)
-        grad_par_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws, &runner_);
+        par_call(ParKind::Grad, count, [&](const codegen::ParallelRunner* par) {
+          grad_par_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws, par);
+        });
       else
         grad_(in.data(), lab.data(), params.data(), loss, grads.data(), count, ws);
       return;
@@ -142,8 +166,12 @@ void Executor::sgd_step(const std::vector<const void*>& inputs, const std::vecto
     const float r32 = static_cast<float>(rate);
     const void* r = eb == 4 ? static_cast<const void*>(&r32) : static_cast<const void*>(&rate);
     void* ws = workspaces_[0].get(sgd_ws_(n));
-    if (threads_ > 1 && sgd_par_) sgd_par_(inputs.data(), labels.data(), params.data(), loss, r, n, ws, &runner_);
-    else sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, ws);
+    if (threads_ > 1 && sgd_par_)
+      par_call(ParKind::Sgd, n, [&](const codegen::ParallelRunner* par) {
+        sgd_par_(inputs.data(), labels.data(), params.data(), loss, r, n, ws, par);
+      });
+    else
+      sgd_(inputs.data(), labels.data(), params.data(), loss, r, n, ws);
     return;
   }
   grads_.resize(params.size());

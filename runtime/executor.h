@@ -2,15 +2,20 @@
 // the batch split across threads. The forward pass splits the samples; the
 // gradient kernel runs on each thread's share (from 64 samples a thread;
 // below, one call of its _par twin) and the shares' results are combined,
-// weighted by their sizes (the kernels return batch means).
+// weighted by their sizes (the kernels return batch means). A _par call
+// runs its products on the pool or on the caller alone, whichever its
+// timings show faster on this machine now (runtime/pool_choice.h).
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "codegen/abi.h"
 #include "runtime/aligned.h"
+#include "runtime/pool_choice.h"
 #include "runtime/thread_pool.h"
 
 namespace nabla::runtime {
@@ -63,10 +68,21 @@ public:
                 const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
   int threads() const { return threads_; }
+  // Whether the _par calls time the pool against the caller alone and keep
+  // the faster (runtime/pool_choice.h; the default), or always use the pool.
+  void set_adaptive(bool on) { adaptive_ = on; }
+  // Whether the last _par call ran its products on the pool.
+  bool last_par_used_pool() const { return last_par_pool_; }
 
 private:
+  enum class ParKind { Forward, Grad, Sgd };
   // The thread count worth using for n samples (at least 16 samples each).
   int split(int64_t n) const;
+  // call(runner): a _par kernel call on n samples, given the pool's runner
+  // or null (the caller alone) as the choice for (kind, n) says, and timed
+  // for that choice.
+  template <typename Call>
+  void par_call(ParKind kind, int64_t n, Call&& call);
 
   codegen::ForwardFn forward_;
   codegen::WorkspaceFn forward_ws_;
@@ -78,6 +94,9 @@ private:
   codegen::GradParFn grad_par_ = nullptr;
   codegen::SgdParFn sgd_par_ = nullptr;
   codegen::ParallelRunner runner_{};  // the pool, for the _par kernels
+  bool adaptive_ = true;
+  bool last_par_pool_ = false;
+  std::map<std::pair<ParKind, int64_t>, PoolChoice> choices_;  // per kind and batch size
   std::vector<AlignedVector<char>> grads_;  // sgd_step on several threads: the gradient
   ArgSizes sizes_;
   int threads_;

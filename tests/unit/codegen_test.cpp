@@ -929,6 +929,56 @@ TEST(Codegen, ExecutorGradientOnThreadsEqualsOneCall) {
   }
 }
 
+// The executor times its _par calls on the pool against the caller alone
+// (runtime/pool_choice.h): calls in either mode give the plain kernel's
+// bits, so the choice cannot change a result. The first 2 * kBlock calls
+// try both modes.
+TEST(Codegen, ExecutorParCallsInEitherModeEqualOneCall) {
+  ir::Context ctx;
+  const driver::ModelKernels k =
+      f64_kernels(ctx, lower_file(ctx, std::string(NABLA_SOURCE_DIR) + "/examples/mnist_mlp.nn"), 2);
+  ASSERT_NE(k.kernels->grad_par, nullptr);
+  const int64_t n = 3;
+  const Batch b = random_batch(k.spec, n, 5);
+  Converted<double> in(b.inputs), lab(b.labels), par(b.params);
+  auto fresh = [&] {
+    std::vector<std::vector<double>> g{std::vector<double>(1)};
+    for (const Node* p : k.spec.params) g.emplace_back(static_cast<size_t>(p->shape().numel()));
+    return g;
+  };
+  auto pointers = [](std::vector<std::vector<double>>& g) {
+    std::vector<void*> gp;
+    for (size_t i = 1; i < g.size(); ++i) gp.push_back(g[i].data());
+    return gp;
+  };
+  auto one = fresh();
+  {
+    std::vector<double> ws(static_cast<size_t>(k.kernels->grad_workspace(n)) / 8 + 8);
+    auto gp = pointers(one);
+    k.kernels->grad(in.ptrs.data(), lab.ptrs.data(), par.ptrs.data(), one[0].data(), gp.data(), n, ws.data());
+  }
+  runtime::ArgSizes sz;
+  sz.elem_bytes = 8;
+  for (const Node* v : k.spec.inputs) sz.inputs.push_back(v->shape().numel());
+  for (const Node* v : k.spec.labels) sz.labels.push_back(v->shape().numel());
+  for (const Node* v : k.spec.params) sz.params.push_back(v->shape().numel());
+  runtime::Executor ex(k.kernels->forward, k.kernels->forward_workspace, k.kernels->grad, k.kernels->grad_workspace,
+                       sz, 2);
+  ex.set_parallel(k.kernels->forward_par, k.kernels->grad_par);
+  bool pool = false, alone = false;
+  for (int call = 0; call < 2 * runtime::PoolChoice::kBlock + 2; ++call) {
+    auto g = fresh();
+    auto gp = pointers(g);
+    ex.grad(in.ptrs, lab.ptrs, par.ptrs, g[0].data(), gp, n);
+    (ex.last_par_used_pool() ? pool : alone) = true;
+    for (size_t a = 0; a < one.size(); ++a)
+      for (size_t e = 0; e < one[a].size(); ++e)
+        ASSERT_EQ(g[a][e], one[a][e]) << "call " << call << " array " << a << " [" << e << "]";
+  }
+  EXPECT_TRUE(pool);
+  EXPECT_TRUE(alone);
+}
+
 // Accuracy of the vectorized transcendental functions (libmvec through the
 // kernels' vector variants) against the f64 (long double for f64) reference,
 // over a dense grid: f32 within 4 ulp, f64 within 1e-14 relative.
