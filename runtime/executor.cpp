@@ -54,11 +54,6 @@ Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_w
 
 template <typename Call>
 void Executor::par_call(ParKind kind, int64_t n, Call&& call) {
-  if (!adaptive_) {
-    last_par_pool_ = true;
-    call(&runner_);
-    return;
-  }
   // A caller with ever new batch sizes (a script) cannot grow this: the
   // choices start over past 64 sizes.
   if (choices_.size() >= 64 && !choices_.count({kind, n})) choices_.clear();

@@ -68,9 +68,6 @@ public:
                 const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
   int threads() const { return threads_; }
-  // Whether the _par calls time the pool against the caller alone and keep
-  // the faster (runtime/pool_choice.h; the default), or always use the pool.
-  void set_adaptive(bool on) { adaptive_ = on; }
   // Whether the last _par call ran its products on the pool.
   bool last_par_used_pool() const { return last_par_pool_; }
 
@@ -94,7 +91,6 @@ private:
   codegen::GradParFn grad_par_ = nullptr;
   codegen::SgdParFn sgd_par_ = nullptr;
   codegen::ParallelRunner runner_{};  // the pool, for the _par kernels
-  bool adaptive_ = true;
   bool last_par_pool_ = false;
   std::map<std::pair<ParKind, int64_t>, PoolChoice> choices_;  // per kind and batch size
   std::vector<AlignedVector<char>> grads_;  // sgd_step on several threads: the gradient
