@@ -87,6 +87,19 @@ struct BenchArgs {
 struct Timing {
   double median = 0, min = 0;  // seconds per call
   int reps = 0;
+  int threads_used = 1;  // the threads most of the timed calls ran on
+};
+
+// Counts the threads each call of a kernel ran on (Executor::last_call_threads).
+class ThreadsUsed {
+public:
+  explicit ThreadsUsed(int threads) : calls_(static_cast<size_t>(threads) + 1) {}
+  void add(int used) { ++calls_[static_cast<size_t>(std::clamp(used, 0, static_cast<int>(calls_.size()) - 1))]; }
+  // The count most calls ran on.
+  int most() const { return static_cast<int>(std::max_element(calls_.begin(), calls_.end()) - calls_.begin()); }
+
+private:
+  std::vector<int64_t> calls_;
 };
 
 // Times `f`: after a warm-up, repetitions of `iters` calls each (iters chosen
@@ -127,9 +140,18 @@ std::string us(double s) {
 void json_line(const std::string& model, const char* kind, int threads, int64_t batch, const Timing& t,
                const std::string& dtype) {
   std::printf("{\"impl\": \"nabla\", \"model\": \"%s\", \"kind\": \"%s\", \"dtype\": \"%s\", \"threads\": %d, "
-              "\"batch\": %lld, \"median_us\": %.4f, \"min_us\": %.4f, \"reps\": %d, \"samples_per_s\": %.2f}\n",
-              model.c_str(), kind, dtype.c_str(), threads, static_cast<long long>(batch), t.median * 1e6, t.min * 1e6,
-              t.reps, static_cast<double>(batch) / t.median);
+              "\"threads_used\": %d, \"batch\": %lld, \"median_us\": %.4f, \"min_us\": %.4f, \"reps\": %d, "
+              "\"samples_per_s\": %.2f}\n",
+              model.c_str(), kind, dtype.c_str(), threads, t.threads_used, static_cast<long long>(batch),
+              t.median * 1e6, t.min * 1e6, t.reps, static_cast<double>(batch) / t.median);
+}
+
+// Said after a figure whose calls ran on fewer threads than the run has: a
+// batch with too few samples for every thread, or a small batch's call kept
+// on the calling thread because that was faster here (runtime/pool_choice.h).
+std::string threads_note(const Timing& t, int threads) {
+  if (t.threads_used >= threads) return "";
+  return "  [ran on " + std::to_string(t.threads_used) + " of " + std::to_string(threads) + " threads]";
 }
 
 void print_compile_timing(const BenchArgs& args, const GlobalOptions& global, int threads, const driver::CompileTiming& c) {
@@ -207,10 +229,15 @@ void time_kernels(const BenchArgs& args, const GlobalOptions& global, int thread
     std::vector<void*> outs;
     for (const auto& o : k.spec.outputs) out.emplace_back(static_cast<size_t>(o.second->shape().numel() * n));
     for (auto& o : out) outs.push_back(o.data());
-    fwd = time_calls([&] { k.executor->forward(in, par, outs, n); }, args.min_time);
+    ThreadsUsed used(threads);
+    fwd = time_calls([&] {
+      k.executor->forward(in, par, outs, n);
+      used.add(k.executor->last_call_threads());
+    }, args.min_time);
+    fwd.threads_used = used.most();
     if (args.json) json_line(args.model, "forward", threads, n, fwd, global.dtype);
-    else std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(fwd.median).c_str(),
-                us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median);
+    else std::printf("  forward       %12s/call  (min %s, %d calls)  %12.0f samples/s%s\n", us(fwd.median).c_str(),
+                us(fwd.min).c_str(), fwd.reps, static_cast<double>(n) / fwd.median, threads_note(fwd, threads).c_str());
   }
   if (!grad) return;
   std::vector<runtime::AlignedVector<double>> gs;
@@ -218,19 +245,30 @@ void time_kernels(const BenchArgs& args, const GlobalOptions& global, int thread
   double loss[1];
   for (const ir::Node* p : m.params) gs.emplace_back(static_cast<size_t>(p->shape().numel()));
   for (auto& v : gs) gp.push_back(v.data());
-  grd = time_calls([&] { k.executor->grad(in, lab, par, loss, gp, n); }, args.min_time);
+  ThreadsUsed grad_used(threads);
+  grd = time_calls([&] {
+    k.executor->grad(in, lab, par, loss, gp, n);
+    grad_used.add(k.executor->last_call_threads());
+  }, args.min_time);
+  grd.threads_used = grad_used.most();
   if (args.json) json_line(args.model, "gradient", threads, n, grd, global.dtype);
-  else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s\n", us(grd.median).c_str(),
-              us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median);
+  else std::printf("  gradient      %12s/call  (min %s, %d calls)  %12.0f samples/s%s\n", us(grd.median).c_str(),
+              us(grd.min).c_str(), grd.reps, static_cast<double>(n) / grd.median, threads_note(grd, threads).c_str());
   // A training step: the loss, the gradient and p -= lr * g on every param
   // (the fused SGD step kernel on one thread).
   runtime::ArrayMap train = params;
   std::vector<void*> tpm;
   for (const void* p : pointers(m.params, train, dtype)) tpm.push_back(const_cast<void*>(p));
-  step = time_calls([&] { k.executor->sgd_step(in, lab, tpm, loss, 1e-6, n); }, args.min_time);
+  ThreadsUsed step_used(threads);
+  step = time_calls([&] {
+    k.executor->sgd_step(in, lab, tpm, loss, 1e-6, n);
+    step_used.add(k.executor->last_call_threads());
+  }, args.min_time);
+  step.threads_used = step_used.most();
   if (args.json) json_line(args.model, "train_step", threads, n, step, global.dtype);
-  else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (loss, gradient, SGD update)\n",
-              us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median);
+  else std::printf("  train step    %12s/step  (min %s, %d steps)  %12.0f samples/s  (loss, gradient, SGD update)%s\n",
+              us(step.median).c_str(), us(step.min).c_str(), step.reps, static_cast<double>(n) / step.median,
+              threads_note(step, threads).c_str());
   if (forward && !args.json) std::printf("  gradient / forward  %.2f\n", grd.median / fwd.median);
 }
 

@@ -58,9 +58,10 @@ void Executor::par_call(ParKind kind, int64_t n, Call&& call) {
   // choices start over past 64 sizes.
   if (choices_.size() >= 64 && !choices_.count({kind, n})) choices_.clear();
   PoolChoice& choice = choices_[{kind, n}];
-  last_par_pool_ = choice.use_pool();
+  const bool pool = choice.use_pool();
+  last_threads_ = pool ? threads_ : 1;
   const auto t0 = std::chrono::steady_clock::now();
-  call(last_par_pool_ ? &runner_ : nullptr);
+  call(pool ? &runner_ : nullptr);
   choice.record(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
@@ -88,6 +89,7 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
                        const std::vector<void*>& outputs, int64_t n) {
   if (!forward_) throw std::logic_error("no forward kernel was compiled (the model has no output)");
   const int parts = split(n);
+  last_threads_ = parts;
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
@@ -107,6 +109,7 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
                     int64_t n) {
   if (!grad_) throw std::logic_error("no gradient kernel was compiled (the model has no loss)");
   const int parts = grad_par_ && n / threads_ < kSharesFrom ? 1 : split(n);
+  last_threads_ = parts;
   const int eb = sizes_.elem_bytes;
   partial_.resize(static_cast<size_t>(parts));
   pool_->run(parts, [&](int t) {
@@ -161,6 +164,7 @@ void Executor::sgd_step(const std::vector<const void*>& inputs, const std::vecto
     const float r32 = static_cast<float>(rate);
     const void* r = eb == 4 ? static_cast<const void*>(&r32) : static_cast<const void*>(&rate);
     void* ws = workspaces_[0].get(sgd_ws_(n));
+    last_threads_ = 1;
     if (threads_ > 1 && sgd_par_)
       par_call(ParKind::Sgd, n, [&](const codegen::ParallelRunner* par) {
         sgd_par_(inputs.data(), labels.data(), params.data(), loss, r, n, ws, par);

@@ -68,8 +68,9 @@ public:
                 const std::vector<void*>& params, void* loss, double rate, int64_t n);
 
   int threads() const { return threads_; }
-  // Whether the last _par call ran its products on the pool.
-  bool last_par_used_pool() const { return last_par_pool_; }
+  // The threads the last forward, grad or sgd_step call ran on: its shares,
+  // or for a _par call the pool's threads or 1 (the caller alone).
+  int last_call_threads() const { return last_threads_; }
 
 private:
   enum class ParKind { Forward, Grad, Sgd };
@@ -91,7 +92,7 @@ private:
   codegen::GradParFn grad_par_ = nullptr;
   codegen::SgdParFn sgd_par_ = nullptr;
   codegen::ParallelRunner runner_{};  // the pool, for the _par kernels
-  bool last_par_pool_ = false;
+  int last_threads_ = 1;
   std::map<std::pair<ParKind, int64_t>, PoolChoice> choices_;  // per kind and batch size
   std::vector<AlignedVector<char>> grads_;  // sgd_step on several threads: the gradient
   ArgSizes sizes_;
