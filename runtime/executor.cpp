@@ -34,6 +34,15 @@ void* Workspace::get(int64_t bytes) {
 
 Workspace::~Workspace() { std::free(data_); }
 
+Workspace& Workspace::operator=(Workspace&& other) noexcept {
+  if (this != &other) {
+    std::free(data_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
 Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
     : forward_(forward_fn), forward_ws_(forward_ws), grad_(grad_fn), grad_ws_(grad_ws),

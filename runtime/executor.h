@@ -20,11 +20,20 @@
 
 namespace nabla::runtime {
 
-// 64-byte aligned scratch memory that grows on demand.
+// 64-byte aligned scratch memory that grows on demand. It owns its memory:
+// moving hands the block over, copying is not allowed (a copy would free the
+// block twice when a vector of workspaces grows).
 class Workspace {
 public:
-  void* get(int64_t bytes);
+  Workspace() = default;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  Workspace(Workspace&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  Workspace& operator=(Workspace&& other) noexcept;
   ~Workspace();
+
+  void* get(int64_t bytes);
 
 private:
   void* data_ = nullptr;
