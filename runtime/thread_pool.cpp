@@ -1,14 +1,42 @@
 #include "runtime/thread_pool.h"
 
+#include <pthread.h>
+
 #include <chrono>
 
 namespace nabla::runtime {
 
-ThreadPool::ThreadPool(int workers) {
+namespace {
+
+// Forks this process has gone through, as seen by the child (an atfork
+// handler counts them): reading it costs nothing, unlike getpid(), a system
+// call on every kernel call.
+std::atomic<uint64_t> fork_count{0};
+
+uint64_t forks_so_far() {
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { fork_count.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  return fork_count.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool ThreadPool::forked() const { return forks_so_far() != forks_; }
+
+ThreadPool::ThreadPool(int workers) : forks_(forks_so_far()) {
   for (int i = 0; i < workers; ++i) threads_.emplace_back([this, i] { work(i + 1); });
 }
 
 ThreadPool::~ThreadPool() {
+  if (forked()) {
+    // The handles name the parent's threads: joining them would wait
+    // forever, and destroying a joinable handle terminates. They are kept.
+    new std::vector<std::thread>(std::move(threads_));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
@@ -21,6 +49,10 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::run(int parts, const std::function<void(int)>& body) {
   if (parts <= 1 || threads_.empty()) {
     body(0);
+    return;
+  }
+  if (forked()) {
+    for (int i = 0; i < parts; ++i) body(i);
     return;
   }
   {

@@ -2,6 +2,11 @@
 // body(1..parts-1) on workers that stay alive between calls (spawning threads
 // per kernel call costs tens of microseconds, as much as a small batch's
 // work). Workers spin briefly for the next job, then sleep.
+//
+// After fork() the child has the pool but none of its workers (fork copies
+// only the calling thread): a pool made before the fork runs every part on
+// the caller, one after another, and its destructor leaves the workers'
+// handles alone (they name threads of the parent).
 #pragma once
 
 #include <atomic>
@@ -26,7 +31,10 @@ public:
 private:
   void work(int id);
 
+  bool forked() const;
+
   std::vector<std::thread> threads_;
+  uint64_t forks_ = 0;  // the process's count of forks when the workers were made
   std::mutex mutex_;
   std::condition_variable wake_;
   const std::function<void(int)>* job_ = nullptr;
