@@ -60,13 +60,16 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
   return a;
 }
 
-void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
-                        runtime::DType dtype) {
+namespace {
+
+// check_distribution over the entries `at(i)` (sample s, entry e at s*k+e).
+template <typename At>
+void check_distribution_at(At at, const std::string& name, int64_t k, int64_t n, runtime::DType dtype) {
   const double tol = dtype == runtime::DType::F32 ? 1e-3 : 1e-6;
   for (int64_t s = 0; s < n; ++s) {
     double total = 0;
     for (int64_t e = 0; e < k; ++e) {
-      const double y = a.at(static_cast<size_t>(s * k + e));
+      const double y = at(s * k + e);
       if (!std::isfinite(y))
         throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
                                 " has a non-finite entry");
@@ -78,6 +81,23 @@ void check_distribution(const runtime::Array& a, const std::string& name, int64_
     if (!(std::fabs(total - 1) <= tol))
       throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
                               " sums to " + std::to_string(total));
+  }
+}
+
+}  // namespace
+
+void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
+                        runtime::DType dtype) {
+  check_distribution_at([&](int64_t i) { return a.at(static_cast<size_t>(i)); }, name, k, n, dtype);
+}
+
+void check_distribution(const void* data, const std::string& name, int64_t k, int64_t n, runtime::DType dtype) {
+  if (dtype == runtime::DType::F32) {
+    const auto* p = static_cast<const float*>(data);
+    check_distribution_at([&](int64_t i) { return static_cast<double>(p[i]); }, name, k, n, dtype);
+  } else {
+    const auto* p = static_cast<const double*>(data);
+    check_distribution_at([&](int64_t i) { return p[i]; }, name, k, n, dtype);
   }
 }
 

@@ -82,6 +82,8 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
 // (within 1e-3 in f32, 1e-6 in f64); throws runtime::NpzError otherwise.
 void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
                         runtime::DType dtype);
+// The same on `n` samples of `k` entries of `dtype` at `data`.
+void check_distribution(const void* data, const std::string& name, int64_t k, int64_t n, runtime::DType dtype);
 
 // Elements of one sample of `vars` (each var's per-sample size).
 uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars);

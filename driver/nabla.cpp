@@ -102,6 +102,21 @@ struct Model::Impl {
     return *kernels;
   }
 
+  // The labels declared distributions, at `labels` (n samples), checked
+  // as `nabla grad` and train check them: throws Error.
+  void check_labels(const void* const* labels, int64_t n) const {
+    checked([&] {
+      for (size_t i = 0; i < this->labels.size(); ++i) {
+        const Declaration& d = this->labels[i];
+        if (!d.distribution) continue;
+        int64_t k = 1;
+        for (int64_t s : d.shape) k *= s;
+        driver::check_distribution(labels[i], d.name, k, n, options.dtype);
+      }
+      return 0;
+    });
+  }
+
   void need_loss(const char* what) const {
     if (!lowered.loss) throw Error("model '" + name + "' has no loss: " + what);
   }
@@ -368,6 +383,7 @@ void Model::grad(const void* const* inputs, const void* const* labels, const voi
   Impl& m = *impl_;
   m.need_loss("there is no gradient to compute");
   if (n < 1) throw Error("a batch needs at least one sample");
+  m.check_labels(labels, n);
   std::lock_guard lock(m.mutex);
   driver::ModelKernels& k = m.compiled();
   k.executor->grad(span(inputs, m.inputs.size()), span(labels, m.labels.size()), span(params, m.params.size()),
@@ -380,6 +396,7 @@ void Model::step(const void* const* inputs, const void* const* labels, void* con
   m.need_loss("there is nothing to train");
   if (n < 1) throw Error("a batch needs at least one sample");
   if (!std::isfinite(lr) || lr <= 0) throw Error("the learning rate must be a positive finite number");
+  m.check_labels(labels, n);
   std::lock_guard lock(m.mutex);
   driver::ModelKernels& k = m.compiled();
   k.executor->sgd_step(span(inputs, m.inputs.size()), span(labels, m.labels.size()),

@@ -143,8 +143,9 @@ public:
 
   // --- Raw calls on the caller's buffers (codegen/abi.h) ---
   // Arrays in declaration order, of dtype(), C-contiguous, batch first for
-  // inputs, labels and outputs; n samples. Nothing is checked but n >= 1:
-  // the caller vouches for the sizes.
+  // inputs, labels and outputs; n samples. Nothing is checked but n >= 1
+  // and the labels declared distributions (each sample's entries
+  // non-negative, summing to 1): the caller vouches for the sizes.
   void forward(const void* const* inputs, const void* const* params, void* const* outputs, int64_t n);
   void grad(const void* const* inputs, const void* const* labels, const void* const* params, void* loss,
             void* const* grads, int64_t n);

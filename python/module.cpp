@@ -136,6 +136,30 @@ struct Args {
   std::vector<const void*> ptrs;
 };
 
+// The bytes of arrays a kernel call reads or writes: an array it writes in
+// place must share none with the others (else the result is silently wrong).
+class Footprint {
+public:
+  void read(const Args& a) {
+    for (const py::array& x : a.arrays) add(x);
+  }
+  void add(const py::array& a) {
+    const auto* lo = static_cast<const char*>(a.data());
+    ranges_.emplace_back(lo, lo + a.nbytes());
+  }
+  // `a`, which the kernel writes, as `label` ("out['W1']") in errors.
+  void write(const py::array& a, const std::string& label) {
+    const auto* lo = static_cast<const char*>(a.data());
+    const char* hi = lo + a.nbytes();
+    for (const auto& [b, e] : ranges_)
+      if (lo < e && b < hi) raise(label + " shares memory with another array of the call: it is written in place");
+    add(a);
+  }
+
+private:
+  std::vector<std::pair<const char*, const char*>> ranges_;
+};
+
 Args gather(const py::dict& arrays, const std::string& what, const std::vector<Declaration>& decls, bool batched,
             DType t, int64_t* n) {
   Args r;
@@ -317,17 +341,25 @@ public:
     if (n <= 0) raise("data holds no samples");
     py::dict grads = out.is_none() ? py::dict() : out.cast<py::dict>();
     std::vector<void*> gptr;
+    std::vector<py::array> keep;  // the arrays written, alive while the GIL is released
+    Footprint footprint;
+    footprint.read(p);
+    footprint.read(in);
+    footprint.read(lab);
     for (const Declaration& d : m_.params()) {
       if (out.is_none()) {
         py::array a = new_array(d.shape, t);
         gptr.push_back(a.mutable_data());
         if (PyDict_SetItem(grads.ptr(), key(d.name).ptr(), a.ptr()) != 0) throw py::error_already_set();
+        keep.push_back(std::move(a));
         continue;
       }
       PyObject* given = lookup(grads, d.name);
       if (!given) raise("out has no array '" + d.name + "'");
       py::array a = writable(given, "out", d, t);
+      footprint.write(a, "out['" + d.name + "']");
       gptr.push_back(a.mutable_data());
+      keep.push_back(std::move(a));
     }
     double loss = 0;
     {
@@ -350,10 +382,14 @@ public:
     if (n <= 0) raise("data holds no samples");
     std::vector<void*> pptr;
     std::vector<py::array> keep;
+    Footprint footprint;
+    footprint.read(in);
+    footprint.read(lab);
     for (const Declaration& d : m_.params()) {
       PyObject* given = lookup(params, d.name);
       if (!given) raise("params has no array '" + d.name + "'");
       keep.push_back(writable(given, "params", d, t));
+      footprint.write(keep.back(), "params['" + d.name + "']");
       pptr.push_back(keep.back().mutable_data());
     }
     double loss = 0;
@@ -372,9 +408,11 @@ public:
     const DType t = m_.dtype();
     // Params are updated in place: each must be a writable C array of the dtype.
     std::vector<py::array> targets;
+    Footprint footprint;
     for (const Declaration& d : m_.params()) {
       if (!params.contains(d.name)) raise("params has no array '" + d.name + "'");
       targets.push_back(writable(params[py::str(d.name)], "params", d, t));
+      footprint.write(targets.back(), "params['" + d.name + "']");
     }
     ArrayMap p = to_arrays(params, m_.params(), "params", false, t);
     std::vector<Declaration> per_sample = m_.inputs();
@@ -656,16 +694,12 @@ private:
           static_cast<size_t>(a.ndim()) != shape.size())
         raise("out for " + what + " has shape " + shape_text(a) + ", expected " +
               shape_text(std::vector<int64_t>(shape.begin(), shape.end()), false));
-      const auto* lo = static_cast<const char*>(a.data());
-      const char* hi = lo + a.nbytes();
-      for (const auto& [b, e] : ranges)
-        if (lo < e && b < hi) raise("out for " + what + " shares memory with an argument or another output");
-      ranges.emplace_back(lo, hi);
+      footprint.write(a, "out for " + what);
       outs.push_back(a);
       return a;
     }
     std::vector<py::array> outs;
-    std::vector<std::pair<const char*, const char*>> ranges;  // the bytes of the arguments and outputs
+    Footprint footprint;  // the bytes of the arguments and outputs
   };
 
   // Checks and converts the arguments; `results` arrays of the broadcast
@@ -737,7 +771,7 @@ private:
         a = numpy.attr("ascontiguousarray")(a, want);
       }
       p.points.push_back({a.data(), scalar});
-      p.ranges.emplace_back(static_cast<const char*>(a.data()), static_cast<const char*>(a.data()) + a.nbytes());
+      p.footprint.add(a);
     }
     return p;
   }
@@ -920,4 +954,15 @@ PYBIND11_MODULE(_nabla, mod) {
         return v;
       },
       py::arg("expr"));
+
+  // Instances come from nabla.compile, nabla.lambdify and error reports
+  // only: `Model.__new__(Model)` would make one with no C++ object behind it,
+  // whose first method call dereferences nothing. (The module's own results
+  // are made without calling __new__.)
+  for (const char* name : {"Diagnostic", "Model", "Lambdified"}) {
+    const std::string type = name;
+    mod.attr(name).attr("__new__") = py::cpp_function([type](const py::args&, const py::kwargs&) -> py::object {
+      throw py::type_error("nabla." + type + " objects are made by the module's functions, not directly");
+    });
+  }
 }

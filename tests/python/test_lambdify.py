@@ -107,6 +107,16 @@ def test_threads_give_the_same_answers():
     assert all(np.array_equal(r, want) for r in results)
 
 
+def test_a_small_call_then_a_large_one_on_two_threads():
+    # The first call needs one workspace, the second one a thread; growing
+    # the workspaces once copied them, and both copies freed the same block.
+    f = nabla.lambdify("x*y", "x, y", threads=2)
+    assert np.array_equal(f(np.ones(10), 2.0), np.full(10, 2.0))
+    assert np.array_equal(f(np.ones(200_000), 2.0), np.full(200_000, 2.0))
+    assert np.array_equal(f(np.ones(10), 3.0), np.full(10, 3.0))
+    del f
+
+
 def test_errors():
     with pytest.raises(nabla.NablaError, match="'z'.*not among the arguments"):
         nabla.lambdify("x * z", ["x"])

@@ -8,6 +8,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -124,6 +125,86 @@ def test_step_updates_the_callers_memory():
         q = dict(p)
         q["b1"] = p["b1"].astype(np.float32)
         m.step(q, d, 0.1)
+
+
+def test_arrays_written_in_place_share_no_memory_with_the_others():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data(copies=1)
+    out = {k: np.zeros_like(v) for k, v in p.items()}
+    out["W1"] = d["x"]  # (4, 2), as W1: the gradient would overwrite the data
+    with pytest.raises(nabla.NablaError, match=r"out\['W1'\] shares memory"):
+        m.grad(p, d, out=out)
+    out = {k: np.zeros_like(v) for k, v in p.items()}
+    out["W2"] = out["b1"].reshape(1, 4)  # two gradients in one array
+    with pytest.raises(nabla.NablaError, match="shares memory"):
+        m.grad(p, d, out=out)
+    out = {k: np.zeros_like(v) for k, v in p.items()}
+    out["b2"] = p["b2"]  # the gradient over the params it is computed from
+    with pytest.raises(nabla.NablaError, match="shares memory"):
+        m.grad(p, d, out=out)
+    q = {k: v.copy() for k, v in p.items()}
+    before = q["W1"].copy()
+    with pytest.raises(nabla.NablaError, match=r"params\['W1'\] shares memory"):
+        m.step(q, {"x": q["W1"], "y": d["y"]}, 0.5)
+    assert np.array_equal(q["W1"], before)
+    q["W2"] = q["b1"].reshape(1, 4)
+    with pytest.raises(nabla.NablaError, match="shares memory"):
+        m.train(q, d, epochs=1, batch=4, lr=0.1)
+
+
+def test_labels_declared_distributions_are_checked_by_every_call():
+    m = nabla.compile(MLP, dtype="float32")
+    p = m.init(seed=1)
+    x = np.random.default_rng(0).random((8, 784)).astype(np.float32)
+    y = np.full((8, 10), 0.5, np.float32)  # each row sums to 5
+    for call in (lambda: m.loss(p, {"x": x, "y": y}), lambda: m.grad(p, {"x": x, "y": y}),
+                 lambda: m.step({k: v.copy() for k, v in p.items()}, {"x": x, "y": y}, 0.1)):
+        with pytest.raises(nabla.NablaError, match="declared a distribution, but sample 0 sums to 5"):
+            call()
+    y[:] = 0.1
+    assert np.isfinite(m.loss(p, {"x": x, "y": y}))
+
+
+def test_objects_cannot_be_made_without_the_module():
+    for cls in (nabla.Model, nabla.Lambdified, nabla.Diagnostic):
+        with pytest.raises(TypeError, match="made by the module"):
+            cls.__new__(cls)
+        with pytest.raises(TypeError):
+            cls()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_runs_the_parents_model():
+    # fork() copies only the calling thread: the child has the model's
+    # thread pool but none of its workers, and once waited for them forever.
+    m = nabla.compile(MLP, dtype="float32", threads=2)
+    p = m.init(seed=1)
+    rng = np.random.default_rng(0)
+    d = {"x": rng.random((512, 784), dtype=np.float32), "y": np.eye(10, dtype=np.float32)[rng.integers(0, 10, 512)]}
+    want = m.loss(p, d)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            got = m.loss(p, d)
+            os.write(w, repr(got).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish its kernel call in 120 s")
+    got = os.read(r, 100).decode()
+    os.close(r)
+    assert got and float(got) == want
 
 
 def test_wrong_shapes_name_the_array_and_write_nothing():
