@@ -210,7 +210,14 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   const LoweredModel m = lower_model(loaded->model, ctx);
   // -o may name --params: resuming into the same file is asked for often,
   // the file is read whole before training and replaced atomically.
-  runtime::check_output(args.out, {args.model, args.data, args.val});
+  // Under a pattern, every file it matches (for any rank) is an input.
+  std::vector<std::string> inputs{args.model, args.val};
+  if (sharded) {
+    for (std::string& f : driver::shard_files(args.data, 0, 1)) inputs.push_back(std::move(f));
+  } else {
+    inputs.push_back(args.data);
+  }
+  runtime::check_output(args.out, inputs);
   std::vector<runtime::Array> train_storage, val_storage;
   const runtime::TrainData train = training_data(args, m, dtype, comm, train_storage);
   std::optional<runtime::TrainData> val;
