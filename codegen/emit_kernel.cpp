@@ -729,7 +729,7 @@ private:
   void reduce_step(const Step& s) {
     const bool all = std::all_of(s.reduced.begin(), s.reduced.end(), [](bool r) { return r; });
     if (s.batched || !all || s.op != Op::Sum || s.shape.rank() != 2 || !row_split_pays(s.shape[0]) ||
-        s.shape.numel() < (1 << 16))
+        !row_sum_fits(s.shape[0]) || s.shape.numel() < (1 << 16))
       return reduce(s);
     // Split when the products on a matrix of this size split (x W^T and
     // the weight's gradient or update: n * its elements of work), so the

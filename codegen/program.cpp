@@ -142,7 +142,7 @@ bool sum_fuses_into_init(const Program& p, size_t i) {
   if (!initializes_gemm(p, i + 1)) return false;
   const Step &sum = p.steps[i], &init = p.steps[i + 1], &g = p.steps[i + 2];
   if (sum.kind != StepKind::Reduce || sum.op != ir::Op::Sum || sum.batched || sum.shape != init.shape ||
-      std::find(sum.reduced.begin(), sum.reduced.end(), false) != sum.reduced.end())
+      !row_sum_fits(sum.shape[0]) || std::find(sum.reduced.begin(), sum.reduced.end(), false) != sum.reduced.end())
     return false;
   const std::vector<int64_t> rm = row_major(sum.shape);
   for (const Expr& e : sum.exprs) {

@@ -128,6 +128,13 @@ void for_each_read(const Step& s, F&& f) {
 // Cache blocking of GEMMs (gemm.cpp): K in blocks of kGemmKC, M in blocks of
 // kGemmMC; the micro-kernel's tile is at most kGemmMaxMR x kGemmMaxNR.
 constexpr int64_t kGemmKC = 256, kGemmMC = 120, kGemmMaxMR = 12, kGemmMaxNR = 32;
+// A sum over a matrix's rows split across threads keeps one partial per
+// block of kGemmMaxNR rows, a cache line each, on the kernel's stack: at
+// most this many blocks (64 KiB), so a matrix of more rows (a broadcast to
+// [1e9, 2] in a model) takes the plain reduction instead of a stack
+// overflow.
+constexpr int64_t kMaxRowSumBlocks = 1024;
+constexpr bool row_sum_fits(int64_t rows) { return rows <= kMaxRowSumBlocks * kGemmMaxNR; }
 // Scratch elements a blocked GEMM with N columns needs: packed A, packed B, a tile.
 inline int64_t gemm_scratch(int64_t n) {
   return kGemmMC * kGemmKC + kGemmKC * ((n + kGemmMaxNR - 1) / kGemmMaxNR * kGemmMaxNR) + kGemmMaxMR * kGemmMaxNR;

@@ -1,6 +1,7 @@
 #include "driver/expression.h"
 
 #include "driver/error.h"
+#include "driver/kernels.h"
 #include "ir/differentiate.h"
 #include "ir/interpret.h"
 #include "ir/print.h"
@@ -29,6 +30,7 @@ std::string missing_variable(std::span<const ir::Node* const> roots, const std::
 
 std::vector<double> evaluate(std::span<const ir::Node* const> roots, const std::map<std::string, double>& point) {
   if (std::string name = missing_variable(roots, point); !name.empty()) throw Error("no value for '" + name + "'");
+  check_interpreter_memory("evaluating the expression", roots);
   auto values = ir::interpret(roots, [&](const ir::Node* v) { return ir::Tensor::scalar(point.at(v->name())); });
   std::vector<double> out;
   for (const ir::Tensor& t : values) out.push_back(t.item());

@@ -119,6 +119,7 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   const std::vector<std::vector<double>> grad = compiled_gradient(ctx, m, per_sample, samples, values, o);
 
   const ir::Node* loss = m.loss;
+  check_interpreter_memory("the f64 loss of the gradient check", std::span<const ir::Node* const>(&loss, 1));
   auto mean_loss = [&] {
     double total = 0;
     for (const Values& s : samples)

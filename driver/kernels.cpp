@@ -107,6 +107,15 @@ uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars) {
   return total;
 }
 
+void check_interpreter_memory(const std::string& what, std::span<const ir::Node* const> roots, uint64_t extra) {
+  uint64_t total = extra;
+  for (const ir::Node* n : ir::reachable(roots)) {
+    const uint64_t bytes = runtime::product_bytes(static_cast<uint64_t>(n->shape().numel()), sizeof(double));
+    total = bytes > UINT64_MAX - total ? UINT64_MAX : total + bytes;
+  }
+  runtime::check_memory(what, total);
+}
+
 void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample, uint64_t elem_bytes) {
   runtime::check_memory(what + " of " + std::to_string(n) + " samples",
                         runtime::product_bytes(static_cast<uint64_t>(std::max<int64_t>(n, 0)),

@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "codegen/kernels.h"
@@ -84,6 +85,11 @@ void check_distribution(const runtime::Array& a, const std::string& name, int64_
                         runtime::DType dtype);
 // The same on `n` samples of `k` entries of `dtype` at `data`.
 void check_distribution(const void* data, const std::string& name, int64_t k, int64_t n, runtime::DType dtype);
+
+// The f64 interpreter's values for one evaluation of `roots` (every node
+// reachable from them is kept), plus `extra` bytes: checked against the
+// memory budget (runtime::check_memory) as `what`.
+void check_interpreter_memory(const std::string& what, std::span<const ir::Node* const> roots, uint64_t extra = 0);
 
 // Elements of one sample of `vars` (each var's per-sample size).
 uint64_t elements_per_sample(const std::vector<const ir::Node*>& vars);

@@ -104,14 +104,14 @@ struct Model::Impl {
 
   // The labels declared distributions, at `labels` (n samples), checked
   // as `nabla grad` and train check them: throws Error.
-  void check_labels(const void* const* labels, int64_t n) const {
+  void check_labels(const void* const* given, int64_t n) const {
     checked([&] {
-      for (size_t i = 0; i < this->labels.size(); ++i) {
-        const Declaration& d = this->labels[i];
+      for (size_t i = 0; i < labels.size(); ++i) {
+        const Declaration& d = labels[i];
         if (!d.distribution) continue;
         int64_t k = 1;
         for (int64_t s : d.shape) k *= s;
-        driver::check_distribution(labels[i], d.name, k, n, options.dtype);
+        driver::check_distribution(given[i], d.name, k, n, options.dtype);
       }
       return 0;
     });

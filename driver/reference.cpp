@@ -4,7 +4,9 @@
 
 #include "driver/arrays.h"
 #include "driver/gradient.h"
+#include "driver/kernels.h"
 #include "ir/interpret.h"
+#include "runtime/budget.h"
 
 namespace nabla::driver {
 namespace {
@@ -35,6 +37,11 @@ ArrayMap reference_eval(ir::Context& ctx, const LoweredModel& m, const ArrayMap&
   } else {
     for (const auto& [name, node] : m.outputs) roots.push_back(node);
   }
+  uint64_t results = 0;  // the sums below, in elements
+  for (const ir::Node* r : roots) results += static_cast<uint64_t>(r->shape().numel());
+  check_interpreter_memory("the f64 reference evaluation", roots,
+                           runtime::product_bytes(runtime::product_bytes(results, grad ? 1 : static_cast<uint64_t>(n)),
+                                                  sizeof(double)));
   std::vector<std::vector<double>> sums(roots.size());
   for (size_t r = 0; r < roots.size(); ++r)
     sums[r].assign(static_cast<size_t>(roots[r]->shape().numel() * (grad ? 1 : n)), 0.0);

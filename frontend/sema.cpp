@@ -102,6 +102,15 @@ TExpr* Sema::node(K kind, Shape shape, SourceRange range) {
 
 const TExpr* Sema::error_node(SourceRange range) { return node(K::Error, {}, range); }
 
+const TExpr* Sema::bounded(const TExpr* t, const Env& env) {
+  if (t->kind == K::Error) return t;
+  long double total = 1;
+  for (int64_t d : t->shape.dims()) total *= static_cast<long double>(d);
+  if (total <= static_cast<long double>(kMaxElements)) return t;
+  error(t->range, "this expression's shape " + t->shape.str() + " has too many elements (at most 2^40)", env);
+  return error_node(t->range);
+}
+
 void Sema::error(SourceRange where, const std::string& message, const Env& env) {
   if (env.call_site) {
     diags_.error(*env.call_site, "in this call of '" + env.call_name + "': " + message)

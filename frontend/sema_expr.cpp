@@ -32,7 +32,9 @@ std::string param_list(const ast::Stmt& fn) {
 
 }  // namespace
 
-const TExpr* Sema::elab(ExprId id, const Env& env) {
+const TExpr* Sema::elab(ExprId id, const Env& env) { return bounded(elab_unbounded(id, env), env); }
+
+const TExpr* Sema::elab_unbounded(ExprId id, const Env& env) {
   const ast::Expr& e = m_.expr(id);
   switch (e.kind) {
     case ExprKind::Number: {
@@ -104,7 +106,7 @@ const TExpr* Sema::binary(Op op, const TExpr* a, const TExpr* b, SourceRange op_
   t->op = op;
   t->args = {a, b};
   t->label = a->label >= 0 ? a->label : b->label;
-  return t;
+  return bounded(t, env);
 }
 
 // ---------------------------------------------------------------------------

@@ -87,7 +87,8 @@ private:
   void add_let(const ast::Stmt& s, const TExpr* value);
 
   // --- expressions (sema_expr.cpp)
-  const TExpr* elab(ast::ExprId id, const Env& env);
+  const TExpr* elab(ast::ExprId id, const Env& env);  // elab_unbounded, then bounded
+  const TExpr* elab_unbounded(ast::ExprId id, const Env& env);
   const TExpr* elab_unary(const ast::Expr& e, const Env& env);
   const TExpr* elab_chain(const ast::Expr& e, const Env& env);
   const TExpr* elab_transpose(const ast::Expr& e, const Env& env);
@@ -119,6 +120,9 @@ private:
   // --- nodes and errors (sema.cpp)
   TExpr* node(K kind, Shape shape, SourceRange range);
   const TExpr* error_node(SourceRange range);
+  // `t`, or an error when its shape has more elements than any tensor may
+  // (a broadcast or an outer product of declared shapes can exceed it).
+  const TExpr* bounded(const TExpr* t, const Env& env);
   void error(SourceRange where, const std::string& message, const Env& env);
 
   const ast::Module& m_;
