@@ -25,6 +25,8 @@ constexpr int kMaxNesting = 20000;
 // Statements plus expression nodes in one file (a 1 MB line `x+x+...` is
 // about 500,000; real models have thousands).
 constexpr int kMaxAstNodes = 2'000'000;
+// Typed expression nodes, after inlining the fn calls (frontend/sema_expr.cpp).
+constexpr int kMaxTypedNodes = 2'000'000;
 // The parser stops after this many syntax errors.
 constexpr int kMaxSyntaxErrors = 100;
 

@@ -142,6 +142,8 @@ private:
   // nodes, not 2^60); the call site is in the key because errors in a body
   // are reported at the outermost call.
   std::map<std::tuple<const FnDecl*, std::vector<const TExpr*>, uint32_t, uint32_t>, const TExpr*> inlined_;
+  // Inlining stopped: the typed nodes reached kMaxTypedNodes (reported once).
+  bool inlining_stopped_ = false;
   const ast::Stmt* current_ = nullptr;
   const ast::Stmt* loss_stmt_ = nullptr;
   ConstOverrides overrides_;
