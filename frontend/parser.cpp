@@ -21,6 +21,7 @@
 #include <cctype>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <functional>
 #include <string>
@@ -351,7 +352,12 @@ const auto make_number = [](auto& ctx) {
   ast::Expr e;
   e.kind = ExprKind::Number;
   e.range = t.range();
-  std::from_chars(t.text.data(), t.text.data() + t.text.size(), e.number);
+  if (std::from_chars(t.text.data(), t.text.data() + t.text.size(), e.number).ec == std::errc::result_out_of_range) {
+    // from_chars leaves the value alone out of range (1e999 read as 0):
+    // strtod rounds as C does, to infinity (which sema reports) or to zero
+    // or a subnormal.
+    e.number = std::strtod(std::string(t.text).c_str(), nullptr);
+  }
   x3::_val(ctx) = st.add(std::move(e), x3::_where(ctx).begin());
 };
 // A node written as a name: a Name, or a Call whose callee it is.

@@ -2,6 +2,7 @@
 // operators get their shapes from the rules of ir/shape.h, and fn calls are
 // inlined: bound to the fn's parameters and its body elaborated with them.
 #include <algorithm>
+#include <cmath>
 
 #include "frontend/parser.h"
 #include "frontend/sema_pass.h"
@@ -39,6 +40,10 @@ const TExpr* Sema::elab_unbounded(ExprId id, const Env& env) {
   const ast::Expr& e = m_.expr(id);
   switch (e.kind) {
     case ExprKind::Number: {
+      if (!std::isfinite(e.number)) {
+        error(e.range, "this number is too large: a number's magnitude is at most about 1.8e308", env);
+        return error_node(e.range);
+      }
       TExpr* t = node(K::Number, {}, e.range);
       t->number = e.number;
       return t;
