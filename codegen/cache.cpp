@@ -1,18 +1,26 @@
 #include "codegen/cache.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string_view>
 
 namespace nabla::codegen {
 namespace {
 
-constexpr const char* kMagic = "nabla-kernel-cache 1";
+constexpr std::string_view kMagic = "nabla-kernel-cache 1";
+// The largest entry read (an object file of a model's kernels is megabytes).
+constexpr uint64_t kMaxEntryBytes = uint64_t{1} << 31;
 
 uint64_t mix(uint64_t h) {  // the MurmurHash3 finalizer
   h ^= h >> 33;
@@ -67,20 +75,54 @@ std::string cache_key(const std::string& material) {
   return hex(a) + hex(b);
 }
 
+// An entry is a regular file the cache wrote: anything else under its name
+// (a FIFO, which would block the read, a device such as /dev/zero, which
+// never ends, a symbolic link) is a miss, and so is a header whose size is
+// not the file's. The file is read whole by its size on disk, at most
+// kMaxEntryBytes.
 std::optional<std::string> cache_read(const std::string& dir, const std::string& key) {
   if (dir.empty()) return std::nullopt;
-  std::ifstream in(entry_path(dir, key), std::ios::binary);
-  if (!in) return std::nullopt;
-  std::string magic, stored_key, checksum;
-  size_t size = 0;
-  if (!std::getline(in, magic) || magic != kMagic) return std::nullopt;
-  if (!std::getline(in, stored_key) || stored_key != key) return std::nullopt;
-  if (!(in >> size >> checksum) || in.get() != '\n') return std::nullopt;
-  if (size > (size_t{1} << 31)) return std::nullopt;
-  std::string bytes(size, '\0');
-  if (!in.read(bytes.data(), static_cast<std::streamsize>(size))) return std::nullopt;
-  if (in.peek() != std::char_traits<char>::eof()) return std::nullopt;
-  if (cache_key(bytes) != checksum) return std::nullopt;
+  const int fd = ::open(entry_path(dir, key).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  std::string file;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+            static_cast<uint64_t>(st.st_size) <= kMaxEntryBytes;
+  if (ok) {
+    file.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (ok && got < file.size()) {
+      const ssize_t r = ::read(fd, file.data() + got, file.size() - got);
+      if (r < 0 && errno == EINTR) continue;
+      ok = r > 0;
+      if (ok) got += static_cast<size_t>(r);
+    }
+  }
+  ::close(fd);
+  if (!ok) return std::nullopt;
+  // "magic\nkey\nSIZE CHECKSUM\n" then SIZE bytes.
+  std::string_view rest(file);
+  auto line = [&rest]() -> std::optional<std::string_view> {
+    const size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos || nl > 256) return std::nullopt;
+    std::string_view l = rest.substr(0, nl);
+    rest.remove_prefix(nl + 1);
+    return l;
+  };
+  const auto magic = line();
+  if (!magic || *magic != kMagic) return std::nullopt;
+  const auto stored_key = line();
+  if (!stored_key || *stored_key != key) return std::nullopt;
+  const auto sizes = line();
+  if (!sizes) return std::nullopt;
+  const size_t space = sizes->find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  uint64_t size = 0;
+  const std::string_view size_text = sizes->substr(0, space);
+  const auto [end, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+  if (ec != std::errc() || end != size_text.data() + size_text.size() || size != rest.size()) return std::nullopt;
+  std::string bytes(rest);
+  if (cache_key(bytes) != sizes->substr(space + 1)) return std::nullopt;
   return bytes;
 }
 

@@ -6,8 +6,9 @@
 // versions of nabla and LLVM. Location: $NABLA_CACHE_DIR, else
 // $XDG_CACHE_HOME/nabla, else $HOME/.cache/nabla. Writers create a unique
 // temporary file and rename it into place, so concurrent processes never see
-// a partial entry; readers check a header (magic, key, size, checksum) and
-// treat anything else as a miss.
+// a partial entry; readers take only a regular file (not a link, FIFO or
+// device) of at most 2 GiB, check its header (magic, key, size equal to the
+// file's, checksum) and treat anything else as a miss.
 #pragma once
 
 #include <optional>

@@ -3,6 +3,7 @@
 // every example model, f32 and f64, transcendental accuracy, threads, and the
 // kernel cache.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <filesystem>
@@ -1146,6 +1147,24 @@ TEST(Codegen, KernelCache) {
   auto got = codegen::cache_read(dir, "k");
   ASSERT_TRUE(got);
   EXPECT_EQ(got->size(), 100000u + static_cast<size_t>((*got)[0] - 'a'));
+  // Entries that are not regular files are misses, at once: a FIFO (its
+  // read blocked forever), a link to /dev/zero (read without end), a link
+  // to a valid entry.
+  ASSERT_EQ(::mkfifo((dir + "/fifo.o").c_str(), 0600), 0);
+  EXPECT_FALSE(codegen::cache_read(dir, "fifo"));
+  std::filesystem::create_symlink("/dev/zero", dir + "/zero.o");
+  EXPECT_FALSE(codegen::cache_read(dir, "zero"));
+  std::filesystem::create_symlink(dir + "/k.o", dir + "/link.o");
+  EXPECT_FALSE(codegen::cache_read(dir, "link"));
+  // A header that claims more bytes than the file holds, or fewer.
+  for (const char* size : {"2147483647", "3", "-1", "5x"}) {
+    std::ofstream(dir + "/claim.o", std::ios::binary) << "nabla-kernel-cache 1\nclaim\n" << size << " "
+                                                       << codegen::cache_key("abcd") << "\nabcd";
+    EXPECT_FALSE(codegen::cache_read(dir, "claim")) << size;
+  }
+  std::ofstream(dir + "/claim.o", std::ios::binary) << "nabla-kernel-cache 1\nclaim\n4 " << codegen::cache_key("abcd")
+                                                     << "\nabcd";
+  EXPECT_EQ(codegen::cache_read(dir, "claim"), std::optional<std::string>("abcd"));
   std::filesystem::remove_all(dir);
 }
 
