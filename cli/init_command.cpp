@@ -16,15 +16,11 @@ int run_init(const std::string& path, const std::string& out, const GlobalOption
   if (!options) return kExitUserError;
   auto loaded = load_model(path, *options, std::cerr);
   if (!loaded) return kExitUserError;
-  uint64_t seed = 0;
-  if (global.seed) {
-    seed = *global.seed;
-  } else {  // say which seed was drawn, so the file can be made again
-    seed = std::random_device{}();
-    std::cerr << "nabla: initialized with --seed " << seed << "\n";
-  }
+  const uint64_t seed = global.seed ? *global.seed : std::random_device{}();
   runtime::check_output(out, {path});
   runtime::write_npz(out, driver::initial_params(loaded->model, seed, dtype_of(global)), false, {path});
+  // Say which seed was drawn, so the file can be made again (once it is).
+  if (!global.seed) std::cerr << "nabla: initialized with --seed " << seed << "\n";
   return kExitOk;
 }
 

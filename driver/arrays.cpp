@@ -3,7 +3,10 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
+#include "driver/error.h"
 #include "driver/kernels.h"
 
 namespace nabla::driver {
@@ -32,10 +35,43 @@ runtime::InitKind init_kind(InitSpecDecl::Kind k) {
   return R::Zeros;
 }
 
+namespace {
+
+// Throws Error when `p`'s init could give a value the element type cannot
+// hold (const(1e39) in f32, uniform(-1e308, 1e308), whose width overflows,
+// normal(0, 1e308)): init never writes an infinity. A normal draw is
+// within 10 standard deviations of its mean (the chance of more is 1e-23).
+void check_init_range(const ParamDecl& p, runtime::DType dtype) {
+  const double largest = dtype == runtime::DType::F32 ? std::numeric_limits<float>::max()
+                                                      : std::numeric_limits<double>::max();
+  const char* type = dtype == runtime::DType::F32 ? "f32" : "f64";
+  auto fits = [&](double v) { return std::isfinite(v) && std::fabs(v) <= largest; };
+  const double a = p.init.a, b = p.init.b;
+  std::string what;
+  switch (p.init.kind) {
+    case InitSpecDecl::Kind::Const:
+      if (!fits(a)) what = "its value is beyond the largest " + std::string(type);
+      break;
+    case InitSpecDecl::Kind::Uniform:
+      if (!fits(a) || !fits(b) || !std::isfinite(b - a))
+        what = "its bounds, or the width between them, are beyond the largest " + std::string(type);
+      break;
+    case InitSpecDecl::Kind::Normal:
+      if (!fits(std::fabs(a) + 10 * b)) what = "its draws can be beyond the largest " + std::string(type);
+      break;
+    default: break;
+  }
+  if (!what.empty()) throw Error("the init of param '" + p.name + "' gives values " + type + " cannot hold: " + what);
+}
+
+}  // namespace
+
 runtime::ArrayMap initial_params(const CheckedModel& model, uint64_t seed, runtime::DType dtype) {
   std::vector<runtime::ParamInit> inits;
-  for (const ParamDecl& p : model.params)
+  for (const ParamDecl& p : model.params) {
+    check_init_range(p, dtype);
     inits.push_back({p.name, p.shape.dims(), init_kind(p.init.kind), p.init.a, p.init.b});
+  }
   return runtime::initialize(inits, seed, dtype);
 }
 
