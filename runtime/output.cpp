@@ -1,6 +1,8 @@
 #include "runtime/output.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace nabla::runtime {
 namespace {
@@ -48,8 +51,47 @@ void write_in_place(const std::string& path, std::string_view bytes) {
   if (!ok) fail(path, std::strerror(write_errno));
 }
 
+// `path` with its symbolic links followed to the file they name, which need
+// not exist (a dangling link names the file to create). At most 40 links,
+// as the kernel follows; a relative link is relative to its own folder.
+std::string resolve_links(const std::string& path) {
+  std::string at = path;
+  for (int hop = 0; hop < 40; ++hop) {
+    struct stat st {};
+    if (::lstat(at.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return at;
+    std::string target(static_cast<size_t>(PATH_MAX), '\0');
+    const ssize_t n = ::readlink(at.c_str(), target.data(), target.size());
+    if (n <= 0) return at;
+    target.resize(static_cast<size_t>(n));
+    at = target.front() == '/' ? target : folder_of(at) + "/" + target;
+  }
+  fail(path, "too many levels of symbolic links");
+}
+
+// The temporaries `path.tmp.PID` that killed writers left (a process that
+// no longer exists): removed before a new one is made, so they do not pile
+// up beside the output.
+void remove_stale_temporaries(const std::string& path) {
+  const std::string folder = folder_of(path);
+  const std::string prefix = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1) +
+                             ".tmp.";
+  DIR* dir = ::opendir(folder.c_str());
+  if (!dir) return;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid <= 0 || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    ::unlink((folder + "/" + name).c_str());
+  }
+  ::closedir(dir);
+}
+
 // A regular file: a temporary beside it, fsync, rename over it.
 void write_atomically(const std::string& path, std::string_view bytes, mode_t mode) {
+  remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) fail(path, std::strerror(errno));
@@ -70,14 +112,17 @@ void check_output(const std::string& path, const std::vector<std::string>& input
   struct stat out {};
   if (::stat(path.c_str(), &out) != 0) {
     if (errno != ENOENT) fail(path, std::strerror(errno));
-    // A new file: its folder must exist (a dangling link's target folder too).
+    // A new file: its folder must exist (a dangling link's target folder).
     struct stat dir {};
-    const std::string folder = folder_of(path);
+    const std::string folder = folder_of(resolve_links(path));
     if (::stat(folder.c_str(), &dir) != 0) fail(path, "folder '" + folder + "': " + std::strerror(errno));
     if (!S_ISDIR(dir.st_mode)) fail(path, "'" + folder + "' is not a folder");
     return;
   }
   if (S_ISDIR(out.st_mode)) fail(path, "it is a folder");
+  // A file the user may not write (read-only, another user's) is not
+  // replaced, though its folder would allow the rename: as `>` in a shell.
+  if (::access(path.c_str(), W_OK) != 0) fail(path, std::strerror(errno));
   for (const std::string& input : inputs) {
     struct stat in {};
     if (input.empty() || ::stat(input.c_str(), &in) != 0) continue;
@@ -93,15 +138,8 @@ void write_output(const std::string& path, std::string_view bytes, const std::ve
     write_in_place(path, bytes);
     return;
   }
-  // Follow a symbolic link: replace the file it names, keep the link.
-  std::string target = path;
-  struct stat link {};
-  if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
-    if (char* real = ::realpath(path.c_str(), nullptr)) {
-      target = real;
-      std::free(real);
-    }
-  }
+  // Follow symbolic links: replace (or create) the file they name, keep them.
+  const std::string target = resolve_links(path);
   const bool exists = ::stat(target.c_str(), &st) == 0;
   write_atomically(target, bytes, exists ? (st.st_mode & 07777) : 0666);
 }

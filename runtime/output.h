@@ -4,7 +4,12 @@
 //   temporary file in the same folder, flushed to disk, then renamed over the
 //   name: a reader, a crash or a kill never sees half a file, and the old
 //   contents stay whole until the new ones are complete. A symbolic link is
-//   followed: the file it points to is replaced, the link stays.
+//   followed: the file it points to is replaced (or made, when the link
+//   dangles), the link stays. Temporaries a killed writer left beside the
+//   output (`NAME.tmp.PID` of a process that is gone) are removed.
+// - An existing file the user may not write (read-only, another user's) is
+//   refused, as a shell's `>` refuses it, though the folder would allow the
+//   rename.
 // - An existing file that is not regular (a device such as /dev/null, a FIFO)
 //   is opened and written in place: it is never replaced by a regular file.
 // - A folder is refused, and so is any name that is the same file (same
