@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <chrono>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -51,7 +52,29 @@ void set_error(const std::string& message, const std::vector<Message>& diagnosti
   PyErr_SetObject(nabla_error, exc.ptr());
 }
 
+// `h` as a T, or a TypeError that says what `what` must be ("seed must be
+// an integer from 0 to 2**64 - 1, not -1"), not pybind11's "Unable to cast".
+template <typename T>
+T as(const py::handle& h, const std::string& what, const std::string& expected) {
+  try {
+    return h.cast<T>();
+  } catch (const py::cast_error&) {
+    std::string shown = py::repr(h);
+    if (shown.size() > 60) shown = std::string(py::str(py::type::handle_of(h).attr("__name__"))) + " object";
+    throw py::type_error(what + " must be " + expected + ", not " + shown);
+  }
+}
+
+// The number of threads asked for (1 to kMaxThreads).
+int threads_asked(const py::handle& threads) {
+  const std::string range = "an integer from 1 to " + std::to_string(kMaxThreads);
+  const int n = as<int>(threads, "threads", range);
+  if (n < 1 || n > kMaxThreads) raise("threads must be " + range + ", not " + std::to_string(n));
+  return n;
+}
+
 DType dtype_named(const py::object& d) {
+  if (d.is_none()) raise("dtype must be float32 or float64, not None");
   const py::dtype t = py::dtype::from_args(d);
   if (t.equal(py::dtype::of<float>())) return DType::F32;
   if (t.equal(py::dtype::of<double>())) return DType::F64;
@@ -85,6 +108,21 @@ py::handle key(const std::string& name) {
     it = keys->emplace(name, s).first;
   }
   return it->second;
+}
+
+// `obj` as a dict of arrays for `what` ("params", "data"): a dict as it is,
+// any other mapping (np.load of an .npz, a MappingProxyType) copied into one
+// (the same array objects). Arrays a call writes in place (`written`) must
+// stay the mapping's own: np.load's NpzFile hands out a new copy at each
+// access, so updates to it would be lost, and it is refused.
+py::dict mapping(const py::object& obj, const std::string& what, bool written = false) {
+  if (py::isinstance<py::dict>(obj)) return py::reinterpret_borrow<py::dict>(obj);
+  const std::string type = py::str(py::type::handle_of(obj).attr("__name__"));
+  if (written && type == "NpzFile")
+    raise(what + " is an NpzFile, which reads a new copy of an array at each access: what is written into it "
+          "would be lost (pass dict(np.load(...)))");
+  if (py::isinstance(obj, py::module_::import("collections.abc").attr("Mapping"))) return py::dict(obj);
+  raise(what + " must be a mapping of names to arrays (a dict, or np.load of an .npz), not " + type);
 }
 
 // arrays[name] (borrowed), or null when it has none.
@@ -294,13 +332,14 @@ public:
   }
 
   py::dict init(py::object seed) const {
-    const uint64_t s = seed.is_none() ? std::random_device{}() : seed.cast<uint64_t>();
+    const uint64_t s = seed.is_none() ? std::random_device{}() : as<uint64_t>(seed, "seed", "an integer from 0 to 2**64 - 1");
     py::dict r;
     for (const auto& [name, a] : m_.init(s)) r[py::str(name)] = from_array(a);
     return r;
   }
 
-  py::dict forward(const py::dict& params, const py::dict& data) {
+  py::dict forward(const py::object& params_in, const py::object& data_in) {
+    const py::dict params = mapping(params_in, "params"), data = mapping(data_in, "data");
     if (m_.outputs().empty()) raise("model '" + m_.name() + "' has no output: there is nothing to run");
     const DType t = m_.dtype();
     int64_t none = -1, n = -1;
@@ -331,7 +370,8 @@ public:
   }
 
   // The loss, with the gradients written into `out` (checked) or new arrays.
-  std::pair<double, py::dict> grad(const py::dict& params, const py::dict& data, py::object out) {
+  std::pair<double, py::dict> grad(const py::object& params_in, const py::object& data_in, py::object out) {
+    const py::dict params = mapping(params_in, "params"), data = mapping(data_in, "data");
     if (!m_.has_loss()) raise("model '" + m_.name() + "' has no loss: there is no gradient to compute");
     const DType t = m_.dtype();
     int64_t none = -1, n = -1;
@@ -339,7 +379,7 @@ public:
     const Args in = gather(data, "data", m_.inputs(), true, t, &n);
     const Args lab = gather(data, "data", m_.labels(), true, t, &n);
     if (n <= 0) raise("data holds no samples");
-    py::dict grads = out.is_none() ? py::dict() : out.cast<py::dict>();
+    py::dict grads = out.is_none() ? py::dict() : mapping(out, "out", true);
     std::vector<void*> gptr;
     std::vector<py::array> keep;  // the arrays written, alive while the GIL is released
     Footprint footprint;
@@ -371,9 +411,10 @@ public:
     return {loss, grads};
   }
 
-  double loss(const py::dict& params, const py::dict& data) { return grad(params, data, py::none()).first; }
+  double loss(const py::object& params, const py::object& data) { return grad(params, data, py::none()).first; }
 
-  double step(const py::dict& params, const py::dict& data, double lr) {
+  double step(const py::object& params_in, const py::object& data_in, double lr) {
+    const py::dict params = mapping(params_in, "params", true), data = mapping(data_in, "data");
     if (!m_.has_loss()) raise("model '" + m_.name() + "' has no loss: there is nothing to train");
     const DType t = m_.dtype();
     int64_t n = -1;
@@ -402,9 +443,10 @@ public:
     return loss;
   }
 
-  py::list train(py::dict params, const py::dict& data, int epochs, int64_t batch, double lr,
+  py::list train(const py::object& params_in, const py::object& data_in, int epochs, int64_t batch, double lr,
                  const std::string& optimizer, py::object val, uint64_t seed, double weight_decay,
                  py::object callback) {
+    const py::dict params = mapping(params_in, "params", true), data = mapping(data_in, "data");
     const DType t = m_.dtype();
     // Params are updated in place: each must be a writable C array of the dtype.
     std::vector<py::array> targets;
@@ -419,7 +461,7 @@ public:
     per_sample.insert(per_sample.end(), m_.labels().begin(), m_.labels().end());
     const ArrayMap d = to_arrays(data, per_sample, "data", true, t);
     std::optional<ArrayMap> v;
-    if (!val.is_none()) v = to_arrays(val.cast<py::dict>(), per_sample, "val", true, t);
+    if (!val.is_none()) v = to_arrays(mapping(val, "val"), per_sample, "val", true, t);
     TrainConfig c;
     c.epochs = epochs;
     c.batch = batch;
@@ -448,11 +490,25 @@ public:
       if (callback.is_none()) return true;
       try {
         py::object r = callback(e.epoch, metrics);
-        return r.is_none() || r.cast<bool>();
+        return r.is_none() || as<bool>(r, "the callback's result", "True, False or None");
       } catch (py::error_already_set& err) {
         failure = std::move(err);
         return false;
       }
+    };
+    // Ctrl-C (any Python signal handler that raises) stops training after
+    // the step it interrupts, with the params of the steps done, and raises
+    // there. Signals are looked at every 20 ms, not every step: each look
+    // takes the GIL.
+    auto last_look = std::chrono::steady_clock::now();
+    cb.should_stop = [&] {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_look < std::chrono::milliseconds(20)) return false;
+      last_look = now;
+      py::gil_scoped_acquire acquire;
+      if (PyErr_CheckSignals() == 0) return false;
+      failure.emplace();  // the exception the handler raised (KeyboardInterrupt)
+      return true;
     };
     try {
       py::gil_scoped_release release;
@@ -461,8 +517,8 @@ public:
       copy_back(p, targets, t);  // what the failure left in `p`: the params from before training
       throw;
     }
-    if (failure) throw *failure;
     copy_back(p, targets, t);
+    if (failure) throw *failure;
     return history;
   }
 
@@ -477,13 +533,13 @@ public:
   py::dict gradcheck(py::object params, py::object data, double tolerance, py::object seed) {
     GradcheckOptions o;
     o.tolerance = tolerance;
-    o.seed = seed.is_none() ? 0 : seed.cast<uint64_t>();
+    o.seed = seed.is_none() ? 0 : as<uint64_t>(seed, "seed", "an integer from 0 to 2**64 - 1");
     std::optional<ArrayMap> p, d;
-    if (!params.is_none()) p = to_arrays(params.cast<py::dict>(), m_.params(), "params", false, DType::F64);
+    if (!params.is_none()) p = to_arrays(mapping(params, "params"), m_.params(), "params", false, DType::F64);
     if (!data.is_none()) {
       std::vector<Declaration> per_sample = m_.inputs();
       per_sample.insert(per_sample.end(), m_.labels().begin(), m_.labels().end());
-      d = to_arrays(data.cast<py::dict>(), per_sample, "data", true, DType::F64);
+      d = to_arrays(mapping(data, "data"), per_sample, "data", true, DType::F64);
     }
     GradcheckResult r;
     {
@@ -498,7 +554,7 @@ public:
   std::string gradient_program(py::object wrt, bool simplify, const std::string& format) const {
     std::vector<std::string> names;
     if (py::isinstance<py::str>(wrt)) names.push_back(wrt.cast<std::string>());
-    else if (!wrt.is_none()) names = wrt.cast<std::vector<std::string>>();
+    else if (!wrt.is_none()) names = as<std::vector<std::string>>(wrt, "wrt", "a name or a sequence of names");
     return m_.gradient_program(names, simplify, format);
   }
 
@@ -525,19 +581,18 @@ ModelOptions options_of(const py::object& dtype, const py::object& threads, cons
   ModelOptions o;
   o.dtype = dtype_named(dtype);
   if (!threads.is_none()) {
-    const int n = threads.cast<int>();
-    if (n < 1 || n > kMaxThreads) raise("threads must be from 1 to " + std::to_string(kMaxThreads));
-    o.threads = n;
+    o.threads = threads_asked(threads);
   }
   if (!consts.is_none())
-    for (const auto& [k, v] : consts.cast<py::dict>()) o.consts[py::str(k)] = v.cast<double>();
+    for (const auto& [k, v] : mapping(consts, "consts"))
+      o.consts[py::str(k)] = as<double>(v, "consts['" + std::string(py::str(k)) + "']", "a number");
   return o;
 }
 
 
 std::map<std::string, double> point_of(const py::dict& values) {
   std::map<std::string, double> p;
-  for (const auto& [k, v] : values) p[py::str(k)] = v.cast<double>();
+  for (const auto& [k, v] : values) p[py::str(k)] = as<double>(v, "the value of '" + std::string(py::str(k)) + "'", "a number");
   return p;
 }
 
@@ -545,7 +600,8 @@ std::map<std::string, double> point_of(const py::dict& values) {
 // Names given to diff (wrt) and lambdify (args, wrt): a sequence of names,
 // or one string of names separated by commas or spaces ("x, w, b").
 std::vector<std::string> names_of(const py::object& args) {
-  if (!py::isinstance<py::str>(args)) return args.cast<std::vector<std::string>>();
+  if (!py::isinstance<py::str>(args))
+    return as<std::vector<std::string>>(args, "the names", "a string of names or a sequence of names");
   std::vector<std::string> names;
   std::string cur;
   for (char c : args.cast<std::string>() + ",") {
@@ -842,8 +898,8 @@ PYBIND11_MODULE(_nabla, mod) {
       .def(
           "save_object",
           [](const PyModel& m, const std::string& path, py::object header, py::object prefix) {
-            m.model().save_object(path, header.is_none() ? "" : header.cast<std::string>(),
-                                  prefix.is_none() ? "" : prefix.cast<std::string>());
+            m.model().save_object(path, header.is_none() ? "" : as<std::string>(header, "header", "a path"),
+                                  prefix.is_none() ? "" : as<std::string>(prefix, "prefix", "a string"));
           },
           py::arg("path"), py::arg("header") = py::none(), py::arg("prefix") = py::none())
       .def("__repr__", [](const PyModel& m) {
@@ -883,7 +939,7 @@ PYBIND11_MODULE(_nabla, mod) {
         const std::vector<std::string> names = names_of(wrt);
         if (names.empty()) raise("wrt names no variable");
         std::optional<std::map<std::string, double>> point;
-        if (!at.is_none()) point = point_of(at.cast<py::dict>());
+        if (!at.is_none()) point = point_of(mapping(at, "at"));
         std::vector<std::string> texts;
         std::vector<double> values;
         driver::with_large_stack([&] {
@@ -930,9 +986,7 @@ PYBIND11_MODULE(_nabla, mod) {
         driver::ElementwiseOptions o;
         o.dtype = dtype_named(dtype) == DType::F32 ? ir::DType::F32 : ir::DType::F64;
         if (!threads.is_none()) {
-          const int n = threads.cast<int>();
-          if (n < 1 || n > kMaxThreads) raise("threads must be from 1 to " + std::to_string(kMaxThreads));
-          o.threads = n;
+          o.threads = threads_asked(threads);
         }
         return PyLambdified(driver::Elementwise(expr, names_of(args), o));
       },

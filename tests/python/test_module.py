@@ -5,10 +5,12 @@ PYTHONPATH=build/python and NABLA=build/nabla (the command, for results
 bit for bit equal to its own).
 """
 import os
+import signal
 import subprocess
 import tempfile
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -163,6 +165,63 @@ def test_labels_declared_distributions_are_checked_by_every_call():
             call()
     y[:] = 0.1
     assert np.isfinite(m.loss(p, {"x": x, "y": y}))
+
+
+def test_params_and_data_may_be_any_mapping(tmp_path):
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    loss = m.loss(p, d)
+    np.savez(tmp_path / "d.npz", **d)
+    np.savez(tmp_path / "p.npz", **p)
+    with np.load(tmp_path / "d.npz") as dz, np.load(tmp_path / "p.npz") as pz:
+        assert m.loss(pz, dz) == loss
+        assert m.loss(types.MappingProxyType(p), types.MappingProxyType(d)) == loss
+        assert m.gradcheck(pz, dz)
+        # Written in place: an NpzFile would hand out copies, the update lost.
+        with pytest.raises(nabla.NablaError, match="NpzFile"):
+            m.step(pz, d, 0.1)
+    q = {k: v.copy() for k, v in p.items()}
+    m.step(types.MappingProxyType(q), d, 0.1)  # the same arrays: updated
+    assert not np.array_equal(q["W1"], p["W1"])
+    with pytest.raises(nabla.NablaError, match="must be a mapping of names to arrays"):
+        m.loss([p], d)
+
+
+def test_ctrl_c_stops_training_with_the_steps_done():
+    m = nabla.compile(XOR, dtype="float64")
+    p = m.init(seed=1)
+    before = {k: v.copy() for k, v in p.items()}
+    x = np.random.default_rng(0).random((4096, 2))
+    d = {"x": x, "y": (x.sum(1, keepdims=True) > 1).astype(float)}
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        m.train(p, d, epochs=10**6, batch=32, lr=0.1)
+    assert time.monotonic() - t0 < 60
+    assert not np.array_equal(p["W1"], before["W1"])
+    assert all(np.isfinite(v).all() for v in p.values())
+
+
+def test_bad_argument_values_say_what_is_expected():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    cases = [
+        (lambda: m.init(seed=-1), "seed must be an integer from 0 to 2\\*\\*64 - 1, not -1"),
+        (lambda: nabla.compile(XOR, threads=2**40), "threads must be an integer from 1 to 1024"),
+        (lambda: nabla.compile(XOR, consts={"lambda": "big"}), "consts\\['lambda'\\] must be a number, not 'big'"),
+        (lambda: m.gradient_program(wrt=5), "wrt must be a name or a sequence of names, not 5"),
+        (lambda: nabla.eval("x", x="3"), "the value of 'x' must be a number"),
+        (lambda: nabla.lambdify("x", 5), "the names must be"),
+        (lambda: m.train(p, d, epochs=1, batch=4, lr=0.1, callback=lambda e, s: ""),
+         "the callback's result must be True, False or None"),
+    ]
+    for call, message in cases:
+        with pytest.raises(TypeError, match=message):
+            call()
+    with pytest.raises(nabla.NablaError, match="dtype must be float32 or float64, not None"):
+        nabla.compile(XOR, dtype=None)
+    with pytest.raises(nabla.NablaError, match="threads must be an integer from 1 to 1024, not 0"):
+        nabla.lambdify("x", "x", threads=0)
 
 
 def test_objects_cannot_be_made_without_the_module():
