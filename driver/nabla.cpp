@@ -235,7 +235,15 @@ void Model::save_object(const std::string& path, const std::string& header_path,
   if (r.prefix != driver::c_identifier(r.prefix)) throw Error("prefix '" + r.prefix + "' is not a C identifier");
   std::lock_guard lock(impl_->mutex);
   runtime::check_output(path, {file});
-  if (!header_path.empty()) runtime::check_output(header_path, {file, path});
+  if (!header_path.empty()) {
+    // Before anything is written (a new object file is not yet an input
+    // the header's check could find).
+    std::error_code e1, e2;
+    const auto a = std::filesystem::weakly_canonical(path, e1), b = std::filesystem::weakly_canonical(header_path, e2);
+    if (header_path == path || (!e1 && !e2 && a == b))
+      throw Error("the header '" + header_path + "' and the object file '" + path + "' are the same file");
+    runtime::check_output(header_path, {file, path});
+  }
   const std::string object =
       on_large_stack([&] { return driver::compile_artifact(impl_->ctx, impl_->lowered, r, file); });
   std::string header;

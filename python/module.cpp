@@ -141,8 +141,17 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
     for (const auto& [k, v] : arrays) have += (have.empty() ? "" : ", ") + std::string(py::str(k));
     raise(what + " has no array '" + name + "' (it has: " + (have.empty() ? "none" : have) + ")");
   }
-  if (t == DType::F32) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
-  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+  // Real numbers only: a cast would drop a complex array's imaginary parts
+  // (with a warning that is easy to miss) and read strings as numbers.
+  py::array given = py::array::ensure(obj);
+  if (!given) {
+    PyErr_Clear();
+    raise("array '" + name + "' is not a numeric array");
+  }
+  if (std::string("biuf").find(given.dtype().kind()) == std::string::npos)
+    raise("array '" + name + "' has dtype " + std::string(py::str(given.dtype())) + ": the model computes with real numbers");
+  if (t == DType::F32) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
+  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(given);
 }
 
 // `a` has the declared shape (after the batch axis when `batched`; *n is
@@ -993,7 +1002,12 @@ PYBIND11_MODULE(_nabla, mod) {
       py::arg("expr"), py::arg("args"), py::arg("dtype") = "float64", py::arg("threads") = py::none());
   mod.def(
       "eval",
-      [](const std::string& expr, py::kwargs values) {
+      // (expr, /, **values): taken as *args, since pybind11 refuses a
+      // keyword named as a positional-only parameter (a variable `expr`).
+      [](const py::args& args, const py::kwargs& values) {
+        if (args.size() != 1 || !py::isinstance<py::str>(args[0]))
+          throw py::type_error("eval(expr, /, **values) takes the expression as its one positional argument, a string");
+        const std::string expr = args[0].cast<std::string>();
         const std::map<std::string, double> point = point_of(values);
         double v = 0;
         driver::with_large_stack([&] {
@@ -1007,7 +1021,7 @@ PYBIND11_MODULE(_nabla, mod) {
         });
         return v;
       },
-      py::arg("expr"));
+      "eval(expr, /, **values): the expression's value at the values of its variables");
 
   // Instances come from nabla.compile, nabla.lambdify and error reports
   // only: `Model.__new__(Model)` would make one with no C++ object behind it,

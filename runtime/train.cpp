@@ -337,7 +337,8 @@ private:
       for (size_t i = 0; i < np_; ++i) {
         if (!finite(gp_[i], model_.param_sizes[i], t_))
           return fail(TrainStatus::NonFinite, where + ": the gradient of '" + model_.param_names[i] +
-                                                  "' is not finite; stopped. Last saved parameters: " + saved_);
+                                                  "' is not finite" + why_not_finite(step, count) +
+                                                  "; stopped. Last saved parameters: " + saved_);
         if (c_.grad_norms)
           norms[i] += scale_ * (t_ == DType::F32 ? norm(static_cast<const float*>(gp_[i]), model_.param_sizes[i])
                                                  : norm(static_cast<const double*>(gp_[i]), model_.param_sizes[i]));
@@ -345,15 +346,38 @@ private:
       }
     }
     if (std::isfinite(s.loss)) return true;
-    std::string culprit;
-    for (size_t i = 0; i < np_ && culprit.empty(); ++i)
-      if (!finite(par_[i], model_.param_sizes[i], t_))
-        culprit = " ('" + model_.param_names[i] + "' is not finite: the update of the step before overflowed)";
-    char value[32];
-    std::snprintf(value, sizeof value, "%g", s.loss);
-    return fail(TrainStatus::NonFinite,
-                where + ": the loss is " + value + culprit + "; stopped. Last saved parameters: " + saved_);
+    return fail(TrainStatus::NonFinite, where + ": the loss is " + loss_text(s.loss) + why_not_finite(step, count) +
+                                            "; stopped. Last saved parameters: " + saved_);
   }
+
+  // "nan" (whatever its sign bit), "inf", "-inf".
+  static std::string loss_text(double loss) {
+    if (std::isnan(loss)) return "nan";  // printf says "-nan" for some
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", loss);
+    return value;
+  }
+
+  // Why a step's loss is not finite, as far as can be told: the batch's
+  // data (this process's `count` samples), the initial params (step 1), or
+  // training that diverged (a param no longer finite: this step's update,
+  // made with the non-finite gradient, or an earlier one).
+  std::string why_not_finite(int64_t step, int64_t count) const {
+    const std::vector<const void*> in = in_.pointers(), lab = lab_.pointers();
+    for (size_t i = 0; i < in.size(); ++i)
+      if (count > 0 && !finite(in[i], model_.input_sizes[i] * count, t_))
+        return " (the batch's input '" + data_.input_names[i] + "' is not finite: the data, not the training)";
+    for (size_t i = 0; i < lab.size(); ++i)
+      if (count > 0 && !finite(lab[i], model_.label_sizes[i] * count, t_))
+        return " (the batch's label '" + data_.label_names[i] + "' is not finite: the data, not the training)";
+    if (step == 1) return " at the initial parameters (the model's values overflow on this batch)";
+    for (size_t i = 0; i < np_; ++i)
+      if (!finite(par_[i], model_.param_sizes[i], t_))
+        return " ('" + model_.param_names[i] + "' is no longer finite: training diverged; a smaller learning rate "
+               "may help)";
+    return " (the params are finite: the model's values overflow on this batch)";
+  }
+
 
   // The step's gradient and loss over every process's samples, by one
   // allreduce of the flat buffer: the sum of the processes' mean gradients

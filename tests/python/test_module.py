@@ -224,6 +224,21 @@ def test_bad_argument_values_say_what_is_expected():
         nabla.lambdify("x", "x", threads=0)
 
 
+def test_small_hostile_cases(tmp_path):
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=1), xor_data()
+    with pytest.raises(nabla.NablaError, match="array 'x' has dtype complex128"):
+        m.loss(p, {"x": d["x"] + 5j, "y": d["y"]})
+    assert nabla.eval("expr + 1", expr=2) == 3
+    obj = tmp_path / "s.o"
+    with pytest.raises(nabla.NablaError, match="are the same file"):
+        m.save_object(str(obj), header=str(obj))
+    assert not obj.exists()
+    bad = {"x": d["x"] * np.nan, "y": d["y"]}
+    with pytest.raises(nabla.NablaError, match="the batch's input 'x' is not finite: the data, not the training"):
+        m.train(m.init(seed=1), bad, epochs=1, batch=4, lr=0.1)
+
+
 def test_objects_cannot_be_made_without_the_module():
     for cls in (nabla.Model, nabla.Lambdified, nabla.Diagnostic):
         with pytest.raises(TypeError, match="made by the module"):
