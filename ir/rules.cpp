@@ -79,6 +79,7 @@ std::optional<Terms> flatten_terms(N n, const RuleEnv& env) {
   std::vector<std::pair<N, double>> stack{{n, 1.0}};
   Terms t;
   int visited = 0;
+  bool inputs_finite = true;  // every constant met
   while (!stack.empty()) {
     auto [m, sign] = stack.back();
     stack.pop_back();
@@ -102,6 +103,7 @@ std::optional<Terms> flatten_terms(N n, const RuleEnv& env) {
       accumulate(t.terms, m->operand(0), -sign);
     } else {
       auto [coef, rest] = split_coefficient(m);
+      inputs_finite = inputs_finite && std::isfinite(coef);
       if (!rest) {
         t.constant += sign * coef;
         continue;
@@ -110,6 +112,12 @@ std::optional<Terms> flatten_terms(N n, const RuleEnv& env) {
     }
   }
   if (visited == 1) return std::nullopt;
+  // Folding finite coefficients into an infinity (1e308 * x + 1e308 * x)
+  // would change the value where the term is 0 (inf * 0 is NaN): such a
+  // sum is left as written.
+  bool folded_finite = std::isfinite(t.constant);
+  for (const auto& [id, tc] : t.terms) folded_finite = folded_finite && std::isfinite(tc.second);
+  if (!folded_finite && inputs_finite) return std::nullopt;
   return t;
 }
 
@@ -189,6 +197,7 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
   std::map<uint32_t, std::pair<N, double>> factors;
   double coef = 1;
   int visited = 0;
+  bool inputs_finite = true;  // every constant factor met
   while (!stack.empty()) {
     auto [m, e] = stack.back();
     stack.pop_back();
@@ -211,12 +220,17 @@ N collect_factors(Context& c, N n, const RuleEnv& env) {
       // (x^c)^e = x^(c e) for integral e.
       stack.push_back({m->operand(0), e * m->operand(1)->value()});
     } else if (m->is_constant()) {
-      coef *= std::pow(m->value(), e);
+      const double v = std::pow(m->value(), e);
+      inputs_finite = inputs_finite && std::isfinite(v);
+      coef *= v;
     } else {
       accumulate(factors, m, e);
     }
   }
   if (visited == 1) return nullptr;  // not a product
+  // Finite constants that multiply into an infinity or NaN (x * 1e308 * 10)
+  // would change the value where x is 0: the product is left as written.
+  if (!std::isfinite(coef) && inputs_finite) return nullptr;
   if (coef == 0) return keep_shape(c, k(c, 0), n);
   // Scalar names first (lambda * W), then by id.
   std::vector<std::pair<N, double>> ordered;
