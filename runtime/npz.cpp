@@ -717,7 +717,13 @@ std::string read_stream(int fd, const std::string& what) {
     if (got < 0) throw NpzError("cannot read " + what + ": " + std::strerror(errno));
     if (got == 0) return bytes;
     check_memory(what, bytes.size() + static_cast<size_t>(got));
+    const bool first = bytes.size() < 4;
     bytes.append(chunk, static_cast<size_t>(got));
+    // An .npz starts with a ZIP record ("PK\3\4", or "PK\5\6" when empty):
+    // a stream that does not (/dev/zero, /dev/urandom) is refused at once,
+    // not read until the memory budget runs out.
+    if (first && bytes.size() >= 4 && bytes.compare(0, 4, "PK\x03\x04") != 0 && bytes.compare(0, 4, "PK\x05\x06") != 0)
+      throw NpzError(what + " is not a .npz file (it does not start as a ZIP archive)");
   }
 }
 
