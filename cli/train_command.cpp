@@ -1,11 +1,15 @@
 // nabla train (docs/commands.md): compiles the model's kernels, reads the
 // data, runs the runtime's training loop (runtime/train.h) and draws its
 // progress, epochs and end.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <cstdio>
 #include <csignal>
 #include <iostream>
@@ -45,6 +49,27 @@ std::string human(double x) {
   return buf;
 }
 
+// The columns of the terminal on standard error (COLUMNS, else 80 when it
+// cannot tell).
+int terminal_columns() {
+  winsize w{};
+  if (::ioctl(2, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+  if (const char* c = std::getenv("COLUMNS")) {
+    const int n = std::atoi(c);
+    if (n > 0 && n < 10000) return n;
+  }
+  return 80;
+}
+
+// A loss as the progress bar and the epoch lines print it: `decimals`
+// decimals, or as many significant digits when it is huge (1e200 has 200
+// digits in %.4f, and overflowed the epoch line's buffer).
+std::string loss_text(double loss, int decimals = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, std::fabs(loss) < 1e6 ? "%.*f" : "%.*g", decimals, loss);
+  return buf;
+}
+
 // The progress bar on standard error, redrawn at most every 0.1 s and at
 // the end of each epoch.
 class ProgressBar {
@@ -58,14 +83,21 @@ public:
     if (p.done != p.total && now - last_ < std::chrono::milliseconds(100)) return;
     last_ = now;
     const double rate = static_cast<double>(p.done) / std::max(p.seconds, 1e-9);
-    const int width = 30, filled = static_cast<int>(width * p.done / p.total);
-    char line[200];
-    std::snprintf(line, sizeof line, "\repoch %d/%d [%s%s] %3d%%  %s samples/s  loss %.4f  ETA %.0fs ", p.epoch,
-                  p.epochs, std::string(static_cast<size_t>(filled), '=').c_str(),
-                  std::string(static_cast<size_t>(width - filled), ' ').c_str(),
-                  static_cast<int>(100 * p.done / p.total), human(rate).c_str(), p.mean_loss,
-                  static_cast<double>(p.total - p.done) / std::max(rate, 1e-9));
-    std::cerr << line << std::flush;
+    char tail[160];
+    std::snprintf(tail, sizeof tail, " %3d%%  %s samples/s  loss %s  ETA %.0fs ",
+                  static_cast<int>(100 * p.done / p.total), human(rate).c_str(), loss_text(p.mean_loss).c_str(),
+                  std::min(static_cast<double>(p.total - p.done) / std::max(rate, 1e-9), 1e9));
+    const std::string head = "epoch " + std::to_string(p.epoch) + "/" + std::to_string(p.epochs) + " [";
+    // The bar takes what the terminal's width leaves (at most 30 columns);
+    // the line never wraps, so "\r" redraws it in place.
+    const int cols = terminal_columns();
+    const int room = cols - 1 - static_cast<int>(head.size() + 1 + std::strlen(tail));
+    const int width = std::clamp(room, 0, 30);
+    const int filled = static_cast<int>(width * p.done / p.total);
+    std::string line = head + std::string(static_cast<size_t>(filled), '=') +
+                       std::string(static_cast<size_t>(width - filled), ' ') + "]" + tail;
+    if (static_cast<int>(line.size()) > cols - 1) line.resize(static_cast<size_t>(std::max(cols - 1, 0)));
+    std::cerr << "\r" << line << "\033[K" << std::flush;
   }
 
 private:
@@ -76,11 +108,13 @@ private:
 // One line per epoch on standard output (and the gradient norms).
 void print_epoch(const runtime::EpochStats& st, bool val, bool progress, const std::vector<std::string>& names,
                  int procs) {
-  if (progress) std::cerr << "\r" << std::string(100, ' ') << "\r";
+  if (progress) std::cerr << "\r\033[K";
   char line[300];
-  int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %.5f", st.epoch, st.epochs, st.loss);
+  int at = std::snprintf(line, sizeof line, "epoch %d/%d  loss %s", st.epoch, st.epochs, loss_text(st.loss, 5).c_str());
   if (st.accuracy >= 0) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  acc %.2f%%", 100 * st.accuracy);
-  if (val) at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %.5f", st.val_loss);
+  if (val)
+    at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_loss %s",
+                        loss_text(st.val_loss, 5).c_str());
   if (val && st.val_accuracy >= 0)
     at += std::snprintf(line + at, sizeof line - static_cast<size_t>(at), "  val_acc %.2f%%", 100 * st.val_accuracy);
   // Milliseconds for short epochs (an MNIST epoch takes 0.05 s).
