@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       ->check(positive_integer("thread count", nabla::runtime::kMaxThreads));
   app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)")
       ->allow_extra_args(false);
-  app.add_option("--seed", global.seed, "Seed for initialization and shuffling");
+  app.add_option("--seed", global.seed, "Seed for initialization and shuffling")->check(seed_value());
   app.add_flag("--no-cache", global.no_cache,
                "Compile kernels afresh, without reading or writing the kernel cache "
                "($NABLA_CACHE_DIR, else $XDG_CACHE_HOME/nabla or ~/.cache/nabla)");
@@ -98,12 +98,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    const int rc = app.exit(e);  // --help prints to standard output: it must arrive
+    return finish_stdout(rc == 0 ? kExitOk : kExitUsage);
   }
   if (show_version) {
     std::cout << version_text() << "\n";
-    return kExitOk;
+    return finish_stdout(kExitOk);
   }
   if (!action) {
     std::cerr << app.help();

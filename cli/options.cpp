@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "cli/pipeline.h"
 
@@ -30,11 +32,26 @@ CLI::Validator positive_integer(const std::string& what, int64_t max) {
         int64_t v = 0;
         const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
         if (digits && !parse_whole(text, v)) v = INT64_MAX;  // overflow: too large
+        double written = 0;  // "1e12", "2.5": a number, but not written as a whole one
+        if (!digits && parse_whole(text, written) && written >= 1)
+          return "'" + text + "' is not a whole " + what + " written in digits (from 1 to " + std::to_string(max) + ")";
         if (!digits || v < 1) return "'" + text + "' is not a positive " + what;
         if (v > max) return "'" + text + "' is too large a " + what + " (at most " + std::to_string(max) + ")";
         return "";
       },
       "POSITIVE INTEGER");
+}
+
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t v = 0;
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits || !parse_whole(text, v))
+          return "'" + text + "' is not a seed (a whole number from 0 to 18446744073709551615)";
+        return "";
+      },
+      "SEED");
 }
 
 CLI::Validator number_in(const std::string& what, double lo, double hi, bool lo_open) {
@@ -61,13 +78,22 @@ std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostrea
     const char* begin = eq == std::string::npos ? nullptr : item.data() + eq + 1;
     const char* end = item.data() + item.size();
     auto res = begin ? std::from_chars(begin, end, value) : std::from_chars_result{end, std::errc::invalid_argument};
+    if (res.ec == std::errc::result_out_of_range && res.ptr == end) {
+      // As a number in a model: one that underflows rounds to zero or a
+      // subnormal; one that overflows is refused below.
+      value = std::strtod(std::string(begin, end).c_str(), nullptr);
+      res.ec = std::errc();
+    }
     if (eq == std::string::npos || name.empty() || res.ec != std::errc() || res.ptr != end ||
         !std::isfinite(value)) {
       print_error(err, "--set takes NAME=VALUE with a finite number, as in --set lambda=1e-3; got '" +
                            item + "'");
       return std::nullopt;
     }
-    options.overrides[name] = value;
+    if (!options.overrides.emplace(name, value).second) {
+      print_error(err, "--set " + name + " is given twice");
+      return std::nullopt;
+    }
   }
   return options;
 }

@@ -22,6 +22,8 @@ constexpr double kMaxFactor = 1e30;  // learning rates, decays, tolerances
 
 // A whole number from 1 to `max`.
 CLI::Validator positive_integer(const std::string& what, int64_t max);
+// A seed: a whole number from 0 to 2^64 - 1 ("-1" was taken as 2^64 - 1).
+CLI::Validator seed_value();
 // A finite number in [lo, hi] (`lo_open`: lo itself excluded).
 CLI::Validator number_in(const std::string& what, double lo, double hi, bool lo_open);
 inline CLI::Validator positive_number(const std::string& what, double max) {

@@ -96,7 +96,7 @@ std::vector<const ir::Node*> params_named(const LoweredModel& m, const std::vect
       for (const ir::Node* v : m.params) params += (params.empty() ? "" : ", ") + v->name();
       throw Error("--wrt " + name + ": '" + file + "' has no param named '" + name + "' (its params: " + params + ")");
     }
-    wrt.push_back(*it);
+    if (std::find(wrt.begin(), wrt.end(), *it) == wrt.end()) wrt.push_back(*it);  // W1,W1 is W1 once
   }
   return wrt;
 }
