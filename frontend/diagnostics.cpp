@@ -39,6 +39,18 @@ std::vector<std::string> display_chars(std::string_view line) {
   return out;
 }
 
+// A message of at most about 500 bytes: a name 10 MB long (which the
+// parser allows) would make a 10 MB error line. The middle is cut, at
+// character boundaries.
+std::string shortened(const std::string& message) {
+  constexpr size_t kKeep = 240;
+  if (message.size() <= 2 * kKeep + 60) return message;
+  size_t head = kKeep, tail = message.size() - kKeep;
+  while (head > 0 && is_continuation(static_cast<unsigned char>(message[head]))) --head;
+  while (tail < message.size() && is_continuation(static_cast<unsigned char>(message[tail]))) ++tail;
+  return message.substr(0, head) + "[... " + std::to_string(tail - head) + " bytes ...]" + message.substr(tail);
+}
+
 }  // namespace
 
 Diagnostic& Diagnostics::error(SourceRange range, std::string message) {
@@ -54,7 +66,7 @@ Diagnostic& Diagnostics::error(SourceRange range, std::string message) {
 std::string Diagnostics::format(const Diagnostic& d) const {
   const LineCol lc = file_->line_col(d.range.begin);
   std::string s = file_->name() + ":" + std::to_string(lc.line) + ":" + std::to_string(lc.col) +
-                  (d.kind == Diagnostic::Kind::Error ? ": error: " : ": note: ") + d.message + "\n";
+                  (d.kind == Diagnostic::Kind::Error ? ": error: " : ": note: ") + shortened(d.message) + "\n";
 
   // Decode only a window of bytes around the error: a line may be 100 MB.
   const std::string_view line = file_->line_text(lc.line);
