@@ -90,10 +90,7 @@ std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostrea
                            item + "'");
       return std::nullopt;
     }
-    if (!options.overrides.emplace(name, value).second) {
-      print_error(err, "--set " + name + " is given twice");
-      return std::nullopt;
-    }
+    options.overrides[name] = value;  // the last one given wins, so a script may append overrides
   }
   return options;
 }
