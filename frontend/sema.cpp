@@ -56,8 +56,8 @@ constexpr int kMaxRank = 8;
 constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
 constexpr int64_t kMaxElements = int64_t{1} << 40;
 
-// A declaration with a bad shape still binds its name (with an empty shape)
-// so its uses raise no second error.
+// A declaration with a bad shape still binds its name (with an empty shape,
+// and in `shapeless_`, so its uses raise no second error).
 TensorDecl tensor_decl(const ast::Stmt& s, const std::optional<Shape>& shape) {
   return {s.name, shape.value_or(Shape{}), s.name_range};
 }
@@ -226,6 +226,7 @@ void Sema::check_input(const ast::Stmt& s) {
   const bool name_ok = check_new_name(s);
   const std::optional<Shape> shape = check_shape(s);
   if (!name_ok) return;
+  if (!shape) shapeless_.insert(s.name);
   model_.inputs.push_back(tensor_decl(s, shape));
   bind(s, Binding::Kind::Input, model_.inputs.size());
 }
@@ -234,6 +235,7 @@ void Sema::check_label(const ast::Stmt& s) {
   const bool name_ok = check_new_name(s);
   const std::optional<Shape> shape = check_shape(s);
   if (!name_ok) return;
+  if (!shape) shapeless_.insert(s.name);
   model_.labels.push_back({tensor_decl(s, shape), s.distribution});
   bind(s, Binding::Kind::Label, model_.labels.size());
 }
@@ -244,6 +246,7 @@ void Sema::check_param(const ast::Stmt& s) {
   std::optional<InitSpecDecl> init;
   if (shape) init = check_init(s);
   if (!name_ok) return;
+  if (!shape) shapeless_.insert(s.name);
   model_.params.push_back({tensor_decl(s, shape), init.value_or(InitSpecDecl{})});
   bind(s, Binding::Kind::Param, model_.params.size());
 }

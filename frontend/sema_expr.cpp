@@ -131,6 +131,7 @@ const TExpr* Sema::elab_name(const ast::Expr& e, const Env& env) {
           env);
     return error_node(e.range);
   }
+  if (it->second.kind != Binding::Kind::Const && shapeless_.count(e.name)) return error_node(e.range);
   return ref(e, it->second, env);
 }
 

@@ -135,6 +135,10 @@ private:
   std::unordered_map<std::string, const ast::Stmt*> declared_;
   // Names whose declaration failed: uses stay quiet (the failure was reported).
   std::unordered_set<std::string> poisoned_;
+  // Inputs, labels and params whose declared shape was an error: bound (so
+  // the declarations keep their places), but their uses are Error nodes,
+  // which raise no second error.
+  std::unordered_set<std::string> shapeless_;
   std::vector<FnDecl> fns_;
   // Inlined fn calls: (fn, argument nodes, outermost call site) -> the
   // body's node. A call repeated with the same arguments is one node, so
