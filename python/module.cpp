@@ -390,17 +390,20 @@ public:
     if (n <= 0) raise("data holds no samples");
     py::dict grads = out.is_none() ? py::dict() : mapping(out, "out", true);
     std::vector<void*> gptr;
-    std::vector<py::array> keep;  // the arrays written, alive while the GIL is released
+    // The caller's out arrays: alive while the GIL is released (another
+    // thread may change `out`), and sharing no memory with what is read.
+    std::vector<py::array> keep;
     Footprint footprint;
-    footprint.read(p);
-    footprint.read(in);
-    footprint.read(lab);
+    if (!out.is_none()) {
+      footprint.read(p);
+      footprint.read(in);
+      footprint.read(lab);
+    }
     for (const Declaration& d : m_.params()) {
-      if (out.is_none()) {
+      if (out.is_none()) {  // new arrays, held by `grads`, which only this call sees
         py::array a = new_array(d.shape, t);
         gptr.push_back(a.mutable_data());
         if (PyDict_SetItem(grads.ptr(), key(d.name).ptr(), a.ptr()) != 0) throw py::error_already_set();
-        keep.push_back(std::move(a));
         continue;
       }
       PyObject* given = lookup(grads, d.name);

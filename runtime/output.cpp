@@ -73,8 +73,8 @@ std::string resolve_links(const std::string& path) {
 // up beside the output.
 void remove_stale_temporaries(const std::string& path) {
   const std::string folder = folder_of(path);
-  const std::string prefix = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1) +
-                             ".tmp.";
+  const size_t slash = path.find_last_of('/');
+  const std::string prefix = path.substr(slash == std::string::npos ? 0 : slash + 1) + ".tmp.";
   DIR* dir = ::opendir(folder.c_str());
   if (!dir) return;
   while (const dirent* e = ::readdir(dir)) {
