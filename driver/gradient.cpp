@@ -94,7 +94,9 @@ std::vector<const ir::Node*> params_named(const LoweredModel& m, const std::vect
     if (it == m.params.end()) {
       std::string params;
       for (const ir::Node* v : m.params) params += (params.empty() ? "" : ", ") + v->name();
-      throw Error("--wrt " + name + ": '" + file + "' has no param named '" + name + "' (its params: " + params + ")");
+      // "wrt" is the command's --wrt and the library's and Python's argument alike.
+      throw Error("wrt names '" + name + "', but '" + file + "' has no param named '" + name + "' (its params: " +
+                  params + ")");
     }
     if (std::find(wrt.begin(), wrt.end(), *it) == wrt.end()) wrt.push_back(*it);  // W1,W1 is W1 once
   }

@@ -94,7 +94,9 @@ Loaded<LoadedModel> load_model_text(const std::string& name, std::string text, c
   for (const std::string& c : unused) {
     std::string consts;
     for (const ConstDecl& d : out.model.consts) consts += (consts.empty() ? "" : ", ") + d.name;
-    add_plain(r, "--set " + c + ": '" + name + "' has no const named '" + c + "'" +
+    // Worded for every caller: the command's --set and the library's and
+    // Python's const overrides give the same message.
+    add_plain(r, "a value is set for '" + c + "', but '" + name + "' has no const named '" + c + "'" +
                      (consts.empty() ? " (it has no consts)" : " (its consts: " + consts + ")"),
               name);
   }

@@ -57,8 +57,10 @@ def test_bad_model_raises_with_diagnostics():
     assert "<string>:2:5: error:" in str(e.value) and "^" in str(e.value)
     with pytest.raises(nabla.NablaError):
         nabla.compile("/nonexistent.nn")
-    with pytest.raises(nabla.NablaError):
+    # The messages name what the Python call was given, not the command's flags.
+    with pytest.raises(nabla.NablaError, match="a value is set for 'nope', but .* has no const named 'nope'") as e:
         nabla.compile(XOR, consts={"nope": 1})
+    assert "--set" not in str(e.value)
     with pytest.raises(nabla.NablaError):
         nabla.compile(XOR, dtype="int32")
 
@@ -376,6 +378,9 @@ def test_gradcheck_and_text():
     assert "\\begin{aligned}" in m.gradient_program(format="latex")
     only_b2 = m.gradient_program(wrt="b2")
     assert "d/db2 = " in only_b2 and "d/dW1" not in only_b2
+    with pytest.raises(nabla.NablaError, match="wrt names 'W9', but .* has no param named 'W9'") as e:
+        m.gradient_program(wrt="W9")
+    assert "--wrt" not in str(e.value)
     assert m.graph().startswith("digraph")
 
 
