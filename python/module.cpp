@@ -29,6 +29,14 @@
 
 namespace py = pybind11;
 
+namespace {
+// tp_new of the module's classes (see the end of the module's definition).
+extern "C" PyObject* refuse_new(PyTypeObject* type, PyObject*, PyObject*) {
+  PyErr_Format(PyExc_TypeError, "%s objects are made by the module's functions, not directly", type->tp_name);
+  return nullptr;
+}
+}  // namespace
+
 namespace nabla::python {
 namespace {
 
@@ -1029,11 +1037,27 @@ PYBIND11_MODULE(_nabla, mod) {
   // Instances come from nabla.compile, nabla.lambdify and error reports
   // only: `Model.__new__(Model)` would make one with no C++ object behind it,
   // whose first method call dereferences nothing. (The module's own results
-  // are made without calling __new__.)
+  // are made without calling __new__.) The type's own tp_new refuses too,
+  // so that CPython refuses the base's `pybind11_object.__new__(Model)` as
+  // "not safe". Pickling and copying raise TypeError: pickle's protocols 0
+  // and 1 would call the base class on the object, which aborts the process
+  // in pybind11.
   for (const char* name : {"Diagnostic", "Model", "Lambdified"}) {
     const std::string type = name;
-    mod.attr(name).attr("__new__") = py::cpp_function([type](const py::args&, const py::kwargs&) -> py::object {
+    py::object cls = mod.attr(name);
+    cls.attr("__new__") = py::cpp_function([type](const py::args&, const py::kwargs&) -> py::object {
       throw py::type_error("nabla." + type + " objects are made by the module's functions, not directly");
     });
+    auto* t = reinterpret_cast<PyTypeObject*>(cls.ptr());
+    t->tp_new = refuse_new;
+    PyType_Modified(t);
+    const py::cpp_function no_pickle(
+        [type](const py::args&) -> py::object {
+          throw py::type_error("cannot pickle or copy a nabla." + type +
+                               " object (a Model: compile the model again; a Lambdified: lambdify again)");
+        },
+        py::is_method(cls));
+    cls.attr("__reduce_ex__") = no_pickle;
+    cls.attr("__reduce__") = no_pickle;
   }
 }

@@ -247,6 +247,28 @@ def test_objects_cannot_be_made_without_the_module():
             cls.__new__(cls)
         with pytest.raises(TypeError):
             cls()
+        # The base class's __new__ made one with no C++ object behind it
+        # (its first method call crashed): CPython now refuses it.
+        with pytest.raises(TypeError, match="not safe"):
+            cls.__base__.__new__(cls)
+
+
+def test_objects_cannot_be_pickled_or_copied():
+    import copy
+    import pickle
+    with pytest.raises(nabla.NablaError) as e:
+        nabla.compile_string("input x : [3]\nh = w @ x\n")
+    objects = [nabla.compile(XOR), nabla.lambdify("x*y", ["x", "y"]), e.value.diagnostics[0]]
+    for obj in objects:
+        # Protocols 0 and 1 called the base class on the object, which
+        # aborted the interpreter.
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+            with pytest.raises(TypeError, match="cannot pickle or copy"):
+                pickle.dumps(obj, protocol=protocol)
+        for f in (copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match="cannot pickle or copy"):
+                f(obj)
+    assert objects[1](2.0, 3.0) == 6.0  # still usable
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
