@@ -457,6 +457,16 @@ TEST(Npz, DeflateBombIsNotInflatedPastItsDeclaredSize) {
               "NpzError: array 'x' in 'f.npz': 100000000 bytes of data for shape [2] of float64 (16 expected; "
               "trailing data)");
   }
+  {
+    // A wrong CRC-32 is not looked for past 64 MiB of declared bytes: the
+    // 100 MB are not inflated only to check it, and the size error stands.
+    MemoryLimit limit("1G");
+    RawMember bad_crc = honest;
+    bad_crc.crc ^= 1;
+    EXPECT_EQ(read_error(zip_of({bad_crc})),
+              "NpzError: array 'x' in 'f.npz': 100000000 bytes of data for shape [2] of float64 (16 expected; "
+              "trailing data)");
+  }
   EXPECT_LT(peak_rss_kb() - rss_before, 50'000) << "the member was inflated wholesale";
 }
 
