@@ -220,7 +220,7 @@ namespace {
 std::vector<runtime::Array> gather(const runtime::ArrayMap& arrays, const std::vector<const ir::Node*>& vars,
                                    runtime::DType dtype) {
   std::vector<runtime::Array> r;
-  for (const ir::Node* v : vars) r.push_back(arrays.at(v->name()).as(dtype));
+  for (const ir::Node* v : vars) r.push_back(arrays.at(v->name()).as(dtype));  // checked by check_arrays
   return r;
 }
 

@@ -127,7 +127,8 @@ struct Model::Impl {
     checked([&] {
       int64_t none = -1;
       for (const ir::Node* p : lowered.params)
-        driver::require(given, "params", p->name(), p->shape().dims(), false, &none);
+        driver::require(given, "params", p->name(), p->shape().dims(), false, &none)
+            .check_fits(options.dtype, "param '" + p->name() + "'");
       return 0;
     });
     std::vector<void*> r;

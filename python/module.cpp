@@ -11,8 +11,10 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -158,8 +160,35 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
   }
   if (std::string("biuf").find(given.dtype().kind()) == std::string::npos)
     raise("array '" + name + "' has dtype " + std::string(py::str(given.dtype())) + ": the model computes with real numbers");
-  if (t == DType::F32) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
-  return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(given);
+  if (t == DType::F64) return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(given);
+  // A wider float than the model's: a finite value beyond float32's range
+  // would become an infinity without a word (the command refuses it too).
+  // NumPy's own overflow warning is silenced: the error below says more.
+  const bool wider = given.dtype().kind() == 'f' && given.dtype().itemsize() > 4;
+  py::array_t<float> f;
+  if (wider) {
+    static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
+    py::object quiet = numpy.attr("errstate")(py::arg("over") = "ignore");
+    quiet.attr("__enter__")();
+    f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
+    quiet.attr("__exit__")(py::none(), py::none(), py::none());
+  } else {
+    f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
+  }
+  if (f && wider) {
+    const float* v = f.data();
+    for (py::ssize_t i = 0; i < f.size(); ++i) {
+      if (!std::isinf(v[i])) continue;
+      const double was = py::float_(given.attr("flat")[py::int_(i)]);
+      if (!std::isfinite(was)) continue;
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", was);
+      raise("array '" + name + "' holds " + text + " (element " + std::to_string(i) +
+            "), beyond float32's range: the model computes in float32 (compiled with dtype='float64' it takes such "
+            "values)");
+    }
+  }
+  return f;
 }
 
 // `a` has the declared shape (after the batch axis when `batched`; *n is

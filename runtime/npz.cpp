@@ -9,6 +9,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -780,6 +781,22 @@ Array Array::as(DType t) const {
     else out.f64[i] = f32[i];
   }
   return out;
+}
+
+Array Array::as(DType t, const std::string& what) const {
+  check_fits(t, what);
+  return as(t);
+}
+
+void Array::check_fits(DType t, const std::string& what) const {
+  if (t == DType::F32 && dtype == DType::F64)
+    for (size_t i = 0; i < f64.size(); ++i)
+      if (std::isfinite(f64[i]) && !std::isfinite(static_cast<float>(f64[i]))) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%g", f64[i]);
+        throw NpzError(what + " holds " + value + " (element " + std::to_string(i) +
+                       "), beyond float32's range: the model computes in float32 (compiled for float64 it takes such values)");
+      }
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {

@@ -46,6 +46,11 @@ struct Array {
   }
   // The same values in the other (or the same) element type.
   Array as(DType t) const;
+  // The same, for values a user gave: a finite value float32 cannot hold
+  // (beyond 3.4e38) is an NpzError naming `what`, not an infinity.
+  Array as(DType t, const std::string& what) const;
+  // Throws as as(t, what) would, converting nothing.
+  void check_fits(DType t, const std::string& what) const;
   static Array zeros(std::vector<int64_t> shape, DType t);
 };
 

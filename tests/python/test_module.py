@@ -156,6 +156,20 @@ def test_arrays_written_in_place_share_no_memory_with_the_others():
         m.train(q, d, epochs=1, batch=4, lr=0.1)
 
 
+def test_values_beyond_float32_are_refused_not_made_infinite():
+    m = nabla.compile(XOR)
+    p = m.init(seed=1)
+    d = {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), "y": np.array([[0], [1], [1], [0]])}
+    huge = dict(p, W1=np.full(p["W1"].shape, 1e300))
+    with pytest.raises(nabla.NablaError, match=r"array 'W1' holds 1e\+300 \(element 0\), beyond float32's range"):
+        m.loss(huge, d)
+    with pytest.raises(nabla.NablaError, match=r"array 'x' holds -4e\+38 \(element 3\)"):
+        m.forward(p, dict(d, x=np.array([[0, 0], [0, -4e38], [1, 0], [1, 1]])))
+    # float64 infinities stay what they are (refused where data must be finite)
+    assert np.isfinite(m.loss(p, dict(d, x=d["x"].astype(np.float64))))
+    assert np.isfinite(nabla.compile(XOR, dtype="float64").loss(dict((k, v.astype(np.float64)) for k, v in p.items()), d))
+
+
 def test_labels_declared_distributions_are_checked_by_every_call():
     m = nabla.compile(MLP, dtype="float32")
     p = m.init(seed=1)
