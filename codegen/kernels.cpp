@@ -34,6 +34,14 @@ ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward,
   return p;
 }
 
+int64_t kernel_exprs(const ProgramSet& programs) {
+  int64_t exprs = 0;
+  for (const std::optional<Program>* p : {&programs.forward, &programs.grad, &programs.sgd})
+    if (*p)
+      for (const Step& s : (*p)->steps) exprs += static_cast<int64_t>(s.exprs.size());
+  return exprs;
+}
+
 std::string key_material(const ProgramSet& programs, const std::string& prefix, const EmitTarget& t) {
   std::string s = std::string("nabla ") + NABLA_VERSION + " codegen " + NABLA_CODEGEN_FINGERPRINT + " llvm " +
                   llvm_version() + "\n" + t.triple + "\n" + t.cpu + "\n" + t.features + "\n" + t.profile.str() +
@@ -193,6 +201,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   auto t0 = std::chrono::steady_clock::now();
   const ProgramSet programs = build_programs(spec, dtype, options.forward, options.grad, options.sgd);
   k.program_seconds = since(t0);
+  if (options.check_size) options.check_size(kernel_exprs(programs));
   // One object per kernel: LLVM's time grows faster than a function's size,
   // kernels are independent (they share only the support object's GEMMs and
   // libm), and apart they compile on several cores and are cached apart.

@@ -60,6 +60,7 @@ std::string kernels_text(const ArtifactRequest& r, const codegen::KernelSpec& sp
     if (programs.sgd) text += "sgd_step\n" + programs.sgd->str();
     return text;
   }
+  check_compile_size(codegen::kernel_exprs(programs));
   const auto what = r.emit == "llvm"  ? codegen::Artifact::LLVM
                     : r.emit == "asm" ? codegen::Artifact::Asm
                                       : codegen::Artifact::Object;

@@ -10,6 +10,7 @@
 #include "codegen/kernels.h"
 #include "driver/error.h"
 #include "driver/expression.h"
+#include "driver/kernels.h"
 #include "ir/differentiate.h"
 #include "ir/simplify.h"
 #include "runtime/budget.h"
@@ -134,6 +135,7 @@ const codegen::CompiledKernels& Elementwise::Impl::kernel(const Variant& v) cons
     ko.grad = false;
     ko.use_cache = options.use_cache;
     ko.cache_dir = options.cache_dir;
+    ko.check_size = check_compile_size;
     compiled = codegen::compile_kernels(spec, options.dtype, ko, &error);
   });
   if (!compiled) throw Error("cannot load the compiled kernel: " + error);

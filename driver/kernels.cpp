@@ -123,6 +123,12 @@ void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample,
 }
 
 
+void check_compile_size(int64_t exprs) {
+  runtime::check_memory("compiling the model's kernels (" + std::to_string(exprs) +
+                            " elementwise operations; LLVM's time and memory grow faster than their number)",
+                        static_cast<uint64_t>(exprs), codegen::kCompileBytesPerExpr);
+}
+
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& o,
                                    PassTimes* times) {
   ModelKernels k;
@@ -136,6 +142,7 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, cons
   options.use_cache = o.use_cache;
   options.cache_dir = o.cache_dir;
   options.cpu = o.cpu;
+  options.check_size = check_compile_size;
   std::string error;
   k.kernels = codegen::compile_kernels(
       k.spec, dtype == runtime::DType::F32 ? ir::DType::F32 : ir::DType::F64, options, &error);
@@ -174,6 +181,7 @@ CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype,
   ko.forward = forward;
   ko.grad = grad;
   ko.use_cache = false;
+  ko.check_size = check_compile_size;
   std::string error;
   auto t0 = Clock::now();
   auto cold = codegen::compile_kernels(spec, dtype, ko, &error);

@@ -48,6 +48,11 @@ struct ModelKernels {
   runtime::ArrayMap grad(const runtime::ArrayMap& params, const runtime::ArrayMap& data, int64_t n);
 };
 
+// Kernels of `exprs` elementwise operations (codegen::kernel_exprs) checked
+// against the memory budget before LLVM compiles them: a ResourceError when
+// LLVM would need more (codegen::kCompileBytesPerExpr a node).
+void check_compile_size(int64_t exprs);
+
 // Compiles (or loads from the cache) the kernels; throws Error when LLVM
 // cannot load them. `times`: the passes' times are added there.
 ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& options,
