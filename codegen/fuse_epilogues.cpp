@@ -204,7 +204,7 @@ void inline_temps(Program& p) {
   const size_t nsteps = steps.size();
   // Who writes and reads each buffer, counted once and kept up to date as
   // temps move into their readers: recounting per temp cost time quadratic
-  // in the steps (5,000 terms in one sum: 1.2 s of 1.5 to lower).
+  // in the steps (4,000 terms in one sum: 1.2 s of 1.5 to lower).
   std::vector<std::vector<size_t>> writers(p.buffers.size());  // ascending
   std::vector<int64_t> reads(p.buffers.size(), 0);
   std::vector<size_t> reader(p.buffers.size(), nsteps);  // the last step reading it
