@@ -221,6 +221,14 @@ public:
   TrainResult run() {
     if (comm_)  // every process starts from rank 0's params
       for (size_t i = 0; i < np_; ++i) comm_->broadcast(par_[i], model_.param_sizes[i] * elem_bytes(t_), 0);
+    // Params that are not finite to begin with are the input's fault, said
+    // as such (the first step's loss would be NaN, blamed on overflow).
+    for (size_t i = 0; i < np_; ++i)
+      if (!finite(par_[i], model_.param_sizes[i], t_)) {
+        fail(TrainStatus::NonFinite, "the initial parameters are not finite: '" + model_.param_names[i] +
+                                         "' holds NaN or infinity; nothing was trained");
+        return result_;
+      }
     for (int epoch = 1; epoch <= c_.epochs; ++epoch) {
       result_.epoch = epoch;
       if (!run_epoch(epoch)) return result_;
