@@ -19,6 +19,9 @@ using runtime::ArrayMap;
 using runtime::DType;
 using Values = std::unordered_map<const ir::Node*, ir::Tensor>;
 
+// Why a non-finite value given to gradcheck is refused.
+const char* const kNeedsFinite = "the gradient is checked at finite values only";
+
 // One map of values per sample: from `data`, or random.
 std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir::Node*>& per_sample,
                                const ArrayMap* data, const std::string& data_file, int count, std::mt19937_64& rng) {
@@ -28,6 +31,7 @@ std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir
     std::vector<const Array*> arrays;
     for (const ir::Node* v : per_sample) {
       arrays.push_back(&require(*data, data_file, v->name(), v->shape().dims(), true, &n));
+      arrays.back()->check_finite("array '" + v->name() + "' in '" + data_file + "'", kNeedsFinite);
       // The same label checks as grad and train: a distribution sums to one.
       const size_t index = static_cast<size_t>(v->var_index());
       if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
@@ -108,14 +112,17 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   const ArrayMap params = given ? *given : initial_params(loaded.model, o.seed, DType::F64);
   Values values;
   int64_t none = -1;
-  for (const ir::Node* p : m.params)
-    values[p] = sample_tensor(require(params, given ? params_file : "(initialized)", p->name(), p->shape().dims(), false,
-                               &none),
-                       0, p->shape());
+  for (const ir::Node* p : m.params) {
+    const Array& a =
+        require(params, given ? params_file : "(initialized)", p->name(), p->shape().dims(), false, &none);
+    if (given) a.check_finite("array '" + p->name() + "' in '" + params_file + "'", kNeedsFinite);
+    values[p] = sample_tensor(a, 0, p->shape());
+  }
   std::vector<const ir::Node*> per_sample(m.inputs);
   per_sample.insert(per_sample.end(), m.labels.begin(), m.labels.end());
   const std::vector<Values> samples = samples_of(m, per_sample, data, data_file, o.samples, rng);
-  if (samples.empty()) throw Error("no samples to check the gradient on");
+  if (samples.empty())
+    throw Error(data ? "'" + data_file + "' holds no samples to check the gradient on" : "no samples to check the gradient on");
   const std::vector<std::vector<double>> grad = compiled_gradient(ctx, m, per_sample, samples, values, o);
 
   const ir::Node* loss = m.loss;

@@ -799,6 +799,16 @@ void Array::check_fits(DType t, const std::string& what) const {
       }
 }
 
+void Array::check_finite(const std::string& what, const std::string& why) const {
+  const size_t n = static_cast<size_t>(size());
+  for (size_t i = 0; i < n; ++i) {
+    const double v = dtype == DType::F32 ? f32[i] : f64[i];
+    if (std::isfinite(v)) continue;
+    throw NpzError(what + " holds " + (std::isnan(v) ? std::string("NaN") : v > 0 ? "inf" : "-inf") + " (element " +
+                   std::to_string(i) + "): " + why);
+  }
+}
+
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

@@ -51,6 +51,9 @@ struct Array {
   Array as(DType t, const std::string& what) const;
   // Throws as as(t, what) would, converting nothing.
   void check_fits(DType t, const std::string& what) const;
+  // An NpzError naming `what`, the first NaN or infinity and `why` when the
+  // array holds one.
+  void check_finite(const std::string& what, const std::string& why) const;
   static Array zeros(std::vector<int64_t> shape, DType t);
 };
 
