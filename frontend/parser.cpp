@@ -46,6 +46,7 @@ struct ParseState {
   ast::Module* module = nullptr;
   It base = nullptr;
   int depth = 0;
+  int transposes = 0;             // the `.T`s of the postfix chain being parsed (each nests the AST once)
   ast::Stmt stmt;                 // the statement being parsed
   std::vector<It> open_brackets;  // positions of '(' and '[' not yet closed
   std::vector<ExprId> open_calls;  // calls whose arguments are being parsed
@@ -339,6 +340,11 @@ const auto postfix_def = primary[copy] >> *transpose_op[([](auto& ctx) {
   ParseState& st = state(ctx);
   const ExprId operand = x3::_val(ctx);
   const auto& r = x3::_attr(ctx);
+  // `W.T.T...` nests the AST as brackets do: counted against the same bound.
+  st.transposes = st.expr(operand).kind == ExprKind::Transpose ? st.transposes + 1 : 1;
+  if (st.depth + st.transposes > kMaxNesting)
+    throw LimitExceeded{r.begin(), "the expression is nested too deeply (more than " + std::to_string(kMaxNesting) +
+                                       " levels of brackets, signs, powers or .T)"};
   ast::Expr e;
   e.kind = ExprKind::Transpose;
   e.range = {st.expr(operand).range.begin, st.offset(r.end())};
