@@ -336,7 +336,12 @@ void add_compile_bench_commands(CLI::App& app, const GlobalOptions& global, Acti
       ->check(CLI::IsMember({"llvm", "asm", "obj", "header", "program", "paths"}));
   compile->add_option("--cpu", cargs->cpu,
                       "the CPU to compile for, by LLVM's name (znver5, sapphirerapids, x86-64-v3, ...; default: "
-                      "this one)");
+                      "this one)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            return v.empty() ? std::string("an empty CPU name: leave --cpu out to compile for this CPU") : "";
+          },
+          "CPU"));
   compile->add_flag("--after-each-pass", cargs->after_each_pass,
                     "with --emit program: the program after each pass, under a line 'KERNEL after PASS'");
   compile->add_option("-o,--output", cargs->out, "the file to write (default for text: standard output)");

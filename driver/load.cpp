@@ -79,6 +79,14 @@ Loaded<LoadedModel> load_model_text(const std::string& name, std::string text, c
   PassTimes ignored;
   PassTimes& t = times ? *times : ignored;
   Loaded<LoadedModel> r;
+  // Lines ended by CR alone (classic Mac OS) make the file one line, whose
+  // errors would say nothing of the cause.
+  if (const size_t cr = text.find('\r');
+      text.find('\n') == std::string::npos && cr != std::string::npos && cr + 1 < text.size()) {
+    add_plain(r, "'" + name + "' ends its lines with CR alone (classic Mac OS line endings); nabla reads LF or CRLF",
+              name);
+    return r;
+  }
   LoadedModel out;
   out.file = std::make_unique<SourceFile>(name, std::move(text));
   Diagnostics diags(*out.file);
