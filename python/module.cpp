@@ -165,30 +165,25 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
   // would become an infinity without a word (the command refuses it too).
   // NumPy's own overflow warning is silenced: the error below says more.
   const bool wider = given.dtype().kind() == 'f' && given.dtype().itemsize() > 4;
-  py::array_t<float> f;
-  if (wider) {
-    static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
-    py::object quiet = numpy.attr("errstate")(py::arg("over") = "ignore");
-    quiet.attr("__enter__")();
-    f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
-    quiet.attr("__exit__")(py::none(), py::none(), py::none());
-  } else {
-    f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
-  }
-  if (f && wider) {
-    const float* v = f.data();
-    for (py::ssize_t i = 0; i < f.size(); ++i) {
-      if (!std::isinf(v[i])) continue;
-      const double was = py::float_(given.attr("flat")[py::int_(i)]);
-      if (!std::isfinite(was)) continue;
-      char text[32];
-      std::snprintf(text, sizeof text, "%g", was);
-      raise("array '" + name + "' holds " + text + " (element " + std::to_string(i) +
-            "), beyond float32's range: the model computes in float32 (compiled with dtype='float64' it takes such "
-            "values)");
-    }
-  }
-  return f;
+  if (!wider) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
+  static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
+  py::object quiet = numpy.attr("errstate")(py::arg("over") = "ignore");
+  quiet.attr("__enter__")();
+  py::array_t<float> f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
+  quiet.attr("__exit__")(py::none(), py::none(), py::none());
+  if (!f) return f;
+  const float* v = f.data();
+  if (std::none_of(v, v + f.size(), [](float x) { return std::isinf(x); })) return f;
+  // Some infinity: which were finite before (NumPy, in one pass, however many).
+  const py::object overflowed = numpy.attr("flatnonzero")(numpy.attr("logical_and")(
+      numpy.attr("isinf")(f), numpy.attr("isfinite")(given)).attr("ravel")());
+  if (py::len(overflowed) == 0) return f;
+  const py::ssize_t i = overflowed[py::int_(0)].cast<py::ssize_t>();
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", py::float_(given.attr("flat")[py::int_(i)]).cast<double>());
+  raise("array '" + name + "' holds " + text + " (element " + std::to_string(i) +
+        "), beyond float32's range: the model computes in float32 (compiled with dtype='float64' it takes such "
+        "values)");
 }
 
 // `a` has the declared shape (after the batch axis when `batched`; *n is
