@@ -19,8 +19,8 @@ void relu_grad_from_output(Program& p);
 // elementwise step, at the same index, is computed inside that step (z = G + b
 // into relu(z)), while that step's expression stays within kMaxFusedExprs
 // nodes: past it the temp stays a step of its own, so no loop body grows with
-// the model (5,000 sines summed fused into one step took 30 s and 2.7 GB in
-// LLVM). Time linear in the program.
+// the model (2,000 sines summed: one fused step compiled in 9.6 s and 546 MB,
+// bounded steps in 7.3 s and 427 MB). Time linear in the program.
 constexpr size_t kMaxFusedExprs = 1024;
 void inline_temps(Program& p);
 

@@ -201,7 +201,6 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   auto t0 = std::chrono::steady_clock::now();
   const ProgramSet programs = build_programs(spec, dtype, options.forward, options.grad, options.sgd);
   k.program_seconds = since(t0);
-  if (options.check_size) options.check_size(kernel_exprs(programs));
   // One object per kernel: LLVM's time grows faster than a function's size,
   // kernels are independent (they share only the support object's GEMMs and
   // libm), and apart they compile on several cores and are cached apart.
@@ -222,6 +221,7 @@ std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType
   }
   k.cache_seconds = since(t0);
   k.cache_hit = missing.empty();
+  if (!missing.empty() && options.check_size) options.check_size(kernel_exprs(programs));
   compile_units(units, missing, *target, objects, &k.times);
   if (options.use_cache)
     for (size_t i : missing) cache_write(dir, k.keys[i], *objects[i]);

@@ -24,7 +24,8 @@ struct KernelOptions {
   // Its instruction sets must be this host's: the kernels run here (a
   // choice of path for a CPU like another, e.g. x86-64-v3's AVX2 kernels).
   std::string cpu = "";
-  // Called with kernel_exprs of the programs before LLVM is given them; may
+  // Called with kernel_exprs of the programs before LLVM is given any (not
+  // when every piece comes from the cache); may
   // throw to refuse kernels too large to compile (the driver checks them
   // against the memory budget).
   std::function<void(int64_t exprs)> check_size;

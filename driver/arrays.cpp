@@ -81,7 +81,7 @@ runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string&
   int64_t none = -1;
   for (const ir::Node* p : m.params)
     params[p->name()] = require(given, file, p->name(), p->shape().dims(), false, &none)
-                            .as(dtype, "array '" + p->name() + "' in '" + file + "'");
+                            .as(dtype, array_label(p->name(), file));
   return params;
 }
 
@@ -93,14 +93,14 @@ runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string
   storage.reserve(m.inputs.size() + m.labels.size());
   for (const ir::Node* v : m.inputs) {
     storage.push_back(require(arrays, file, v->name(), v->shape().dims(), true, &n)
-                          .as(dtype, "array '" + v->name() + "' in '" + file + "'"));
+                          .as(dtype, array_label(v->name(), file)));
     d.input_names.push_back(v->name());
   }
   for (size_t i = 0; labels && i < m.labels.size(); ++i) {
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(arrays, file, v->name(), v->shape().dims(), true, &n);
     if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
-    storage.push_back(a.as(dtype, "array '" + v->name() + "' in '" + file + "'"));
+    storage.push_back(a.as(dtype, array_label(v->name(), file)));
     d.label_names.push_back(v->name());
   }
   for (size_t i = 0; i < d.input_names.size(); ++i) d.inputs.push_back(&storage[i]);
@@ -159,17 +159,16 @@ runtime::TrainData shard_data(const std::vector<std::string>& files, const Lower
 int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, const std::string& params_file,
                      const runtime::ArrayMap& data, const std::string& data_file, bool labels,
                      runtime::DType dtype) {
-  auto named = [](const ir::Node* v, const std::string& file) { return "array '" + v->name() + "' in '" + file + "'"; };
   int64_t none = -1;
   for (const ir::Node* p : m.params)
-    require(params, params_file, p->name(), p->shape().dims(), false, &none).check_fits(dtype, named(p, params_file));
+    require(params, params_file, p->name(), p->shape().dims(), false, &none).check_fits(dtype, array_label(p->name(), params_file));
   int64_t n = -1;
   for (const ir::Node* v : m.inputs)
-    require(data, data_file, v->name(), v->shape().dims(), true, &n).check_fits(dtype, named(v, data_file));
+    require(data, data_file, v->name(), v->shape().dims(), true, &n).check_fits(dtype, array_label(v->name(), data_file));
   for (size_t i = 0; labels && i < m.labels.size(); ++i) {
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(data, data_file, v->name(), v->shape().dims(), true, &n);
-    a.check_fits(dtype, named(v, data_file));
+    a.check_fits(dtype, array_label(v->name(), data_file));
     if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
   }
   if (n <= 0)

@@ -31,7 +31,7 @@ std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir
     std::vector<const Array*> arrays;
     for (const ir::Node* v : per_sample) {
       arrays.push_back(&require(*data, data_file, v->name(), v->shape().dims(), true, &n));
-      arrays.back()->check_finite("array '" + v->name() + "' in '" + data_file + "'", kNeedsFinite);
+      arrays.back()->check_finite(array_label(v->name(), data_file), kNeedsFinite);
       // The same label checks as grad and train: a distribution sums to one.
       const size_t index = static_cast<size_t>(v->var_index());
       if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
@@ -115,7 +115,7 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   for (const ir::Node* p : m.params) {
     const Array& a =
         require(params, given ? params_file : "(initialized)", p->name(), p->shape().dims(), false, &none);
-    if (given) a.check_finite("array '" + p->name() + "' in '" + params_file + "'", kNeedsFinite);
+    if (given) a.check_finite(array_label(p->name(), params_file), kNeedsFinite);
     values[p] = sample_tensor(a, 0, p->shape());
   }
   std::vector<const ir::Node*> per_sample(m.inputs);

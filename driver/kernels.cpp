@@ -35,6 +35,10 @@ codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool fo
 
 // The array `name` of `file`, with the shape `expected` (after a batch axis
 // when `batched`); throws NpzError naming what is wrong.
+std::string array_label(const std::string& name, const std::string& file) {
+  return "array '" + name + "' in '" + file + "'";
+}
+
 const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string& file, const std::string& name,
                      const std::vector<int64_t>& expected, bool batched, int64_t* batch) {
   auto it = arrays.find(name);
@@ -48,13 +52,13 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
   std::vector<int64_t> want = expected;
   if (batched) {
     if (a.shape.empty())
-      throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape [] but needs a batch axis first: expected [n" +
+      throw runtime::NpzError(array_label(name, file) + " has shape [] but needs a batch axis first: expected [n" +
                               (expected.empty() ? "" : ", ") + runtime::shape_str(expected).substr(1));
     if (*batch < 0) *batch = a.shape[0];
     want.insert(want.begin(), *batch);
   }
   if (a.shape != want)
-    throw runtime::NpzError("array '" + name + "' in '" + file + "' has shape " + runtime::shape_str(a.shape) +
+    throw runtime::NpzError(array_label(name, file) + " has shape " + runtime::shape_str(a.shape) +
                             ", expected " + runtime::shape_str(want) +
                             (batched ? " (the batch first; every input has the same batch size)" : ""));
   return a;

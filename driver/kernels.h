@@ -78,6 +78,9 @@ CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype,
 // classes as a label declared a distribution), if any.
 runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k);
 
+// "array 'NAME' in 'FILE'", as messages about an array of a file name it.
+std::string array_label(const std::string& name, const std::string& file);
+
 // The array `name` of `file`, with the shape `expected` (after a batch axis
 // when `batched`; *batch is set by the first batched array and then
 // required); throws runtime::NpzError naming what is wrong.

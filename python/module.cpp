@@ -179,11 +179,8 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
       numpy.attr("isinf")(f), numpy.attr("isfinite")(given)).attr("ravel")());
   if (py::len(overflowed) == 0) return f;
   const py::ssize_t i = overflowed[py::int_(0)].cast<py::ssize_t>();
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", py::float_(given.attr("flat")[py::int_(i)]).cast<double>());
-  raise("array '" + name + "' holds " + text + " (element " + std::to_string(i) +
-        "), beyond float32's range: the model computes in float32 (compiled with dtype='float64' it takes such "
-        "values)");
+  raise(runtime::beyond_float32("array '" + name + "'", py::float_(given.attr("flat")[py::int_(i)]).cast<double>(),
+                                static_cast<size_t>(i)));
 }
 
 // `a` has the declared shape (after the batch axis when `batched`; *n is

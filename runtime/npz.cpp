@@ -791,12 +791,15 @@ Array Array::as(DType t, const std::string& what) const {
 void Array::check_fits(DType t, const std::string& what) const {
   if (t == DType::F32 && dtype == DType::F64)
     for (size_t i = 0; i < f64.size(); ++i)
-      if (std::isfinite(f64[i]) && !std::isfinite(static_cast<float>(f64[i]))) {
-        char value[32];
-        std::snprintf(value, sizeof value, "%g", f64[i]);
-        throw NpzError(what + " holds " + value + " (element " + std::to_string(i) +
-                       "), beyond float32's range: the model computes in float32 (compiled for float64 it takes such values)");
-      }
+      if (std::isfinite(f64[i]) && !std::isfinite(static_cast<float>(f64[i])))
+        throw NpzError(beyond_float32(what, f64[i], i));
+}
+
+std::string beyond_float32(const std::string& what, double value, size_t element) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return what + " holds " + text + " (element " + std::to_string(element) +
+         "), beyond float32's range: the model computes in float32 (compiled for float64 it takes such values)";
 }
 
 void Array::check_finite(const std::string& what, const std::string& why) const {

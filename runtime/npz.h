@@ -49,7 +49,7 @@ struct Array {
   // The same, for values a user gave: a finite value float32 cannot hold
   // (beyond 3.4e38) is an NpzError naming `what`, not an infinity.
   Array as(DType t, const std::string& what) const;
-  // Throws as as(t, what) would, converting nothing.
+  // Throws as as(t, what) would, converting nothing (beyond_float32).
   void check_fits(DType t, const std::string& what) const;
   // An NpzError naming `what`, the first NaN or infinity and `why` when the
   // array holds one.
@@ -63,6 +63,10 @@ class NpzError : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
 };
+
+// The message for `value`, element `element` of `what`, which float32 cannot
+// hold (Array::check_fits; the Python module's arrays too).
+std::string beyond_float32(const std::string& what, double value, size_t element);
 
 // Arrays by name, in name order.
 using ArrayMap = std::map<std::string, Array>;
