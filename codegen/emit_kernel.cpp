@@ -10,6 +10,7 @@
 #include <map>
 
 #include "codegen/emit_steps.h"
+#include "codegen/fuse_epilogues.h"
 #include "codegen/gemm.h"
 #include "ir/assert.h"
 
@@ -177,13 +178,24 @@ private:
     std::vector<size_t> cls(nb);
     for (size_t i = 0; i < nb; ++i) cls[i] = i;
     std::function<size_t(size_t)> find = [&](size_t x) { return cls[x] == x ? x : cls[x] = find(cls[x]); };
-    for (size_t i = 0; i < nb; ++i)
-      for (size_t j = i + 1; j < nb; ++j) {
-        const Buffer &a = p_.buffers[i], &b = p_.buffers[j];
-        if (a.kind != BufKind::Temp || b.kind != BufKind::Temp || a.batched != b.batched) continue;
-        const int64_t sa = std::max<int64_t>(a.shape.numel(), 1), sb = std::max<int64_t>(b.shape.numel(), 1);
-        if (a.offset < b.offset + sb && b.offset < a.offset + sa) cls[find(i)] = find(j);
+    // Overlapping temps of one arena, transitively: sorted by offset, each
+    // joins the group before it while it starts below the group's end (the
+    // components of the overlap graph, in n log n rather than all pairs).
+    for (const bool batched : {false, true}) {
+      std::vector<std::pair<int64_t, size_t>> temps;  // offset, buffer
+      for (size_t i = 0; i < nb; ++i)
+        if (p_.buffers[i].kind == BufKind::Temp && p_.buffers[i].batched == batched)
+          temps.emplace_back(p_.buffers[i].offset, i);
+      std::sort(temps.begin(), temps.end());
+      int64_t end = 0;
+      for (size_t k = 0; k < temps.size(); ++k) {
+        const auto [offset, i] = temps[k];
+        const int64_t size = std::max<int64_t>(p_.buffers[i].shape.numel(), 1);
+        const bool joins = k > 0 && offset < end;
+        if (joins) cls[find(i)] = find(temps[k - 1].second);
+        end = joins ? std::max(end, offset + size) : offset + size;
       }
+    }
     for (size_t i = 0; i < nb; ++i) region_.push_back(find(i));
     if (p_.steps.size() <= kOutlineAbove) make_scopes("nabla", region_);  // else per part (outline)
   }
@@ -242,23 +254,32 @@ private:
   }
 
   // The emitter's state for the function being emitted; enter() switches
-  // to a new function (its own entry block, no buffer addresses yet),
-  // leave() returns to the saved one.
+  // to a new function (its own entry block), bind() gives it the addresses
+  // and alias scopes of the buffers it uses, leave() returns to the saved
+  // one. The per-buffer tables stay one copy: bind() notes what it
+  // replaced and leave() puts it back, so a function costs the work of its
+  // own buffers, not of all the program's (a kernel of 40,000 buffers in
+  // 3,000 functions).
+  struct Bound {
+    size_t buf;
+    Value* base;
+    llvm::MDNode *scope, *noalias;
+  };
   struct FunctionState {
     llvm::IRBuilderBase::InsertPoint ip;
     llvm::Function* f;
     llvm::BasicBlock* entry;
     Value *n, *par;
-    std::vector<Value*> base;
-    std::vector<llvm::MDNode*> scope, noalias;
+    std::vector<Bound> bound;  // the entries bind() replaced
   };
 
   FunctionState enter(llvm::Function* fn) {
-    FunctionState saved{b_.saveIP(), f_, entry_, n_, par_, base_, scope_of_, noalias_of_};
+    FunctionState saved{b_.saveIP(), f_, entry_, n_, par_, {}};
     f_ = fn;
     entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
     b_.SetInsertPoint(entry_);
-    base_.assign(p_.buffers.size(), nullptr);
+    const size_t nb = p_.buffers.size();
+    if (base_.size() < nb) base_.resize(nb, nullptr);
     return saved;
   }
 
@@ -268,29 +289,36 @@ private:
     entry_ = saved.entry;
     n_ = saved.n;
     par_ = saved.par;
-    base_ = std::move(saved.base);
-    scope_of_ = std::move(saved.scope);
-    noalias_of_ = std::move(saved.noalias);
+    for (auto it = saved.bound.rbegin(); it != saved.bound.rend(); ++it) {
+      base_[it->buf] = it->base;
+      scope_of_[it->buf] = it->scope;
+      noalias_of_[it->buf] = it->noalias;
+    }
     b_.restoreIP(saved.ip);
   }
 
-  // In the entered function: buffer bufs[i] at address(i), and alias
-  // scopes for those buffers alone.
-  void bind(const std::vector<int>& bufs, const std::function<Value*(size_t)>& address, const std::string& domain) {
-    std::vector<bool> used(p_.buffers.size(), false);
+  // In the entered function (`state`, enter's result): buffer bufs[i] at
+  // address(i), and alias scopes for those buffers alone (none with an
+  // empty `domain`: a function that only passes the addresses on).
+  void bind(FunctionState& state, const std::vector<int>& bufs, const std::function<Value*(size_t)>& address,
+            const std::string& domain) {
+    const size_t nb = p_.buffers.size();
+    if (scope_of_.size() < nb) scope_of_.resize(nb, nullptr);
+    if (noalias_of_.size() < nb) noalias_of_.resize(nb, nullptr);
     for (size_t i = 0; i < bufs.size(); ++i) {
-      base_[static_cast<size_t>(bufs[i])] = address(i);
-      used[static_cast<size_t>(bufs[i])] = true;
+      const size_t b = static_cast<size_t>(bufs[i]);
+      state.bound.push_back({b, base_[b], scope_of_[b], noalias_of_[b]});
+      base_[b] = address(i);
     }
-    make_scopes(domain, region_, &used);
+    if (!domain.empty()) make_scopes(domain, region_, &bufs);
   }
 
   static constexpr size_t kOutlineAbove = 64, kPartSteps = 24;
 
   // The units in internal functions NAME_par.partK, of the kernel's own
   // signature, called in order with its arguments: a part computes the
-  // addresses of the buffers its steps use, and gets alias scopes for those
-  // alone. Values never cross units in registers (a unit's results are
+  // addresses of the buffers its steps use and calls its units (functions
+  // of those addresses, shared_unit) with them. Values never cross units in registers (a unit's results are
   // stored), so a part boundary between units changes nothing but where the
   // code lies.
   void outline(const std::vector<std::pair<size_t, size_t>>& units) {
@@ -309,7 +337,8 @@ private:
       const Arguments a = arguments(gradient_kernel_, sgd_kernel_);
       par_ = f->getArg(f->arg_size() - 1);
       const std::vector<int> bufs = unit_buffers(units[u].first, units[last - 1].second);
-      bind(bufs, [&](size_t i) { return buffer_base(p_.buffers[static_cast<size_t>(bufs[i])], a); }, "nabla.part");
+      // No scopes: a part's code is calls of its units, which tag their own.
+      bind(saved, bufs, [&](size_t i) { return buffer_base(p_.buffers[static_cast<size_t>(bufs[i])], a); }, "");
       for (size_t k = u; k < last; ++k) shared_unit(units[k].first, units[k].second);
       leave(std::move(saved));
       u = last;
@@ -398,7 +427,7 @@ private:
         if (alone) fn->getArg(static_cast<unsigned>(i))->addAttr(llvm::Attribute::NoAlias);
       }
       FunctionState saved = enter(fn);
-      bind(bufs, [&](size_t i) { return fn->getArg(static_cast<unsigned>(i)); }, "nabla.unit");
+      bind(saved, bufs, [&](size_t i) { return fn->getArg(static_cast<unsigned>(i)); }, "nabla.unit");
       n_ = fn->getArg(static_cast<unsigned>(bufs.size()));
       par_ = fn->getArg(static_cast<unsigned>(bufs.size() + 1));
       emit_unit(begin, end);
@@ -427,14 +456,23 @@ private:
   // The end of the run of elementwise steps from `first` that can share one
   // loop (horizontal fusion): the same index space after flattening, every
   // value a later step reads from an earlier one read at the same element,
-  // and no step writing memory that another step of the run reads.
+  // and no step writing memory that another step of the run reads; at most
+  // kMaxLoopBuffers buffers in all (fuse_epilogues.h: LLVM's vectorizer
+  // takes time quadratic in the pointers of one loop).
   size_t fusible_run(size_t first) {
     Step head = p_.steps[first];
     flatten(head);
     std::vector<int> written{head.out};
     std::vector<size_t> read;
+    std::vector<int> touched{head.out};  // distinct buffers, read or written
+    auto touch = [&](int buf) {
+      if (std::find(touched.begin(), touched.end(), buf) == touched.end()) touched.push_back(buf);
+    };
     auto note_reads = [&](const Step& s) {
-      for_each_read(s, [&](int buf) { read.push_back(region_[static_cast<size_t>(buf)]); });
+      for_each_read(s, [&](int buf) {
+        read.push_back(region_[static_cast<size_t>(buf)]);
+        touch(buf);
+      });
     };
     note_reads(head);
     size_t j = first + 1;
@@ -454,6 +492,9 @@ private:
       }
       for (int w : written) ok = ok && region_[static_cast<size_t>(w)] != region_[static_cast<size_t>(f.out)];
       if (!ok) break;
+      touch(f.out);
+      for_each_read(f, touch);
+      if (touched.size() > kMaxLoopBuffers) break;
       written.push_back(f.out);
       note_reads(f);
     }
@@ -692,7 +733,7 @@ private:
       FunctionState saved = enter(fn);
       Value* arg = fn->getArg(0);
       auto field = [&](unsigned i) { return b_.CreateLoad(st->getElementType(i), b_.CreateStructGEP(st, arg, i)); };
-      bind(bufs, [&](size_t i) { return field(static_cast<unsigned>(i)); }, "nabla.rows");
+      bind(saved, bufs, [&](size_t i) { return field(static_cast<unsigned>(i)); }, "nabla.rows");
       n_ = field(nf);
       par_ = llvm::ConstantPointerNull::get(ptr_);
       Value *rows = field(nf + 1), *tasks = field(nf + 2), *a = field(nf + 3);

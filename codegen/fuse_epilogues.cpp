@@ -4,6 +4,7 @@
 #include "codegen/fuse_epilogues.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace nabla::codegen {
 namespace {
@@ -215,6 +216,13 @@ void inline_temps(Program& p) {
       reader[static_cast<size_t>(b)] = i;
     });
   }
+  // The distinct buffers each step reads, sorted, kept as temps move in.
+  std::vector<std::vector<int>> reads_of(nsteps);
+  for (size_t i = 0; i < nsteps; ++i) {
+    for_each_read(steps[i], [&](int b) { reads_of[i].push_back(b); });
+    std::sort(reads_of[i].begin(), reads_of[i].end());
+    reads_of[i].erase(std::unique(reads_of[i].begin(), reads_of[i].end()), reads_of[i].end());
+  }
   std::vector<bool> inlined(nsteps, false);
   for (size_t t = 0; t < nsteps; ++t) {
     const Step& producer = steps[t];
@@ -228,6 +236,11 @@ void inline_temps(Program& p) {
       continue;
     // One loop body stays of a size LLVM compiles in time linear in it.
     if (user.exprs.size() + producer.exprs.size() > kMaxFusedExprs) continue;
+    std::vector<int> merged;
+    std::set_union(reads_of[u].begin(), reads_of[u].end(), reads_of[t].begin(), reads_of[t].end(),
+                   std::back_inserter(merged));
+    merged.erase(std::remove(merged.begin(), merged.end(), out), merged.end());  // no longer read
+    if (merged.size() > kMaxLoopBuffers) continue;
     int at = -1;
     for (size_t e = 0; e < user.exprs.size(); ++e)
       if (user.exprs[e].kind == Expr::Kind::Load && user.exprs[e].access.buf == out) at = static_cast<int>(e);
@@ -253,6 +266,7 @@ void inline_temps(Program& p) {
       user.exprs.push_back(std::move(e));
     }
     user.exprs[static_cast<size_t>(at)] = user.exprs[static_cast<size_t>(base + producer.root)];
+    reads_of[u] = std::move(merged);
     inlined[t] = true;
   }
   size_t kept = 0;

@@ -22,6 +22,13 @@ void relu_grad_from_output(Program& p);
 // the model (2,000 sines summed: one fused step compiled in 9.6 s and 546 MB,
 // bounded steps in 7.3 s and 427 MB). Time linear in the program.
 constexpr size_t kMaxFusedExprs = 1024;
+// And while that step reads at most kMaxLoopBuffers distinct buffers: LLVM's
+// loop vectorizer checks the memory a loop touches pairwise, and past 250
+// pointers its alias sets collapse into one, every pair then a runtime
+// check it builds and throws away (a sum of 1,000 sines: 3.8 s, 2,000: 17 s
+// to compile, most of it there). The emitter's runs of fused steps keep to
+// the same bound.
+constexpr size_t kMaxLoopBuffers = 64;
 void inline_temps(Program& p);
 
 // A step `relu?(G + b)` over the batch, G a GEMM's product read by it alone

@@ -64,14 +64,20 @@ ProgramSet build_programs(const KernelSpec& spec, ir::DType dtype, bool forward,
                           ProgramTraces* traces = nullptr);
 
 // The elementwise operations (expression nodes) of the programs: what
-// LLVM's time and memory follow, faster than linearly (a sum of 5,000 sines,
-// 90,839 nodes over the gradient and step kernels: 31 s and 1.8 GB; the
-// MNIST MLP: 88 nodes; 512 tanh layers: 16,920 nodes, 0.6 s).
+// LLVM's time and memory follow (a sum of 5,000 sines, 90,839 nodes over
+// the gradient and step kernels: 215 MB at its peak for `nabla compile
+// --emit obj`, the process included; the MNIST MLP: 88 nodes; 512 tanh
+// layers: 16,920 nodes, 0.6 s).
 int64_t kernel_exprs(const ProgramSet& programs);
 // The memory LLVM is taken to need per node when the kernels are checked
-// against a budget before LLVM starts (KernelOptions::check_size): the
-// sum of sines' 1.8 GB over its 90,839 nodes.
-constexpr uint64_t kCompileBytesPerExpr = 20'000;
+// against a budget before LLVM starts (KernelOptions::check_size): about
+// twice the most measured, 0.7 to 1.7 KB a node beyond the process's own
+// 70 MB (nested tanh/sin chains, sums of sines, sums of exp * log terms,
+// 12,000 to 180,000 nodes). It was 20 KB while one loop could read
+// hundreds of buffers and LLVM's vectorizer took memory and time
+// quadratic in them (fuse_epilogues.h, kMaxLoopBuffers): 1.8 GB and 31 s
+// for the sines.
+constexpr uint64_t kCompileBytesPerExpr = 4'000;
 
 // The text the cache key hashes for these programs and function prefix on `target`.
 std::string key_material(const ProgramSet& programs, const std::string& prefix, const EmitTarget& target);

@@ -6,6 +6,7 @@
 #include <llvm/IR/Module.h>
 
 #include <map>
+#include <tuple>
 
 namespace nabla::codegen {
 
@@ -31,23 +32,30 @@ void LlvmEmitter::set_attributes(llvm::Function* f) {
 }
 
 void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<size_t>& region,
-                              const std::vector<bool>* used) {
+                              const std::vector<int>* bufs) {
   llvm::MDBuilder mdb(c_);
   llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(domain_name);
-  auto counts = [&](size_t i) { return !used || (*used)[i]; };
-  std::map<size_t, llvm::MDNode*> scope;
-  for (size_t i = 0; i < region.size(); ++i)
-    if (counts(i) && !scope.count(region[i])) scope[region[i]] = mdb.createAnonymousAliasScope(domain);
-  scope_of_.assign(region.size(), nullptr);
-  noalias_of_.assign(region.size(), nullptr);
-  for (size_t i = 0; i < region.size(); ++i) {
-    if (!counts(i)) continue;
-    std::vector<llvm::Metadata*> others;
-    for (const auto& [k, s] : scope)
-      if (k != region[i]) others.push_back(s);
-    scope_of_[i] = llvm::MDNode::get(c_, {scope[region[i]]});
-    noalias_of_[i] = llvm::MDNode::get(c_, others);
+  std::vector<size_t> which;  // the buffers tagged
+  if (bufs) {
+    for (int b : *bufs) which.push_back(static_cast<size_t>(b));
+    if (scope_of_.size() < region.size()) scope_of_.resize(region.size(), nullptr);
+    if (noalias_of_.size() < region.size()) noalias_of_.resize(region.size(), nullptr);
+  } else {
+    for (size_t i = 0; i < region.size(); ++i) which.push_back(i);
+    scope_of_.assign(region.size(), nullptr);
+    noalias_of_.assign(region.size(), nullptr);
   }
+  std::map<size_t, llvm::MDNode*> scope;
+  for (size_t i : which)
+    if (!scope.count(region[i])) scope[region[i]] = mdb.createAnonymousAliasScope(domain);
+  std::map<size_t, std::pair<llvm::MDNode*, llvm::MDNode*>> tags;  // per region: its scope, the others
+  for (const auto& [r, s] : scope) {
+    std::vector<llvm::Metadata*> others;
+    for (const auto& [k, o] : scope)
+      if (k != r) others.push_back(o);
+    tags[r] = {llvm::MDNode::get(c_, {s}), llvm::MDNode::get(c_, others)};
+  }
+  for (size_t i : which) std::tie(scope_of_[i], noalias_of_[i]) = tags[region[i]];
 }
 
 llvm::AllocaInst* LlvmEmitter::slot(llvm::Type* type) {

@@ -29,11 +29,12 @@ protected:
 
   // One alias scope (in a new domain) per region of memory; buffer i lies in
   // region[i]: its loads and stores (tag) are in that region's scope and
-  // noalias with every other region's. With `used`, only the regions of the
-  // buffers it marks (a function that touches only those: the lists stay
-  // as short as its buffers are few).
+  // noalias with every other region's. With `bufs`, only those buffers get
+  // scopes, among the regions of those alone (a function that touches only
+  // them: the lists stay as short as its buffers are few, and the work
+  // follows their number, not the program's).
   void make_scopes(const std::string& domain_name, const std::vector<size_t>& region,
-                   const std::vector<bool>* used = nullptr);
+                   const std::vector<int>* bufs = nullptr);
   llvm::Value* address(int buf, llvm::Value* offset) {
     return b_.CreateInBoundsGEP(t_, base_[static_cast<size_t>(buf)], offset);
   }

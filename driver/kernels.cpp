@@ -129,7 +129,7 @@ void check_batch_memory(const std::string& what, int64_t n, uint64_t per_sample,
 
 void check_compile_size(int64_t exprs) {
   runtime::check_memory("compiling the model's kernels (" + std::to_string(exprs) +
-                            " elementwise operations; LLVM's time and memory grow faster than their number)",
+                            " elementwise operations, for LLVM)",
                         static_cast<uint64_t>(exprs), codegen::kCompileBytesPerExpr);
 }
 
