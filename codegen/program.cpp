@@ -162,17 +162,31 @@ namespace {
 // SgdStep: true when no step reads a param after the step that first writes
 // it, other than the GEMM of its own fused update (which accumulates onto it).
 bool updates_are_safe(const Program& p) {
-  for (size_t b = 0; b < p.buffers.size(); ++b) {
-    if (p.buffers[b].kind != BufKind::Param) continue;
-    const int pbuf = static_cast<int>(b);
-    bool written = false;
-    for (const Step& s : p.steps) {
-      const bool writes = s.out == pbuf;
-      int reads = 0;
-      for_each_read(s, [&](int buf) { reads += buf == pbuf; });
-      if (s.accumulate && s.c.buf == pbuf) --reads;  // the fused update's GEMM, adding onto p
-      if (written && (reads > 0 || (writes && s.kind != StepKind::Gemm))) return false;
-      written = written || writes;
+  // One pass over the steps (a pass per param took time quadratic in the
+  // model: 4,000 params, 0.3 s of 0.8 to lower).
+  const size_t nb = p.buffers.size();
+  std::vector<bool> written(nb, false);
+  std::vector<int> reads(nb, 0);  // by the current step
+  std::vector<int> touched;
+  auto param = [&](int buf) { return buf >= 0 && p.buffers[static_cast<size_t>(buf)].kind == BufKind::Param; };
+  for (const Step& s : p.steps) {
+    touched.clear();
+    auto count = [&](int buf, int by) {
+      if (!param(buf)) return;
+      if (reads[static_cast<size_t>(buf)] == 0) touched.push_back(buf);
+      reads[static_cast<size_t>(buf)] += by;
+    };
+    for_each_read(s, [&](int buf) { count(buf, 1); });
+    if (s.accumulate) count(s.c.buf, -1);  // the fused update's GEMM, adding onto p
+    bool safe = true;
+    for (int buf : touched) {
+      safe = safe && !(written[static_cast<size_t>(buf)] && reads[static_cast<size_t>(buf)] > 0);
+      reads[static_cast<size_t>(buf)] = 0;
+    }
+    if (!safe) return false;
+    if (param(s.out)) {
+      if (written[static_cast<size_t>(s.out)] && s.kind != StepKind::Gemm) return false;
+      written[static_cast<size_t>(s.out)] = true;
     }
   }
   return true;
