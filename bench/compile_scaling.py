@@ -13,7 +13,7 @@ Prints a Markdown table per series: milliseconds, per layer or term, peak
 memory of the process, and the growth against linear from each size to the
 next.
 
-usage: /usr/bin/python3 bench/compile_scaling.py [L ...] [--sums K ...]   (from the repository root)
+usage: [NABLA=PATH] /usr/bin/python3 bench/compile_scaling.py [L ...] [--sums K ...]   (from the repository root)
 """
 import json
 import os
@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NABLA = os.path.join(ROOT, "build", "nabla")
+NABLA = os.environ.get("NABLA") or os.path.join(ROOT, "build", "nabla")  # NABLA=PATH: another build
 
 
 def chain(layers, width=64):
