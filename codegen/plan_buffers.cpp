@@ -21,6 +21,18 @@ void plan_buffers(Program& p) {
     touch(s.scratch, at);
     for_each_read(s, [&](int buf) { touch(buf, at); });
   }
+  // Steps the emitter runs as one unit: an init in its GEMM's loop (row by
+  // row before the row's updates), a sum in that init's loop. What such a
+  // step reads stays live to the unit's last step, or a temp first written
+  // there (the init's C) could take its memory while rows split across
+  // threads still read it.
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const size_t unit_end = sum_fuses_into_init(p, i) ? i + 2 : initializes_gemm(p, i) ? i + 1 : i;
+    if (unit_end == i) continue;
+    for_each_read(p.steps[i], [&](int buf) {
+      last[static_cast<size_t>(buf)] = std::max(last[static_cast<size_t>(buf)], static_cast<int>(unit_end));
+    });
+  }
   // First fit in order of first use (a buffer's index breaks ties): the
   // temps still live when one starts are those placed before it whose last
   // use is not earlier, kept sorted by offset, so each placement walks the

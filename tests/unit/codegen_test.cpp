@@ -22,6 +22,7 @@
 #include "ir/differentiate.h"
 #include "ir/print.h"
 #include "ir/simplify.h"
+#include "program_steps.h"
 #include "random_ir.h"
 #include "runtime/executor.h"
 #include "runtime/init.h"
@@ -435,24 +436,9 @@ TEST(Codegen, SumMovesIntoTheInitOfItsWeightsGemm) {
   using codegen::Expr;
   using codegen::Step;
   using codegen::StepKind;
-  auto load = [](int buf, std::vector<int64_t> strides, int64_t batch_stride = 0) {
-    Expr e;
-    e.kind = Expr::Kind::Load;
-    e.access = Access{buf, batch_stride, std::move(strides)};
-    return e;
-  };
-  auto apply = [](ir::Op op, std::vector<int> args) {
-    Expr e;
-    e.kind = Expr::Kind::Apply;
-    e.op = op;
-    e.args = std::move(args);
-    return e;
-  };
-  auto constant = [](double v) {
-    Expr e;
-    e.value = v;
-    return e;
-  };
+  using test::apply;
+  using test::constant;
+  using test::load;
   for (const bool conflict : {false, true}) {
     codegen::Program p;
     p.dtype = ir::DType::F64;
@@ -480,17 +466,7 @@ TEST(Codegen, SumMovesIntoTheInitOfItsWeightsGemm) {
     init.shape = Shape{4, 3};
     init.exprs = {constant(0.1), load(0, {3, 1}), apply(ir::Op::Mul, {0, 1})};
     init.root = 2;
-    Step gemm;
-    gemm.kind = StepKind::Gemm;
-    gemm.out = 3;
-    gemm.a = {4, 4, 1, 4};  // A^T: [4, n]
-    gemm.b = {5, 3, 3, 1};
-    gemm.c = {3, 0, 3, 1};
-    gemm.m = {4, false};
-    gemm.n = {3, false};
-    gemm.kdim = {1, true};
-    gemm.accumulate = true;
-    p.steps = {sum, use, init, gemm};
+    p.steps = {sum, use, init, test::gradient_gemm_4x3(4, 5, 3)};
     ASSERT_TRUE(codegen::initializes_gemm(p, 2));
     const std::string before = p.str();
     codegen::sums_into_inits(p);

@@ -9,6 +9,7 @@
 
 #include "codegen/plan_buffers.h"
 #include "codegen/program.h"
+#include "program_steps.h"
 
 namespace nabla {
 namespace {
@@ -18,13 +19,7 @@ using codegen::Expr;
 using codegen::Program;
 using codegen::Step;
 
-Expr load(int buf) {
-  Expr e;
-  e.kind = Expr::Kind::Load;
-  e.access.buf = buf;
-  e.access.strides = {1};
-  return e;
-}
+Expr load(int buf) { return test::load(buf, {1}); }
 
 // A program of `steps` elementwise steps over `temps` temps (batched or not,
 // 0 to 200 elements) and one input; each step writes a temp and reads up to
@@ -114,6 +109,49 @@ TEST(PlanBuffers, DeadTempsMemoryIsReused) {
   codegen::plan_buffers(p);
   EXPECT_EQ(p.workspace_batched, 64);
   EXPECT_EQ(p.workspace_fixed, 0);
+}
+
+// A sum computed in the loop that initializes a GEMM's C (sum_fuses_into_init)
+// reads its matrix row by row as C's rows are written, on several threads:
+// a temp the sum alone reads must not share memory with C, although its last
+// reader (the sum) comes before C's first writer (the init).
+TEST(PlanBuffers, WhatAFusedSumReadsOutlivesItsUnit) {
+  using codegen::StepKind;
+  Program p;
+  p.dtype = ir::DType::F32;
+  // %0 W [4, 3], %1 T [4, 3] (W squared), %2 the sum, %3 C [4, 3], %4 A [n][4], %5 B [n][3], %6 the loss
+  p.buffers = {{BufKind::Param, 0, false, Shape{4, 3}, "W"}, {BufKind::Temp, 0, false, Shape{4, 3}, "T"},
+               {BufKind::Temp, 0, false, Shape{}, "s"},      {BufKind::Temp, 0, false, Shape{4, 3}, "C"},
+               {BufKind::Input, 0, true, Shape{4}, "a"},      {BufKind::Input, 1, true, Shape{3}, "b"},
+               {BufKind::Loss, 0, false, Shape{}, "loss"}};
+  auto matrix_load = [](int buf) { return test::load(buf, {3, 1}); };
+  Step square;  // T = W * W
+  square.out = 1;
+  square.shape = Shape{4, 3};
+  square.exprs = {matrix_load(0), matrix_load(0), test::apply(ir::Op::Mul, {0, 1})};
+  square.root = 2;
+  Step sum;  // s = sum(T)
+  sum.kind = StepKind::Reduce;
+  sum.op = ir::Op::Sum;
+  sum.out = 2;
+  sum.shape = Shape{4, 3};
+  sum.reduced = {true, true};
+  sum.exprs = {matrix_load(1)};
+  sum.root = 0;
+  Step init;  // C = W
+  init.out = 3;
+  init.shape = Shape{4, 3};
+  init.exprs = {matrix_load(0)};
+  init.root = 0;
+  Step loss;  // loss = s
+  loss.out = 6;
+  loss.exprs = {test::load(2, {})};
+  loss.root = 0;
+  p.steps = {square, sum, init, test::gradient_gemm_4x3(4, 5, 3), loss};
+  ASSERT_TRUE(codegen::sum_fuses_into_init(p, 1)) << p.str();
+  codegen::plan_buffers(p);
+  const codegen::Buffer &t = p.buffers[1], &c = p.buffers[3];
+  EXPECT_TRUE(t.offset + 12 <= c.offset || c.offset + 12 <= t.offset) << p.str();
 }
 
 }  // namespace
