@@ -139,8 +139,15 @@ private:
   // parts compute their own) and each buffer's last reader.
   void prepare(const Arguments& args) {
     make_alias_scopes();
-    if (p_.steps.size() <= kOutlineAbove)  // else each part computes its own (outline)
-      for (const Buffer& buf : p_.buffers) base_.push_back(buffer_base(buf, args));
+    // The per-buffer tables, one entry a buffer: the addresses here for a
+    // kernel emitted whole, else each part's own (outline, bind); the alias
+    // tags from make_alias_scopes, or each unit's own.
+    const size_t nb = p_.buffers.size();
+    base_.assign(nb, nullptr);
+    if (p_.steps.size() <= kOutlineAbove)
+      for (size_t i = 0; i < nb; ++i) base_[i] = buffer_base(p_.buffers[i], args);
+    scope_of_.resize(nb, nullptr);
+    noalias_of_.resize(nb, nullptr);
     last_read_.assign(p_.buffers.size(), -1);
     for (size_t i = 0; i < p_.steps.size(); ++i)
       for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
@@ -278,8 +285,6 @@ private:
     f_ = fn;
     entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
     b_.SetInsertPoint(entry_);
-    const size_t nb = p_.buffers.size();
-    if (base_.size() < nb) base_.resize(nb, nullptr);
     return saved;
   }
 
@@ -302,9 +307,6 @@ private:
   // empty `domain`: a function that only passes the addresses on).
   void bind(FunctionState& state, const std::vector<int>& bufs, const std::function<Value*(size_t)>& address,
             const std::string& domain) {
-    const size_t nb = p_.buffers.size();
-    if (scope_of_.size() < nb) scope_of_.resize(nb, nullptr);
-    if (noalias_of_.size() < nb) noalias_of_.resize(nb, nullptr);
     for (size_t i = 0; i < bufs.size(); ++i) {
       const size_t b = static_cast<size_t>(bufs[i]);
       state.bound.push_back({b, base_[b], scope_of_[b], noalias_of_[b]});
@@ -318,9 +320,9 @@ private:
   // The units in internal functions NAME_par.partK, of the kernel's own
   // signature, called in order with its arguments: a part computes the
   // addresses of the buffers its steps use and calls its units (functions
-  // of those addresses, shared_unit) with them. Values never cross units in registers (a unit's results are
-  // stored), so a part boundary between units changes nothing but where the
-  // code lies.
+  // of those addresses, shared_unit) with them. Values never cross units in
+  // registers (a unit's results are stored), so a part boundary between
+  // units changes nothing but where the code lies.
   void outline(const std::vector<std::pair<size_t, size_t>>& units) {
     std::vector<Value*> args;
     for (auto& a : f_->args()) args.push_back(&a);
@@ -464,16 +466,19 @@ private:
     flatten(head);
     std::vector<int> written{head.out};
     std::vector<size_t> read;
-    std::vector<int> touched{head.out};  // distinct buffers, read or written
-    auto touch = [&](int buf) {
-      if (std::find(touched.begin(), touched.end(), buf) == touched.end()) touched.push_back(buf);
+    std::vector<int> touched;  // distinct buffers, read or written
+    auto touch = [&](const Step& s) {
+      auto add = [&](int buf) {
+        if (std::find(touched.begin(), touched.end(), buf) == touched.end()) touched.push_back(buf);
+      };
+      add(s.out);
+      for_each_read(s, add);
+      return touched.size() <= kMaxLoopBuffers;
     };
     auto note_reads = [&](const Step& s) {
-      for_each_read(s, [&](int buf) {
-        read.push_back(region_[static_cast<size_t>(buf)]);
-        touch(buf);
-      });
+      for_each_read(s, [&](int buf) { read.push_back(region_[static_cast<size_t>(buf)]); });
     };
+    touch(head);
     note_reads(head);
     size_t j = first + 1;
     for (; j < p_.steps.size(); ++j) {
@@ -491,10 +496,7 @@ private:
         ok = e.access.strides == rm && e.access.batch_stride == (b.batched ? f.shape.numel() : 0);
       }
       for (int w : written) ok = ok && region_[static_cast<size_t>(w)] != region_[static_cast<size_t>(f.out)];
-      if (!ok) break;
-      touch(f.out);
-      for_each_read(f, touch);
-      if (touched.size() > kMaxLoopBuffers) break;
+      if (!ok || !touch(f)) break;
       written.push_back(f.out);
       note_reads(f);
     }

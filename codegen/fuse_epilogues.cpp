@@ -209,17 +209,14 @@ void inline_temps(Program& p) {
   std::vector<std::vector<size_t>> writers(p.buffers.size());  // ascending
   std::vector<int64_t> reads(p.buffers.size(), 0);
   std::vector<size_t> reader(p.buffers.size(), nsteps);  // the last step reading it
+  std::vector<std::vector<int>> reads_of(nsteps);  // the distinct buffers each step reads, sorted
   for (size_t i = 0; i < nsteps; ++i) {
     if (steps[i].out >= 0) writers[static_cast<size_t>(steps[i].out)].push_back(i);
     for_each_read(steps[i], [&](int b) {
       ++reads[static_cast<size_t>(b)];
       reader[static_cast<size_t>(b)] = i;
+      reads_of[i].push_back(b);
     });
-  }
-  // The distinct buffers each step reads, sorted, kept as temps move in.
-  std::vector<std::vector<int>> reads_of(nsteps);
-  for (size_t i = 0; i < nsteps; ++i) {
-    for_each_read(steps[i], [&](int b) { reads_of[i].push_back(b); });
     std::sort(reads_of[i].begin(), reads_of[i].end());
     reads_of[i].erase(std::unique(reads_of[i].begin(), reads_of[i].end()), reads_of[i].end());
   }
@@ -236,11 +233,6 @@ void inline_temps(Program& p) {
       continue;
     // One loop body stays of a size LLVM compiles in time linear in it.
     if (user.exprs.size() + producer.exprs.size() > kMaxFusedExprs) continue;
-    std::vector<int> merged;
-    std::set_union(reads_of[u].begin(), reads_of[u].end(), reads_of[t].begin(), reads_of[t].end(),
-                   std::back_inserter(merged));
-    merged.erase(std::remove(merged.begin(), merged.end(), out), merged.end());  // no longer read
-    if (merged.size() > kMaxLoopBuffers) continue;
     int at = -1;
     for (size_t e = 0; e < user.exprs.size(); ++e)
       if (user.exprs[e].kind == Expr::Kind::Load && user.exprs[e].access.buf == out) at = static_cast<int>(e);
@@ -253,10 +245,18 @@ void inline_temps(Program& p) {
         safe = inlined[*it];
     });
     if (!safe) continue;
+    // And the loop reads at most kMaxLoopBuffers buffers.
+    std::vector<int> merged;
+    std::set_union(reads_of[u].begin(), reads_of[u].end(), reads_of[t].begin(), reads_of[t].end(),
+                   std::back_inserter(merged));
+    merged.erase(std::remove(merged.begin(), merged.end(), out), merged.end());  // no longer read
+    if (merged.size() > kMaxLoopBuffers) continue;
     // Append the producer's tree; its root replaces the load. The user now
     // reads what the producer read (the root's copy, when it is a load, is
     // a second read), and no longer reads the temp.
-    for_each_read(producer, [&](int buf) { reader[static_cast<size_t>(buf)] = std::max(reader[static_cast<size_t>(buf)], u); });
+    for_each_read(producer, [&](int buf) {
+      reader[static_cast<size_t>(buf)] = std::max(reader[static_cast<size_t>(buf)], u);
+    });
     const Expr& root = producer.exprs[static_cast<size_t>(producer.root)];
     if (root.kind == Expr::Kind::Load) ++reads[static_cast<size_t>(root.access.buf)];
     reads[o] = 0;

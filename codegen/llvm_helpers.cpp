@@ -37,9 +37,7 @@ void LlvmEmitter::make_scopes(const std::string& domain_name, const std::vector<
   llvm::MDNode* domain = mdb.createAnonymousAliasScopeDomain(domain_name);
   std::vector<size_t> which;  // the buffers tagged
   if (bufs) {
-    for (int b : *bufs) which.push_back(static_cast<size_t>(b));
-    if (scope_of_.size() < region.size()) scope_of_.resize(region.size(), nullptr);
-    if (noalias_of_.size() < region.size()) noalias_of_.resize(region.size(), nullptr);
+    for (int b : *bufs) which.push_back(static_cast<size_t>(b));  // the tables sized by the caller
   } else {
     for (size_t i = 0; i < region.size(); ++i) which.push_back(i);
     scope_of_.assign(region.size(), nullptr);

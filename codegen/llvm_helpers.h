@@ -32,7 +32,8 @@ protected:
   // noalias with every other region's. With `bufs`, only those buffers get
   // scopes, among the regions of those alone (a function that touches only
   // them: the lists stay as short as its buffers are few, and the work
-  // follows their number, not the program's).
+  // follows their number, not the program's; the tables already hold
+  // every buffer).
   void make_scopes(const std::string& domain_name, const std::vector<size_t>& region,
                    const std::vector<int>* bufs = nullptr);
   llvm::Value* address(int buf, llvm::Value* offset) {

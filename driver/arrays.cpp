@@ -161,10 +161,12 @@ int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, con
                      runtime::DType dtype) {
   int64_t none = -1;
   for (const ir::Node* p : m.params)
-    require(params, params_file, p->name(), p->shape().dims(), false, &none).check_fits(dtype, array_label(p->name(), params_file));
+    require(params, params_file, p->name(), p->shape().dims(), false, &none)
+        .check_fits(dtype, array_label(p->name(), params_file));
   int64_t n = -1;
   for (const ir::Node* v : m.inputs)
-    require(data, data_file, v->name(), v->shape().dims(), true, &n).check_fits(dtype, array_label(v->name(), data_file));
+    require(data, data_file, v->name(), v->shape().dims(), true, &n)
+        .check_fits(dtype, array_label(v->name(), data_file));
   for (size_t i = 0; labels && i < m.labels.size(); ++i) {
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(data, data_file, v->name(), v->shape().dims(), true, &n);

@@ -122,7 +122,8 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   per_sample.insert(per_sample.end(), m.labels.begin(), m.labels.end());
   const std::vector<Values> samples = samples_of(m, per_sample, data, data_file, o.samples, rng);
   if (samples.empty())
-    throw Error(data ? "'" + data_file + "' holds no samples to check the gradient on" : "no samples to check the gradient on");
+    throw Error(data ? "'" + data_file + "' holds no samples to check the gradient on"
+                     : std::string("no samples to check the gradient on"));
   const std::vector<std::vector<double>> grad = compiled_gradient(ctx, m, per_sample, samples, values, o);
 
   const ir::Node* loss = m.loss;

@@ -33,11 +33,12 @@ codegen::KernelSpec kernel_spec(ir::Context& ctx, const LoweredModel& m, bool fo
   return spec;
 }
 
-// The array `name` of `file`, with the shape `expected` (after a batch axis
-// when `batched`); throws NpzError naming what is wrong.
 std::string array_label(const std::string& name, const std::string& file) {
   return "array '" + name + "' in '" + file + "'";
 }
+
+// The array `name` of `file`, with the shape `expected` (after a batch axis
+// when `batched`); throws NpzError naming what is wrong.
 
 const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string& file, const std::string& name,
                      const std::vector<int64_t>& expected, bool batched, int64_t* batch) {
