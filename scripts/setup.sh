@@ -12,7 +12,8 @@
 #
 # Why each package:
 #   cmake ninja-build ccache g++     the build (ninja + ccache keep rebuilds fast)
-#   llvm-19-dev                      LLVM 19 (ORC JIT, codegen); linked as libLLVM-19.so
+#   llvm-19-dev                      LLVM 19 (ORC JIT, codegen): its static libraries in the nabla
+#                                    command, libLLVM-19.so in the tests and tools
 #   llvm-19-tools                    FileCheck for golden tests
 #   clang-19 libclang-rt-19-dev      libFuzzer target and sanitizer runtimes
 #   libboost-dev                     Boost.Spirit X3 (header-only) for the parser
@@ -20,6 +21,7 @@
 #   libbenchmark-dev                 bench/
 #   libcli11-dev                     argument parsing (subcommands, --help text)
 #   zlib1g-dev                       deflate for .npz (runtime/, next)
+#   libzstd-dev                      named by LLVM's static libraries, which the nabla command links
 #   python3 python3-numpy python3-sympy   the acceptance runner
 #   python3-dev pybind11-dev python3-pytest  the Python module (python/) and its tests
 #   python3-matplotlib graphviz      the example scripts' pictures (examples/python/)
@@ -30,7 +32,7 @@ set -euo pipefail
 PKGS=(cmake ninja-build ccache g++ make
       llvm-19-dev llvm-19-tools clang-19 libclang-rt-19-dev
       libboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libcli11-dev zlib1g-dev
+      libcli11-dev zlib1g-dev libzstd-dev
       python3 python3-numpy python3-sympy
       python3-dev pybind11-dev python3-pytest
       python3-matplotlib graphviz
