@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Checks how a program links LLVM: `llvm_link_check.py PROGRAM static|shared`.
+
+The nabla command links LLVM's static libraries (codegen/CMakeLists.txt:
+the shared libLLVM-19 costs every process some 30 ms before main), so a
+change to the build that quietly brings the shared library back shows here.
+Reads the program's dynamic section with readelf (binutils, beside g++).
+"""
+import re
+import subprocess
+import sys
+
+
+def needed(program):
+    out = subprocess.run(["readelf", "-d", program], check=True, capture_output=True, text=True).stdout
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in ("static", "shared"):
+        sys.exit("usage: llvm_link_check.py PROGRAM static|shared")
+    program, want = sys.argv[1], sys.argv[2]
+    libs = needed(program)
+    if not libs:
+        sys.exit(f"{program}: no shared libraries needed at all: not a dynamically linked program?")
+    llvm = [lib for lib in libs if lib.startswith("libLLVM")]
+    if want == "static" and llvm:
+        sys.exit(f"{program} loads {', '.join(llvm)}: expected LLVM's static libraries linked in")
+    if want == "shared" and not llvm:
+        sys.exit(f"{program} needs no libLLVM (needs {', '.join(libs)}): expected the shared library")
+    print(f"{program}: LLVM {want} (needs {', '.join(libs)})")
+
+
+if __name__ == "__main__":
+    main()
