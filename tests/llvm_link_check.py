@@ -4,7 +4,9 @@
 The nabla command links LLVM's static libraries (codegen/CMakeLists.txt:
 the shared libLLVM-19 costs every process some 30 ms before main), so a
 change to the build that quietly brings the shared library back shows here.
-Reads the program's dynamic section with readelf (binutils, beside g++).
+Linked in, LLVM's symbols must stay inside (the Python module is loaded
+beside whatever else a program loads, another LLVM among them). Reads the
+program's dynamic section and symbols with readelf (binutils, beside g++).
 """
 import re
 import subprocess
@@ -14,6 +16,17 @@ import sys
 def needed(program):
     out = subprocess.run(["readelf", "-d", program], check=True, capture_output=True, text=True).stdout
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def exported_llvm(program):
+    out = subprocess.run(["readelf", "--dyn-syms", "-W", program], check=True, capture_output=True, text=True).stdout
+    names = []
+    for line in out.splitlines():
+        f = line.split()
+        # Num: Value Size Type Bind Vis Ndx Name: a symbol the program defines has a section index.
+        if len(f) >= 8 and f[0].endswith(":") and f[6] != "UND" and f[7].startswith("_ZN4llvm"):
+            names.append(f[7])
+    return names
 
 
 def main():
@@ -26,6 +39,9 @@ def main():
     llvm = [lib for lib in libs if lib.startswith("libLLVM")]
     if want == "static" and llvm:
         sys.exit(f"{program} loads {', '.join(llvm)}: expected LLVM's static libraries linked in")
+    if want == "static" and (exported := exported_llvm(program)):
+        sys.exit(f"{program} exports {len(exported)} of LLVM's symbols ({exported[0]}, ...): "
+                 "another LLVM in the same process could bind to them")
     if want == "shared" and not llvm:
         sys.exit(f"{program} needs no libLLVM (needs {', '.join(libs)}): expected the shared library")
     print(f"{program}: LLVM {want} (needs {', '.join(libs)})")
