@@ -82,3 +82,15 @@ for t in 1 2; do
 done
 
 "$PY" "$ROOT/bench/report.py" "$OUT"
+
+# B3 again in alternating pairs: on a shared host a core's speed changes by a
+# third from minute to minute, and the step above timed nabla and Eigen at
+# different minutes (bench/pairs.py).
+if want b3; then
+  for t in 1 2; do
+    echo; echo "**B3 in alternating pairs, $t thread(s)** (median_us of each program's own run)"; echo
+    "$PY" "$ROOT/bench/pairs.py" --rounds 6 \
+      --run nabla "kind=train_step" "$(printf '%q ' "$NABLA" bench "$M/deep_sigmoid_20x32.nn" --batch 64 --threads $t --json)" \
+      --run eigen "threads=$t" "$(printf '%q ' "$BASE/build/mlp_eigen" deep)"
+  done
+fi
