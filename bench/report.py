@@ -78,7 +78,7 @@ for b in (1, 32, 128, 1024):
 
 c = nabla("mlp_784_256_256_10", "compile")
 if c:
-    out.append(f"\n**Compile time, MLP** (forward, gradient and SGD step kernels, as `nabla bench` and `nabla train` compile them): front end {c['front_end_ms']:.2f} ms; "
+    out.append(f"\n**Compile time, MLP** (the forward and gradient kernels, as `nabla bench` times them; `nabla train` compiles the SGD step kernel beside them): front end {c['front_end_ms']:.2f} ms; "
                f"kernels with nothing cached {c['cold_ms']:.1f} ms, of which the model's own "
                f"{c['cold_model_ms']:.1f} ms (LLVM optimize {c['llvm_optimize_ms']:.1f} ms, codegen "
                f"{c['llvm_codegen_ms']:.1f} ms) and the shared GEMM object {c['support_ms']:.1f} ms (compiled once "
