@@ -14,8 +14,10 @@ first), and the ratio of a round compares programs run within seconds.
 
 Each --run gives a label, the record to take from the program's JSON lines
 (key=value pairs, comma-separated, all of which the record must match) and
-the command. The figure is the record's median_us (--field). The ratio is
-the second's figure over the first's: the first's speed-up.
+the command. With --row, one run gives several figures: each row's pairs
+join each program's own (--row batch=1 --row batch=1024). The figure is the
+record's median_us (--field). The ratio is the second's figure over the
+first's: the first's speed-up.
 """
 import argparse
 import json
@@ -39,7 +41,8 @@ def matches(record, select):
     return all(str(record.get(k)) == v for k, v in select.items())
 
 
-def measure(label, select, command, field, timeout):
+def measure(label, command, timeout):
+    """The JSON records the command prints."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -48,14 +51,20 @@ def measure(label, select, command, field, timeout):
         raise SystemExit(f"pairs.py: cannot run {label}: {e}")
     if done.returncode != 0:
         raise SystemExit(f"pairs.py: {label} exited with {done.returncode}: {done.stderr.strip()[-500:]}")
-    found = []
+    records = []
     for line in done.stdout.splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and matches(record, select) and isinstance(record.get(field), (int, float)):
-            found.append(float(record[field]))
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def figure(label, records, select, field):
+    found = [float(r[field]) for r in records
+             if matches(r, select) and isinstance(r.get(field), (int, float)) and not isinstance(r[field], bool)]
     if len(found) != 1:
         raise SystemExit(f"pairs.py: {label}: {len(found)} records match {select} with a number in '{field}' "
                          "(one is needed)")
@@ -68,6 +77,9 @@ def main():
     ap.add_argument("--field", default="median_us", help="the figure to compare (default median_us)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds one run may take (default 300)")
     ap.add_argument("--run", nargs=3, action="append", metavar=("LABEL", "SELECT", "COMMAND"), required=True)
+    ap.add_argument("--row", action="append", metavar="SELECT",
+                    help="a record both programs print, beside each one's SELECT (repeatable: several "
+                         "figures of one run, such as batch=1 and batch=1024)")
     args = ap.parse_args()
     if len(args.run) != 2:
         ap.error("give --run twice: the program and the peer it is compared with")
@@ -79,17 +91,26 @@ def main():
     for label, _, command in runs:
         if not command:
             ap.error(f"--run {label}: the command is empty")
+    rows = [(text, parse_select(text)) for text in (args.row or [""])]
     (a, _, _), (b, _, _) = runs
-    ratios = []
-    print(f"| round | {a} | {b} | {b} / {a} |")
-    print("|---|---|---|---|")
+    ratios = {text: [] for text, _ in rows}
+    figures = {(text, label): [] for text, _ in rows for label, _, _ in runs}
+    print(f"| round | row | {a} | {b} | {b} / {a} |")
+    print("|---|---|---|---|---|")
     for r in range(args.rounds):
         order = runs if r % 2 == 0 else runs[::-1]
-        got = {label: measure(label, select, command, args.field, args.timeout) for label, select, command in order}
-        ratios.append(got[b] / got[a])
-        print(f"| {r + 1} | {got[a]:.2f} | {got[b]:.2f} | {ratios[-1]:.2f}x |", flush=True)
-    print(f"\n{b} / {a} ({args.field}) over {args.rounds} rounds: median {statistics.median(ratios):.2f}x, "
-          f"{min(ratios):.2f}x to {max(ratios):.2f}x")
+        records = {label: measure(label, command, args.timeout) for label, _, command in order}
+        for text, extra in rows:
+            got = {label: figure(label, records[label], {**select, **extra}, args.field) for label, select, _ in runs}
+            ratios[text].append(got[b] / got[a])
+            for label in got:
+                figures[(text, label)].append(got[label])
+            print(f"| {r + 1} | {text or '-'} | {got[a]:.2f} | {got[b]:.2f} | {ratios[text][-1]:.2f}x |", flush=True)
+    print(f"\n{b} / {a} ({args.field}) over {args.rounds} rounds, median (lowest to highest):")
+    for text, _ in rows:
+        q = ratios[text]
+        print(f"- {text or 'the record'}: {statistics.median(q):.2f}x ({min(q):.2f}x to {max(q):.2f}x); "
+              f"{a} {statistics.median(figures[(text, a)]):.2f}, {b} {statistics.median(figures[(text, b)]):.2f}")
     return 0
 
 
