@@ -31,14 +31,20 @@ def parse_select(text):
     pairs = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise SystemExit(f"pairs.py: '{item}' is not key=value")
-        pairs[key.strip()] = value.strip()
+        pairs[key] = value.strip()
     return pairs
 
 
+def text_of(value):
+    """A JSON value as the command line writes it: true, 1, 1.5, text."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
 def matches(record, select):
-    return all(str(record.get(k)) == v for k, v in select.items())
+    return all(k in record and text_of(record[k]) == v for k, v in select.items())
 
 
 def measure(label, command, timeout):
@@ -91,6 +97,10 @@ def main():
     for label, _, command in runs:
         if not command:
             ap.error(f"--run {label}: the command is empty")
+    if args.run[0][0] == args.run[1][0]:
+        ap.error(f"the two runs need different labels (both are '{args.run[0][0]}')")
+    if len(set(args.row or [])) != len(args.row or []):
+        ap.error("a --row is given twice")
     rows = [(text, parse_select(text)) for text in (args.row or [""])]
     (a, _, _), (b, _, _) = runs
     ratios = {text: [] for text, _ in rows}

@@ -86,11 +86,13 @@ done
 # B3 again in alternating pairs: on a shared host a core's speed changes by a
 # third from minute to minute, and the step above timed nabla and Eigen at
 # different minutes (bench/pairs.py).
+# A command line as pairs.py reads it (Python's shlex, whatever the path holds).
+quote() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }
 if want b3; then
   for t in 1 2; do
     echo; echo "**B3 in alternating pairs, $t thread(s)** (median_us of each program's own run)"; echo
     "$PY" "$ROOT/bench/pairs.py" --rounds 6 \
-      --run nabla "kind=train_step" "$(printf '%q ' "$NABLA" bench "$M/deep_sigmoid_20x32.nn" --batch 64 --threads $t --json)" \
-      --run eigen "threads=$t" "$(printf '%q ' "$BASE/build/mlp_eigen" deep)"
+      --run nabla "kind=train_step" "$(quote "$NABLA" bench "$M/deep_sigmoid_20x32.nn" --batch 64 --threads $t --json)" \
+      --run eigen "threads=$t" "$(quote "$BASE/build/mlp_eigen" deep)"
   done
 fi

@@ -13,7 +13,7 @@
 # Why each package:
 #   cmake ninja-build ccache g++     the build (ninja + ccache keep rebuilds fast)
 #   llvm-19-dev                      LLVM 19 (ORC JIT, codegen): its static libraries in the nabla
-#                                    command, libLLVM-19.so in the tests and tools
+#                                    command and the Python module, libLLVM-19.so in the tests and tools
 #   llvm-19-tools                    FileCheck for golden tests
 #   clang-19 libclang-rt-19-dev      libFuzzer target and sanitizer runtimes
 #   libboost-dev                     Boost.Spirit X3 (header-only) for the parser
@@ -21,7 +21,7 @@
 #   libbenchmark-dev                 bench/
 #   libcli11-dev                     argument parsing (subcommands, --help text)
 #   zlib1g-dev                       deflate for .npz (runtime/, next)
-#   libzstd-dev                      named by LLVM's static libraries, which the nabla command links
+#   libzstd-dev                      named by LLVM's static libraries (the command and the module link them)
 #   python3 python3-numpy python3-sympy   the acceptance runner
 #   python3-dev pybind11-dev python3-pytest  the Python module (python/) and its tests
 #   python3-matplotlib graphviz      the example scripts' pictures (examples/python/)

@@ -8,23 +8,31 @@ Linked in, LLVM's symbols must stay inside (the Python module is loaded
 beside whatever else a program loads, another LLVM among them). Reads the
 program's dynamic section and symbols with readelf (binutils, beside g++).
 """
+import os
 import re
 import subprocess
 import sys
 
+# readelf's words in English whatever the user's locale.
+ENV = {**os.environ, "LC_ALL": "C"}
+# An LLVM symbol: a name in namespace llvm (functions, methods, vtables, type
+# info, templates over its types) or the C API and ORC runtime's names.
+LLVM_SYMBOL = re.compile(r"N4llvm|^LLVM|^llvm_")
+
 
 def needed(program):
-    out = subprocess.run(["readelf", "-d", program], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["readelf", "-d", program], check=True, capture_output=True, text=True, env=ENV).stdout
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
 
 
 def exported_llvm(program):
-    out = subprocess.run(["readelf", "--dyn-syms", "-W", program], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(["readelf", "--dyn-syms", "-W", program], check=True, capture_output=True, text=True,
+                         env=ENV).stdout
     names = []
     for line in out.splitlines():
         f = line.split()
         # Num: Value Size Type Bind Vis Ndx Name: a symbol the program defines has a section index.
-        if len(f) >= 8 and f[0].endswith(":") and f[6] != "UND" and f[7].startswith("_ZN4llvm"):
+        if len(f) >= 8 and f[0].endswith(":") and f[6] != "UND" and LLVM_SYMBOL.search(f[7]):
             names.append(f[7])
     return names
 
