@@ -74,6 +74,9 @@ def figure(label, records, select, field):
     if len(found) != 1:
         raise SystemExit(f"pairs.py: {label}: {len(found)} records match {select} with a number in '{field}' "
                          "(one is needed)")
+    if not found[0] > 0:
+        raise SystemExit(f"pairs.py: {label}: '{field}' is {found[0]:g} in the record matching {select}: "
+                         "a time must be above 0")
     return found[0]
 
 
@@ -103,7 +106,6 @@ def main():
         ap.error("a --row is given twice")
     rows = [(text, parse_select(text)) for text in (args.row or [""])]
     (a, _, _), (b, _, _) = runs
-    ratios = {text: [] for text, _ in rows}
     figures = {(text, label): [] for text, _ in rows for label, _, _ in runs}
     print(f"| round | row | {a} | {b} | {b} / {a} |")
     print("|---|---|---|---|---|")
@@ -112,13 +114,12 @@ def main():
         records = {label: measure(label, command, args.timeout) for label, _, command in order}
         for text, extra in rows:
             got = {label: figure(label, records[label], {**select, **extra}, args.field) for label, select, _ in runs}
-            ratios[text].append(got[b] / got[a])
             for label in got:
                 figures[(text, label)].append(got[label])
-            print(f"| {r + 1} | {text or '-'} | {got[a]:.2f} | {got[b]:.2f} | {ratios[text][-1]:.2f}x |", flush=True)
+            print(f"| {r + 1} | {text or '-'} | {got[a]:.2f} | {got[b]:.2f} | {got[b] / got[a]:.2f}x |", flush=True)
     print(f"\n{b} / {a} ({args.field}) over {args.rounds} rounds, median (lowest to highest):")
     for text, _ in rows:
-        q = ratios[text]
+        q = [y / x for x, y in zip(figures[(text, a)], figures[(text, b)])]
         print(f"- {text or 'the record'}: {statistics.median(q):.2f}x ({min(q):.2f}x to {max(q):.2f}x); "
               f"{a} {statistics.median(figures[(text, a)]):.2f}, {b} {statistics.median(figures[(text, b)]):.2f}")
     return 0

@@ -83,11 +83,11 @@ done
 
 "$PY" "$ROOT/bench/report.py" "$OUT"
 
+# A command line as pairs.py reads it (Python's shlex, whatever the path holds).
+quote() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }
 # B3 again in alternating pairs: on a shared host a core's speed changes by a
 # third from minute to minute, and the step above timed nabla and Eigen at
 # different minutes (bench/pairs.py).
-# A command line as pairs.py reads it (Python's shlex, whatever the path holds).
-quote() { "$PY" -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' "$@"; }
 if want b3; then
   for t in 1 2; do
     echo; echo "**B3 in alternating pairs, $t thread(s)** (median_us of each program's own run)"; echo

@@ -148,7 +148,7 @@ private:
       for (size_t i = 0; i < nb; ++i) base_[i] = buffer_base(p_.buffers[i], args);
     scope_of_.resize(nb, nullptr);
     noalias_of_.resize(nb, nullptr);
-    last_read_.assign(p_.buffers.size(), -1);
+    last_read_.assign(nb, -1);
     for (size_t i = 0; i < p_.steps.size(); ++i)
       for_each_read(p_.steps[i], [&](int buf) { last_read_[static_cast<size_t>(buf)] = static_cast<int>(i); });
   }

@@ -11,8 +11,9 @@ namespace nabla::codegen {
 // temp's memory is reused once its last reader has run (the last step of
 // its reader's unit, where steps run as one: a sum or an init fused into a
 // GEMM's loop). In order of first use, each temp at the lowest offset free
-// of the temps live with it; time n log n plus the free gaps looked at. Sets each temp's offset and the program's
-// workspace sizes; 64-byte alignment.
+// of the temps live with it; time n log n plus the free gaps looked at.
+// Sets each temp's offset and the program's workspace sizes; 64-byte
+// alignment.
 void plan_buffers(Program& p);
 
 }  // namespace nabla::codegen

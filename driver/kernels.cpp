@@ -39,7 +39,6 @@ std::string array_label(const std::string& name, const std::string& file) {
 
 // The array `name` of `file`, with the shape `expected` (after a batch axis
 // when `batched`); throws NpzError naming what is wrong.
-
 const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string& file, const std::string& name,
                      const std::vector<int64_t>& expected, bool batched, int64_t* batch) {
   auto it = arrays.find(name);
