@@ -1,6 +1,6 @@
 """The build of `pip install .` (pyproject.toml): CMake builds the module's
 one target, `_nabla` (python/CMakeLists.txt), and setuptools packages it with
-python/nabla/.
+python/nabla/ (and the MPI plugin, libnabla_mpi.so, when the build has it).
 
 The CMake build directory is build/pip (configured with the tests off and the
 interpreter pip runs), or NABLA_CMAKE_BUILD_DIR: an existing configured build
@@ -43,6 +43,11 @@ class CMakeBuild(build_ext):
         target = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copyfile(os.path.join(build, "python", "nabla", built[0]), target)
+        # MPI's plugin (runtime/comm.h), when the build has MPI: the module
+        # looks for it beside itself first, so the package keeps its own.
+        plugin = os.path.join(build, "libnabla_mpi.so")
+        if os.path.exists(plugin):
+            shutil.copyfile(plugin, os.path.join(os.path.dirname(target), "libnabla_mpi.so"))
 
 
 setup(

@@ -19,10 +19,19 @@
 
 namespace {
 
+// MPI's part of --version: whether the build has it, and the plugin a job
+// would load (runtime/comm.h).
+std::string mpi_text() {
+  if (!nabla::runtime::mpi_built()) return "not built in";
+  const std::string plugin = nabla::runtime::mpi_plugin_path();
+  return plugin.empty() ? "built, but its plugin libnabla_mpi.so is missing: set NABLA_MPI_PLUGIN"
+                        : "built in: mpirun -np N nabla train ... (plugin " + nabla::runtime::escaped(plugin) + ")";
+}
+
 std::string version_text() {
   return "nabla " + nabla::version() + " (LLVM " + nabla::llvm_version() + ", host " +
          nabla::host_target_triple() + ", cpu " + nabla::host_cpu_name() + ", MPI " +
-         (nabla::runtime::mpi_built() ? "built in: mpirun -np N nabla train ..." : "not built in") + ")";
+         mpi_text() + ")";
 }
 
 // Runs the command; an exception that escapes it is reported, never an

@@ -8,7 +8,10 @@
 #include <stdexcept>
 
 #ifdef NABLA_HAVE_MPI
-#include <mpi.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include <vector>
 #endif
 
 namespace nabla::runtime {
@@ -29,68 +32,86 @@ int launched_processes() {
 
 namespace {
 
-MPI_Datatype mpi_type(DType t) { return t == DType::F32 ? MPI_FLOAT : MPI_DOUBLE; }
+constexpr const char* kPluginFile = "libnabla_mpi.so";
 
-class MpiComm final : public Comm {
-public:
-  MpiComm() {
-    int provided = 0;
-    // SERIALIZED: the module may train from any Python thread, one at a time.
-    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
-      throw std::runtime_error("MPI could not start");
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
-    MPI_Comm_size(MPI_COMM_WORLD, &size_);
-    std::atexit([] {
-      int finalized = 0;
-      MPI_Finalized(&finalized);
-      if (!finalized) MPI_Finalize();
-    });
-  }
-  int rank() const override { return rank_; }
-  int size() const override { return size_; }
-  void allreduce(void* data, int64_t count, DType t, ReduceOp op) const override {
-    // MPI counts are ints: a larger buffer goes in pieces.
-    const int64_t chunk = std::numeric_limits<int>::max() / 2;
-    const int eb = t == DType::F32 ? 4 : 8;
-    for (int64_t at = 0; at < count; at += chunk) {
-      const int n = static_cast<int>(std::min(chunk, count - at));
-      MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + at * eb, n, mpi_type(t),
-                    op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD);
+bool is_file(const std::string& path) {
+  struct stat st {};
+  return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Where world() looks for the plugin, in order (mpi_plugin_path()).
+std::vector<std::string> plugin_candidates() {
+  if (const char* p = std::getenv("NABLA_MPI_PLUGIN"); p && *p) return {p};
+  std::vector<std::string> paths;
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&launched_processes), &info) && info.dli_fname)
+    if (char* self = ::realpath(info.dli_fname, nullptr)) {  // absolute, whatever the working directory
+      const std::string file = self;
+      std::free(self);
+      paths.push_back(file.substr(0, file.rfind('/') + 1) + kPluginFile);
     }
-  }
-  void broadcast(void* data, int64_t bytes, int root) const override {
-    const int64_t chunk = std::numeric_limits<int>::max() / 2;
-    for (int64_t at = 0; at < bytes; at += chunk)
-      MPI_Bcast(static_cast<char*>(data) + at, static_cast<int>(std::min(chunk, bytes - at)), MPI_BYTE, root,
-                MPI_COMM_WORLD);
-  }
-  [[noreturn]] void abort(int code) const override {
-    MPI_Abort(MPI_COMM_WORLD, code);
-    std::_Exit(code);
-  }
+  paths.push_back(NABLA_MPI_PLUGIN_DEFAULT);
+  return paths;
+}
 
-private:
-  int rank_ = 0, size_ = 1;
-};
+// Loads the plugin and starts MPI; throws with what went wrong.
+const Comm* start_world(int processes) {
+  const std::vector<std::string> paths = plugin_candidates();
+  std::string path;
+  for (const std::string& p : paths)
+    if (is_file(p)) {
+      path = p;
+      break;
+    }
+  const std::string context = "started by mpirun with " + std::to_string(processes) + " processes, but ";
+  if (path.empty()) {
+    std::string looked;
+    for (const std::string& p : paths) looked += (looked.empty() ? "" : ", ") + escaped(p);
+    throw std::runtime_error(context + "its MPI plugin is missing (no file at " + looked +
+                             "): set NABLA_MPI_PLUGIN to the " + kPluginFile + " this nabla was built with");
+  }
+  // GLOBAL: Open MPI opens its own components, which look for its symbols
+  // in the global scope. NODELETE: MPI is finalized at exit, by the plugin.
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE);
+  if (!handle) {
+    const char* why = ::dlerror();
+    throw std::runtime_error(context + "the MPI plugin " + escaped(path) + " cannot be loaded: " +
+                             escaped(why ? why : "unknown error"));
+  }
+  using Entry = const Comm* (*)(char*, size_t);
+  auto entry = reinterpret_cast<Entry>(::dlsym(handle, kMpiEntry));
+  if (!entry)
+    throw std::runtime_error(context + escaped(path) + " is not an MPI plugin of this nabla (it has no " +
+                             kMpiEntry + ")");
+  char error[256] = "";
+  const Comm* comm = entry(error, sizeof error);
+  if (!comm) throw std::runtime_error(error[0] ? error : "MPI could not start");
+  return comm;
+}
+
+std::once_flag started;
+std::atomic<const Comm*> the_world{nullptr};  // lives until exit (finalized by the plugin, atexit)
 
 }  // namespace
 
 bool mpi_built() { return true; }
 
-namespace {
-std::once_flag started;
-std::atomic<MpiComm*> the_world{nullptr};  // lives until exit (finalized by atexit)
-}  // namespace
+std::string mpi_plugin_path() {
+  for (const std::string& p : plugin_candidates())
+    if (is_file(p)) return p;
+  return "";
+}
 
 const Comm* world() {
-  if (launched_processes() <= 1) return nullptr;
-  std::call_once(started, [] { the_world.store(new MpiComm); });
-  const MpiComm* comm = the_world.load();
+  const int processes = launched_processes();
+  if (processes <= 1) return nullptr;
+  std::call_once(started, [&] { the_world.store(start_world(processes)); });
+  const Comm* comm = the_world.load();
   return comm->size() > 1 ? comm : nullptr;
 }
 
 const Comm* started_world() {
-  const MpiComm* comm = the_world.load();
+  const Comm* comm = the_world.load();
   return comm && comm->size() > 1 ? comm : nullptr;
 }
 
@@ -107,6 +128,8 @@ const Comm* world() {
 }
 
 const Comm* started_world() { return nullptr; }
+
+std::string mpi_plugin_path() { return ""; }
 
 #endif
 

@@ -7,6 +7,9 @@ change to the build that quietly brings the shared library back shows here.
 Linked in, LLVM's symbols must stay inside (the Python module is loaded
 beside whatever else a program loads, another LLVM among them). Reads the
 program's dynamic section and symbols with readelf (binutils, beside g++).
+Whatever the mode, the program must not need Open MPI's libraries: MPI is a
+plugin loaded under mpirun only (runtime/comm.h), which every other start
+would otherwise pay for (about 3 ms).
 """
 import os
 import re
@@ -44,6 +47,9 @@ def main():
     libs = needed(program)
     if not libs:
         sys.exit(f"{program}: no shared libraries needed at all: not a dynamically linked program?")
+    mpi = [lib for lib in libs if re.match(r"lib(mpi|open-rte|open-pal)", lib)]
+    if mpi:
+        sys.exit(f"{program} loads {', '.join(mpi)} at every start: MPI belongs in the plugin libnabla_mpi.so")
     llvm = [lib for lib in libs if lib.startswith("libLLVM")]
     if want == "static" and llvm:
         sys.exit(f"{program} loads {', '.join(llvm)}: expected LLVM's static libraries linked in")

@@ -59,6 +59,13 @@ def main():
         run([py, "-m", "pip", "install", "--no-build-isolation", "--no-index", "--no-cache-dir", repo], env=env,
             cwd=tmp)
         run([py, "-c", USE], env=env, cwd=tmp)
+        # MPI's plugin goes with the module, beside it (runtime/comm.h)
+        if os.path.exists(os.path.join(build, "libnabla_mpi.so")):
+            where = run([py, "-c", "import os, nabla; print(os.path.dirname(os.path.realpath(nabla._nabla.__file__)))"],
+                        env=env, cwd=tmp).stdout.strip()
+            if not os.path.isfile(os.path.join(where, "libnabla_mpi.so")):
+                sys.exit("the installed package has no libnabla_mpi.so beside its module in " + where)
+            print("the MPI plugin is installed beside the module")
         run([py, "-m", "pip", "uninstall", "-y", "nabla"], env=env, cwd=tmp)
         r = subprocess.run([py, "-c", "import nabla"], env=env, cwd=tmp, capture_output=True, text=True)
         if r.returncode == 0:

@@ -3,13 +3,14 @@
 two local processes, shared memory and loopback only, as root if need be.
 
 usage: mpi_check.py NABLA REPO CASE
-CASE: equal | usage | kill | resume | shards | python
+CASE: equal | usage | kill | resume | shards | python | plugin
 
 The data is made here (a 3-class problem of 24 features, 960 samples, and a
 held-out 240), so the check needs nothing but the build.
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -245,6 +246,59 @@ np.savez(sys.argv[3].replace("RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")
             sys.exit("the module's train on 2 processes differs from 1 by %.3g" % worst)
 
 
+def case_plugin(tmp):
+    """MPI is a plugin loaded under mpirun only (runtime/comm.h): the one
+    NABLA_MPI_PLUGIN names, else the one beside the program, else the
+    build's. A plugin that is missing, not a library, or not nabla's ends
+    the command with exit 2 and says which, without starting MPI."""
+    version = run([NABLA, "--version"]).stdout
+    m = re.search(r"\(plugin (/[^)]+)\)", version)
+    if not m or not os.path.isfile(m.group(1)):
+        sys.exit("--version names no plugin file: " + version)
+    plugin = m.group(1)
+    # a copy of the program beside a copy of the plugin loads its neighbour
+    bindir = os.path.join(tmp, "bin")
+    os.makedirs(bindir)
+    shutil.copy2(NABLA, os.path.join(bindir, "nabla"))
+    shutil.copy2(plugin, os.path.join(bindir, "libnabla_mpi.so"))
+    moved = run([os.path.join(bindir, "nabla"), "--version"]).stdout
+    if "(plugin %s)" % os.path.join(bindir, "libnabla_mpi.so") not in moved:
+        sys.exit("the copied program does not take the plugin beside it: " + moved)
+    # the one NABLA_MPI_PLUGIN names trains a job
+    named = os.path.join(tmp, "named", "libnabla_mpi.so")
+    os.makedirs(os.path.dirname(named))
+    shutil.copy2(plugin, named)
+    ENV["NABLA_MPI_PLUGIN"] = named
+    try:
+        r = train(tmp, 2, os.path.join(tmp, "p2.npz"), epochs=1)
+    finally:
+        del ENV["NABLA_MPI_PLUGIN"]
+    if len(lines(r.stdout, "epoch")) != 1:
+        sys.exit("training with NABLA_MPI_PLUGIN printed:\n" + r.stdout)
+    print("NABLA_MPI_PLUGIN=%s: 2 processes trained" % named)
+    # bad plugins, as a process of a 2-process job would see them (no mpirun)
+    libz = re.search(r"libz\.so\.1 => (\S+)", subprocess.run(["ldd", NABLA], capture_output=True, text=True).stdout)
+    bad = [(os.path.join(tmp, "none.so"), "its MPI plugin is missing"),
+           (tmp, "its MPI plugin is missing"),
+           (os.path.join(tmp, "m.nn"), "cannot be loaded: "),
+           (libz.group(1) if libz else None, "is not an MPI plugin of this nabla")]
+    for path, expected in bad:
+        if path is None:
+            continue
+        env = dict(ENV, NABLA_MPI_PLUGIN=path, OMPI_COMM_WORLD_SIZE="2")
+        r = subprocess.run([NABLA, "train", os.path.join(tmp, "m.nn"), "--data", os.path.join(tmp, "train.npz"),
+                            "--epochs", "1", "--batch", "32", "--lr", "0.1", "-o", os.path.join(tmp, "b.npz")],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if r.returncode != 2 or expected not in r.stderr or os.path.exists(os.path.join(tmp, "b.npz")):
+            sys.exit("NABLA_MPI_PLUGIN=%s: expected exit 2 and '%s', got %d:\n%s" % (path, expected, r.returncode,
+                                                                                     r.stderr))
+        print("NABLA_MPI_PLUGIN=%s: exit 2, %s" % (path, r.stderr.strip()))
+    missing = subprocess.run([NABLA, "--version"], capture_output=True, text=True,
+                             env=dict(ENV, NABLA_MPI_PLUGIN=os.path.join(tmp, "none.so"))).stdout
+    if "plugin libnabla_mpi.so is missing" not in missing:
+        sys.exit("--version with no plugin: " + missing)
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         with open(os.path.join(tmp, "m.nn"), "w") as f:
@@ -252,7 +306,7 @@ def main():
         np.savez(os.path.join(tmp, "train.npz"), **data(960, 1))
         np.savez(os.path.join(tmp, "val.npz"), **data(240, 2))
         {"equal": case_equal, "usage": case_usage, "kill": case_kill, "resume": case_resume, "shards": case_shards,
-         "python": case_python}[CASE](tmp)
+         "python": case_python, "plugin": case_plugin}[CASE](tmp)
 
 
 if __name__ == "__main__":
