@@ -23,20 +23,21 @@ constexpr int64_t kSharesFrom = 64;
 void* Workspace::get(int64_t bytes) {
   if (bytes > size_) {
     check_memory("the kernel's workspace", static_cast<uint64_t>(bytes));
-    std::free(data_);
+    release_values(data_, static_cast<size_t>(size_));
+    data_ = nullptr;
+    size_ = 0;
     const size_t rounded = static_cast<size_t>(line_aligned(bytes, 1));
-    data_ = std::aligned_alloc(kValueAlignment, rounded);
-    if (!data_) throw std::bad_alloc();
+    data_ = allocate_values(rounded);  // large ones in huge pages (runtime/aligned.h)
     size_ = static_cast<int64_t>(rounded);
   }
   return data_;
 }
 
-Workspace::~Workspace() { std::free(data_); }
+Workspace::~Workspace() { release_values(data_, static_cast<size_t>(size_)); }
 
 Workspace& Workspace::operator=(Workspace&& other) noexcept {
   if (this != &other) {
-    std::free(data_);
+    release_values(data_, static_cast<size_t>(size_));
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
   }

@@ -10,6 +10,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -210,6 +211,52 @@ TEST(Npz, ArraysKeepTheirValuesOn64ByteBoundaries) {
       const ArrayMap back = read_npz_bytes(npz_bytes({{"a", z}, {"b", other}}, false), "aligned.npz");
       EXPECT_TRUE(aligned(back.at("a")) && aligned(back.at("b"))) << n;
     }
+}
+
+// The mapping of /proc/self/maps that starts at `p`: its length, or 0.
+uint64_t mapping_at(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    uint64_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &from, &to) == 2 && from == reinterpret_cast<uint64_t>(p))
+      return to - from;
+  }
+  return 0;
+}
+
+// Arrays of 2 MiB or more have pages of their own, starting on a 2 MiB
+// boundary (runtime/aligned.h), whose mapping is the array's bytes rounded
+// to pages: nothing of the 2 MiB of room used to align it stays mapped, and
+// releasing the array unmaps it. Smaller ones come from the heap, 64-byte
+// aligned. Every byte can be written and read back.
+TEST(Npz, LargeArraysHaveHugePageAlignedMappingsOfTheirOwn) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  for (size_t bytes : {size_t{64}, kHugePageBytes - 64, kHugePageBytes, kHugePageBytes + 1, (size_t{5} << 20) + 17}) {
+    auto* p = static_cast<unsigned char*>(allocate_values(bytes));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kValueAlignment, 0u) << bytes;
+    std::memset(p, 0xA5, bytes);
+    EXPECT_EQ(p[0], 0xA5);
+    EXPECT_EQ(p[bytes - 1], 0xA5);
+#ifndef NABLA_SANITIZE  // sanitizer builds keep every array on the heap
+    if (bytes >= kHugePageBytes) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kHugePageBytes, 0u) << bytes;
+      EXPECT_EQ(mapping_at(p), (bytes + page - 1) / page * page) << bytes;
+    }
+#endif
+    release_values(p, bytes);
+#ifndef NABLA_SANITIZE
+    if (bytes >= kHugePageBytes) {
+      EXPECT_EQ(mapping_at(p), 0u) << bytes;
+    }
+#endif
+  }
+  // A vector that grows across the threshold keeps its values.
+  AlignedVector<float> v(100, 1.5f);
+  v.resize((kHugePageBytes / sizeof(float)) * 3, 2.5f);
+  EXPECT_EQ(v[99], 1.5f);
+  EXPECT_EQ(v[100], 2.5f);
+  EXPECT_EQ(v.back(), 2.5f);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kValueAlignment, 0u);
 }
 
 TEST(Npz, RoundTripsZeroDimensionalAndEmptyArrays) {
