@@ -1,7 +1,6 @@
 #include "runtime/aligned.h"
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cstdint>
 
@@ -16,22 +15,19 @@ constexpr bool kMapLarge = false;
 constexpr bool kMapLarge = true;
 #endif
 
-std::size_t page_rounded(std::size_t bytes) {
-  static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return (bytes + page - 1) / page * page;
-}
+// A mapped array's length: whole huge pages, so that its tail is one too.
+std::size_t huge_rounded(std::size_t bytes) { return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes; }
 
-bool mapped(std::size_t bytes) { return kMapLarge && bytes >= kHugePageBytes; }
+bool mapped(std::size_t bytes) { return kMapLarge && bytes >= kMappedBytes; }
 
 }  // namespace
 
 void* allocate_values(std::size_t bytes) {
   if (!mapped(bytes)) return ::operator new(bytes, std::align_val_t{kValueAlignment});
-  const std::size_t length = page_rounded(bytes);
-  if (length > SIZE_MAX - kHugePageBytes) throw std::bad_alloc();
+  if (bytes > SIZE_MAX - 2 * kHugePageBytes) throw std::bad_alloc();
+  const std::size_t length = huge_rounded(bytes);
   // Map 2 MiB more than needed, then unmap what lies before the first 2 MiB
-  // boundary and after the array: the array's whole 2 MiB runs can be huge
-  // pages, its tail (length is not rounded to 2 MiB) stays in small ones.
+  // boundary and after the array's last huge page.
   const std::size_t span = length + kHugePageBytes;
   void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) throw std::bad_alloc();
@@ -50,7 +46,7 @@ void release_values(void* p, std::size_t bytes) noexcept {
     ::operator delete(p, std::align_val_t{kValueAlignment});
     return;
   }
-  ::munmap(p, page_rounded(bytes));
+  ::munmap(p, huge_rounded(bytes));
 }
 
 }  // namespace nabla::runtime

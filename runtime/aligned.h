@@ -9,12 +9,15 @@
 // same values; the training step 27.5-35.7 against 23.5-24.5 us. Eigen, the
 // peer it is compared with, aligns its own arrays the same way.
 //
-// An array of 2 MiB or more gets pages of its own, which the kernel may
-// back with 2 MiB pages (madvise MADV_HUGEPAGE, where transparent huge
-// pages are "madvise" or "always"): its first touch then faults once per
-// 2 MiB instead of once per 4 KiB. On the Zen 5 guest of bench/RESULTS.md a
-// fresh 4 KiB page costs 14 us; `nabla train` on the 8,000-digit MNIST set
-// took 18,000 such faults, a quarter of a second, before this.
+// An array of 512 KiB or more gets pages of its own: a mapping 2 MiB
+// aligned and a multiple of 2 MiB long, which the kernel may back with
+// 2 MiB pages (madvise MADV_HUGEPAGE, where transparent huge pages are
+// "madvise" or "always"). Its first touch then faults once per 2 MiB
+// instead of once per 4 KiB, for at most 1.5 MiB of memory more than asked.
+// On the Zen 5 guest of bench/RESULTS.md a fresh 4 KiB page costs 10-14 us
+// and a huge page 0.15-0.2 ms (on pages the guest had backed before): an
+// 800 KB weight matrix 2.1 ms against 0.2. `nabla train` on the 8,000-digit
+// MNIST set took 18,000 page faults, a quarter of a second, before this.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +30,10 @@ namespace nabla::runtime {
 
 inline constexpr std::size_t kValueAlignment = 64;
 
-// Arrays of at least this many bytes are mapped on their own, 2 MiB aligned.
+// Arrays of at least kMappedBytes are mapped on their own, in whole runs of
+// kHugePageBytes.
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+inline constexpr std::size_t kMappedBytes = std::size_t{512} << 10;
 
 // `bytes` of storage aligned to kValueAlignment (throws std::bad_alloc),
 // and its release (`bytes` as allocated).
