@@ -13,7 +13,7 @@
 // aligned and a multiple of 2 MiB long, which the kernel may back with
 // 2 MiB pages (madvise MADV_HUGEPAGE, where transparent huge pages are
 // "madvise" or "always"). Its first touch then faults once per 2 MiB
-// instead of once per 4 KiB, for at most 1.5 MiB of memory more than asked.
+// instead of once per 4 KiB, for less than 2 MiB of memory more than asked.
 // On the Zen 5 guest of bench/RESULTS.md a fresh 4 KiB page costs 10-14 us
 // and a huge page 0.15-0.2 ms (on pages the guest had backed before): an
 // 800 KB weight matrix 2.1 ms against 0.2. `nabla train` on the 8,000-digit

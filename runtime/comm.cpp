@@ -11,6 +11,8 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <vector>
 #endif
 
@@ -39,17 +41,36 @@ bool is_file(const std::string& path) {
   return !path.empty() && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Where world() looks for the plugin, in order (mpi_plugin_path()).
-std::vector<std::string> plugin_candidates() {
-  if (const char* p = std::getenv("NABLA_MPI_PLUGIN"); p && *p) return {p};
-  std::vector<std::string> paths;
+// `path` made absolute, links resolved; empty when it names nothing.
+std::string resolved(const char* path) {
+  char* r = ::realpath(path, nullptr);
+  if (!r) return "";
+  std::string out = r;
+  std::free(r);
+  return out;
+}
+
+// The file of the program or library holding this code. dladdr names the
+// main program by its argv[0] (a bare "nabla" when found on PATH), so the
+// program's file is the kernel's word for it, /proc/self/exe.
+std::string own_file() {
   Dl_info info{};
-  if (::dladdr(reinterpret_cast<void*>(&launched_processes), &info) && info.dli_fname)
-    if (char* self = ::realpath(info.dli_fname, nullptr)) {  // absolute, whatever the working directory
-      const std::string file = self;
-      std::free(self);
-      paths.push_back(file.substr(0, file.rfind('/') + 1) + kPluginFile);
-    }
+  if (!::dladdr(reinterpret_cast<void*>(&launched_processes), &info) || !info.dli_fname) return "";
+  const bool main_program = std::strcmp(info.dli_fname, program_invocation_name) == 0 || !std::strchr(info.dli_fname, '/');
+  return resolved(main_program ? "/proc/self/exe" : info.dli_fname);
+}
+
+// Where world() looks for the plugin, in order (mpi_plugin_path()): every
+// candidate absolute, so the file checked is the file loaded (dlopen would
+// search the library path for a name without a slash).
+std::vector<std::string> plugin_candidates() {
+  if (const char* p = std::getenv("NABLA_MPI_PLUGIN"); p && *p) {
+    const std::string r = resolved(p);
+    return {r.empty() ? std::string(p) : r};
+  }
+  std::vector<std::string> paths;
+  if (const std::string self = own_file(); !self.empty())
+    paths.push_back(self.substr(0, self.rfind('/') + 1) + kPluginFile);
   paths.push_back(NABLA_MPI_PLUGIN_DEFAULT);
   return paths;
 }
@@ -85,12 +106,13 @@ const Comm* start_world(int processes) {
                              kMpiEntry + ")");
   char error[256] = "";
   const Comm* comm = entry(error, sizeof error);
-  if (!comm) throw std::runtime_error(error[0] ? error : "MPI could not start");
+  if (!comm) throw std::runtime_error(context + (error[0] ? error : "MPI could not start"));
   return comm;
 }
 
 std::once_flag started;
 std::atomic<const Comm*> the_world{nullptr};  // lives until exit (finalized by the plugin, atexit)
+std::string start_error;  // why the one start failed: MPI may not be started twice
 
 }  // namespace
 
@@ -105,8 +127,15 @@ std::string mpi_plugin_path() {
 const Comm* world() {
   const int processes = launched_processes();
   if (processes <= 1) return nullptr;
-  std::call_once(started, [&] { the_world.store(start_world(processes)); });
+  std::call_once(started, [&] {
+    try {
+      the_world.store(start_world(processes));
+    } catch (const std::exception& e) {
+      start_error = e.what();
+    }
+  });
   const Comm* comm = the_world.load();
+  if (!comm) throw std::runtime_error(start_error);
   return comm->size() > 1 ? comm : nullptr;
 }
 

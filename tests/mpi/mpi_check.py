@@ -264,6 +264,11 @@ def case_plugin(tmp):
     moved = run([os.path.join(bindir, "nabla"), "--version"]).stdout
     if "(plugin %s)" % os.path.join(bindir, "libnabla_mpi.so") not in moved:
         sys.exit("the copied program does not take the plugin beside it: " + moved)
+    # found on PATH (argv[0] a bare "nabla"), from another directory
+    on_path = subprocess.run(["nabla", "--version"], capture_output=True, text=True, cwd="/",
+                             env=dict(ENV, PATH=bindir + os.pathsep + ENV.get("PATH", ""))).stdout
+    if "(plugin %s)" % os.path.join(bindir, "libnabla_mpi.so") not in on_path:
+        sys.exit("the copied program, run from PATH, does not take the plugin beside it: " + on_path)
     # the one NABLA_MPI_PLUGIN names trains a job
     named = os.path.join(tmp, "named", "libnabla_mpi.so")
     os.makedirs(os.path.dirname(named))
@@ -276,15 +281,20 @@ def case_plugin(tmp):
     if len(lines(r.stdout, "epoch")) != 1:
         sys.exit("training with NABLA_MPI_PLUGIN printed:\n" + r.stdout)
     print("NABLA_MPI_PLUGIN=%s: 2 processes trained" % named)
+    # a relative NABLA_MPI_PLUGIN is the file it names from the working directory
+    rel = subprocess.run([NABLA, "--version"], capture_output=True, text=True, cwd=os.path.dirname(named),
+                         env=dict(ENV, NABLA_MPI_PLUGIN="libnabla_mpi.so")).stdout
+    if "(plugin %s)" % named not in rel:
+        sys.exit("NABLA_MPI_PLUGIN=libnabla_mpi.so in %s: %s" % (os.path.dirname(named), rel))
     # bad plugins, as a process of a 2-process job would see them (no mpirun)
-    libz = re.search(r"libz\.so\.1 => (\S+)", subprocess.run(["ldd", NABLA], capture_output=True, text=True).stdout)
+    libc = re.search(r"libc\.so\.6 => (\S+)", subprocess.run(["ldd", NABLA], capture_output=True, text=True).stdout)
+    if not libc:
+        sys.exit("ldd names no libc.so.6 for " + NABLA)
     bad = [(os.path.join(tmp, "none.so"), "its MPI plugin is missing"),
            (tmp, "its MPI plugin is missing"),
            (os.path.join(tmp, "m.nn"), "cannot be loaded: "),
-           (libz.group(1) if libz else None, "is not an MPI plugin of this nabla")]
+           (libc.group(1), "is not an MPI plugin of this nabla")]
     for path, expected in bad:
-        if path is None:
-            continue
         env = dict(ENV, NABLA_MPI_PLUGIN=path, OMPI_COMM_WORLD_SIZE="2")
         r = subprocess.run([NABLA, "train", os.path.join(tmp, "m.nn"), "--data", os.path.join(tmp, "train.npz"),
                             "--epochs", "1", "--batch", "32", "--lr", "0.1", "-o", os.path.join(tmp, "b.npz")],

@@ -222,7 +222,7 @@ uint64_t vm_size() {
 }
 
 // Whether any mapping of /proc/self/maps overlaps [p, p + bytes).
-bool any_mapped(const void* p, uint64_t bytes) {
+[[maybe_unused]] bool any_mapped(const void* p, uint64_t bytes) {
   const uint64_t a = reinterpret_cast<uint64_t>(p), b = a + bytes;
   std::ifstream maps("/proc/self/maps");
   for (std::string line; std::getline(maps, line);) {
