@@ -12,8 +12,8 @@
 #include <cstring>
 #include <cstdio>
 #include <csignal>
-#include <optional>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/options.h"

@@ -75,15 +75,17 @@ std::vector<std::string> plugin_candidates() {
   return paths;
 }
 
+// The first of `paths` that is a file, or "".
+std::string first_file(const std::vector<std::string>& paths) {
+  for (const std::string& p : paths)
+    if (is_file(p)) return p;
+  return "";
+}
+
 // Loads the plugin and starts MPI; throws with what went wrong.
 const Comm* start_world(int processes) {
   const std::vector<std::string> paths = plugin_candidates();
-  std::string path;
-  for (const std::string& p : paths)
-    if (is_file(p)) {
-      path = p;
-      break;
-    }
+  const std::string path = first_file(paths);
   const std::string context = "started by mpirun with " + std::to_string(processes) + " processes, but ";
   if (path.empty()) {
     std::string looked;
@@ -118,11 +120,7 @@ std::string start_error;  // why the one start failed: MPI may not be started tw
 
 bool mpi_built() { return true; }
 
-std::string mpi_plugin_path() {
-  for (const std::string& p : plugin_candidates())
-    if (is_file(p)) return p;
-  return "";
-}
+std::string mpi_plugin_path() { return first_file(plugin_candidates()); }
 
 const Comm* world() {
   const int processes = launched_processes();

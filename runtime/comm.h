@@ -6,9 +6,10 @@
 // MPI is initialized on first use of world(), only under mpirun, and
 // finalized when the process exits normally. MPI itself lives in a plugin,
 // libnabla_mpi.so (comm_mpi.cpp), loaded then: a program that never runs
-// under mpirun neither loads Open MPI's libraries nor needs them installed. A process that exits otherwise
-// (an error, a signal) makes mpirun end the whole job, naming the rank: the
-// processes never wait for a peer that is gone.
+// under mpirun neither loads Open MPI's libraries nor needs them installed.
+// A process that exits otherwise (an error, a signal) makes mpirun end the
+// whole job, naming the rank: the processes never wait for a peer that is
+// gone.
 #pragma once
 
 #include <cstdint>
