@@ -73,6 +73,9 @@ int finish_stdout(int rc) {
 
 int main(int argc, char** argv) {
   using namespace nabla::cli;
+  // Before any thread starts: the heaps LLVM compiles in may use huge pages
+  // (codegen/compile_heap.h).
+  nabla::use_huge_pages_for_compiling();
   CLI::App app{"nabla: symbolic differentiation and expression compiler for neural networks.\n"
                "Reads .nn model files; see `nabla SUBCOMMAND --help`.",
                "nabla"};

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "codegen/compile_heap.h"
 #include "codegen/llvm_info.h"
 #include "ir/assert.h"
 
@@ -199,6 +200,7 @@ std::string finish(Artifact what, llvm::Module& module_ref, const EmitTarget& ta
 }  // namespace
 
 std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTimes* times) {
+  advise_compile_heap();
   llvm::LLVMContext context;
   std::unique_ptr<llvm::Module> module;
   {
@@ -210,6 +212,7 @@ std::string compile_support(ir::DType dtype, const EmitTarget& target, CompileTi
 
 std::string compile(Artifact what, const std::string& prefix, const ProgramSet& programs, const EmitTarget& for_target,
                     CompileTimes* times, bool external_gemm, KernelPiece piece) {
+  advise_compile_heap();  // each compiling thread's heap, once
   EmitTarget target = for_target;
   target.external_gemm = external_gemm;
   llvm::LLVMContext context;

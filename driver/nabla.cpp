@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 
+#include "codegen/compile_heap.h"
 #include "driver/arrays.h"
 #include "driver/artifacts.h"
 #include "driver/expression.h"
@@ -18,6 +19,8 @@
 namespace nabla {
 
 std::string version() { return NABLA_VERSION; }
+
+bool use_huge_pages_for_compiling() { return codegen::use_huge_pages_for_compiling(); }
 
 namespace {
 

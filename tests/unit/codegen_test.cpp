@@ -15,6 +15,7 @@
 #include "driver/kernels.h"
 #include "driver/load.h"
 #include "codegen/cache.h"
+#include "codegen/compile_heap.h"
 #include "codegen/kernels.h"
 #include "codegen/fuse_epilogues.h"
 #include "codegen/program.h"
@@ -1142,6 +1143,54 @@ TEST(Codegen, KernelCache) {
                                                      << "\nabcd";
   EXPECT_EQ(codegen::cache_read(dir, "claim"), std::optional<std::string>("abcd"));
   std::filesystem::remove_all(dir);
+}
+
+// The mapping of /proc/self/smaps that holds `at`: its size and VmFlags.
+struct MappingOf {
+  uintptr_t bytes = 0;
+  std::string flags;
+};
+
+MappingOf mapping_of(const void* at) {
+  const auto a = reinterpret_cast<uintptr_t>(at);
+  std::ifstream in("/proc/self/smaps");
+  MappingOf m;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+      inside = a >= lo && a < hi;
+      if (inside) m.bytes = hi - lo;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      m.flags = line + " ";
+      break;
+    }
+  }
+  return m;
+}
+
+// A thread that compiles gets its glibc arena writable 32 MiB at once and
+// advised for huge pages; the main heap is never advised.
+TEST(CompileHeap, ACompilingThreadsArenaMayUseHugePagesAndTheMainHeapNot) {
+  if (!std::filesystem::exists("/sys/kernel/mm/transparent_hugepage/enabled"))
+    GTEST_SKIP() << "this kernel has no transparent huge pages";
+  if (!codegen::use_huge_pages_for_compiling()) GTEST_SKIP() << "malloc is not glibc's (a sanitizer build)";
+  MappingOf before, after;
+  std::thread([&] {
+    void* p = std::malloc(100);  // the thread's own arena, made after the top pad was set
+    before = mapping_of(p);
+    codegen::advise_compile_heap();
+    codegen::advise_compile_heap();  // a second time: the same arena, left as it is
+    after = mapping_of(p);
+    std::free(p);
+  }).join();
+  EXPECT_GE(before.bytes, uintptr_t{32} << 20) << "the arena is writable 32 MiB at once";
+  EXPECT_EQ(before.flags.find(" hg "), std::string::npos) << before.flags;
+  EXPECT_NE(after.flags.find(" hg "), std::string::npos) << after.flags;
+  void* q = std::malloc(100);  // the main thread: the main heap
+  codegen::advise_compile_heap();
+  EXPECT_EQ(mapping_of(q).flags.find(" hg "), std::string::npos) << mapping_of(q).flags;
+  std::free(q);
 }
 
 }  // namespace
