@@ -426,6 +426,51 @@ TEST(Npz, FlippedDataByteIsACrcErrorNamingTheMember) {
   EXPECT_EQ(read_error(zip_of({deflated})), "NpzError: array 'y' in 'f.npz': CRC-32 mismatch (the file is corrupt)");
 }
 
+// Deflated members inflate whole, straight into the array (libdeflate),
+// whatever the length of what comes before the data: the values are exact,
+// big-endian ones swapped, and a wrong CRC-32 is still caught.
+TEST(Npz, DeflatedMembersInflatedWholeKeepEveryValue) {
+  const int64_t n = 300001;  // 1.2 MB of f32, 2.4 MB of f64: above the huge-page threshold
+  for (const std::string descr : {"<f4", ">f4", "<f8", ">f8"})
+    for (size_t pad : {0, 1, 3, 5, 60}) {  // 10 + header bytes before the data: every remainder
+      const bool f32 = descr[2] == '4', big = descr[0] == '>';
+      const size_t elem = f32 ? 4 : 8;
+      std::string data(static_cast<size_t>(n) * elem, '\0');
+      for (int64_t i = 0; i < n; ++i) {
+        char bytes[8];
+        if (f32) {
+          const float v = static_cast<float>(i) * 0.25f - 7.0f;
+          std::memcpy(bytes, &v, 4);
+        } else {
+          const double v = static_cast<double>(i) * 0.125 - 3.0;
+          std::memcpy(bytes, &v, 8);
+        }
+        if (big) std::reverse(bytes, bytes + elem);
+        std::memcpy(&data[static_cast<size_t>(i) * elem], bytes, elem);
+      }
+      std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + std::to_string(n) +
+                           ",), }" + std::string(pad, ' ') + "\n";
+      std::string npy = "\x93NUMPY";
+      npy += '\x01';
+      npy += '\x00';
+      le16(npy, static_cast<uint32_t>(header.size()));
+      npy += header + data;
+      RawMember m = deflated_member("a.npy", npy);
+      const ArrayMap got = read_npz_bytes(zip_of({m}), "f.npz");
+      const Array& a = got.at("a");
+      ASSERT_EQ(a.shape, std::vector<int64_t>{n}) << descr << " pad " << pad;
+      bool exact = true;
+      for (int64_t i = 0; i < n && exact; ++i)
+        exact = f32 ? a.f32[static_cast<size_t>(i)] == static_cast<float>(i) * 0.25f - 7.0f
+                    : a.f64[static_cast<size_t>(i)] == static_cast<double>(i) * 0.125 - 3.0;
+      EXPECT_TRUE(exact) << descr << " pad " << pad;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(f32 ? static_cast<const void*>(a.f32.data()) : a.f64.data()) %
+                    kValueAlignment, 0u);
+      m.crc ^= 1;
+      EXPECT_EQ(read_error(zip_of({m})), "NpzError: array 'a' in 'f.npz': CRC-32 mismatch (the file is corrupt)");
+    }
+}
+
 TEST(Npz, EveryFlippedByteIsCaughtOrChangesNoValue) {
   for (bool compress : {false, true}) {
     const std::string good = two_arrays(compress);
