@@ -85,22 +85,28 @@ runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string&
   return params;
 }
 
-runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
-                              runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage) {
+namespace {
+
+// batch_data's work: `convert(name, array, label)` gives the checked array
+// `name` in the kernels' element type.
+template <typename Convert>
+runtime::TrainData batch_data_with(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
+                                   runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage,
+                                   Convert convert) {
   runtime::TrainData d;
   int64_t n = -1;
   storage.clear();
   storage.reserve(m.inputs.size() + m.labels.size());
   for (const ir::Node* v : m.inputs) {
-    storage.push_back(require(arrays, file, v->name(), v->shape().dims(), true, &n)
-                          .as(dtype, array_label(v->name(), file)));
+    const runtime::Array& a = require(arrays, file, v->name(), v->shape().dims(), true, &n);
+    storage.push_back(convert(v->name(), a, array_label(v->name(), file)));
     d.input_names.push_back(v->name());
   }
   for (size_t i = 0; labels && i < m.labels.size(); ++i) {
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(arrays, file, v->name(), v->shape().dims(), true, &n);
     if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype);
-    storage.push_back(a.as(dtype, array_label(v->name(), file)));
+    storage.push_back(convert(v->name(), a, array_label(v->name(), file)));
     d.label_names.push_back(v->name());
   }
   for (size_t i = 0; i < d.input_names.size(); ++i) d.inputs.push_back(&storage[i]);
@@ -108,6 +114,26 @@ runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string
   d.n = n;
   if (n <= 0) throw runtime::NpzError("'" + file + "' holds no samples");
   return d;
+}
+
+}  // namespace
+
+runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage) {
+  return batch_data_with(arrays, file, m, dtype, labels, storage,
+                         [&](const std::string&, const runtime::Array& a, const std::string& label) {
+                           return a.as(dtype, label);
+                         });
+}
+
+runtime::TrainData batch_data(runtime::ArrayMap&& arrays, const std::string& file, const LoweredModel& m,
+                              runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage) {
+  return batch_data_with(arrays, file, m, dtype, labels, storage,
+                         [&](const std::string& name, const runtime::Array& a,
+                             const std::string& label) -> runtime::Array {
+                           if (a.dtype == dtype) return std::move(arrays.at(name));  // names are distinct
+                           return a.as(dtype, label);
+                         });
 }
 
 bool is_shard_pattern(const std::string& data) { return data.find_first_of("*?[") != std::string::npos; }

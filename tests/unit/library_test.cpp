@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 
+#include "driver/arrays.h"
 #include "driver/nabla.h"
 #include "driver/reference.h"
 #include "frontend/lower.h"
@@ -130,6 +131,35 @@ TEST(Library, CallsMatchTheInterpreterAndTheRawCalls) {
   m.grad(in.data(), lab.data(), par.data(), &raw_loss, gp.data(), 12);
   EXPECT_EQ(raw_loss, loss);
   for (const auto& [name, g] : grads) EXPECT_EQ(raw.at(name).f64, g.f64) << name;
+}
+
+// Data handed over whole (a file just read) moves into the training data
+// when it has the kernels' element type, and is converted when not; data
+// lent (a caller's arrays) is copied and left as it was.
+TEST(Library, BatchDataTakesWhatItIsGivenAndCopiesWhatItIsLent) {
+  ir::Context ctx;
+  driver::LoadedModel loaded = std::move(*driver::load_model_text("xor.nn", kXor, {}).value);
+  const LoweredModel lowered = lower_model(loaded.model, ctx);
+  ArrayMap lent = xor_data(5);
+  std::vector<Array> storage;
+  runtime::TrainData d = driver::batch_data(lent, "lent", lowered, DType::F64, true, storage);
+  EXPECT_EQ(d.n, 20);
+  EXPECT_NE(storage[0].f64.data(), lent.at("x").f64.data());
+  EXPECT_EQ(storage[0].f64, lent.at("x").f64);
+  EXPECT_EQ(lent.at("x").f64.size(), 40u);
+
+  ArrayMap given = xor_data(5);
+  const double* x = given.at("x").f64.data();
+  const ArrayMap copy = given;
+  d = driver::batch_data(std::move(given), "given", lowered, DType::F64, true, storage);
+  EXPECT_EQ(storage[0].f64.data(), x);  // the same buffer, not a copy
+  EXPECT_EQ(storage[0].f64, copy.at("x").f64);
+  EXPECT_EQ(storage[1].f64, copy.at("y").f64);
+  d = driver::batch_data(xor_data(5), "given", lowered, DType::F32, true, storage);
+  ASSERT_EQ(storage[0].dtype, DType::F32);
+  for (size_t i = 0; i < 40; ++i) EXPECT_EQ(storage[0].f32[i], static_cast<float>(copy.at("x").f64[i]));
+  EXPECT_EQ(d.inputs[0], &storage[0]);
+  EXPECT_EQ(d.labels[0], &storage[1]);
 }
 
 TEST(Library, StepIsOneGradientStepInPlace) {
