@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <string>
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25  // Linux 6.1; older kernels answer EINVAL
@@ -21,6 +23,10 @@ namespace {
 constexpr std::uintptr_t kArenaBytes = std::uintptr_t{64} << 20;  // glibc's HEAP_MAX_SIZE on 64-bit
 constexpr std::uintptr_t kHugeBytes = std::uintptr_t{2} << 20;
 constexpr int kTopPad = 32 << 20;
+// M_TOP_PAD turns glibc's dynamic mmap threshold off, which would otherwise
+// rise to the size of a freed mapped block (up to 32 MiB), so that a block
+// asked for again comes from the heap: a fixed threshold stands for it.
+constexpr int kMmapThreshold = 4 << 20;
 
 std::atomic<bool> wanted{false};
 
@@ -58,27 +64,42 @@ bool arena_of(std::uintptr_t at, Span& span) {
   return ok;
 }
 
+// Whether the kernel may back memory with transparent huge pages at all
+// ("always" or "madvise"; MADV_COLLAPSE would build one even under "never").
+bool huge_pages_allowed() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  return std::getline(in, modes) && modes.find("[never]") == std::string::npos;
+}
+
 }  // namespace
 
 bool use_huge_pages_for_compiling() {
-  if (mallopt(M_TOP_PAD, kTopPad) != 1) return false;
+  if (!huge_pages_allowed() || mallopt(M_TOP_PAD, kTopPad) != 1) return false;
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
   wanted.store(true, std::memory_order_relaxed);
   return true;
 }
 
 void advise_compile_heap() {
-  if (!wanted.load(std::memory_order_relaxed)) return;
-  static std::mutex mutex;
-  static std::set<std::uintptr_t> advised;  // the arenas advised so far
-  void* probe = std::malloc(64);
+  thread_local bool looked = false;  // a thread keeps its arena
+  if (looked || !wanted.load(std::memory_order_relaxed)) return;
+  looked = true;
+  // Never destroyed: a thread may still compile while the process exits.
+  static std::mutex* mutex = new std::mutex;
+  static std::set<std::uintptr_t>* advised = new std::set<std::uintptr_t>;  // the arenas advised so far
+  // Larger than glibc's per-thread cache holds (1,032 bytes), which may keep
+  // blocks of other threads' arenas: this one comes from the thread's own.
+  void* probe = std::malloc(4096);
   const auto at = reinterpret_cast<std::uintptr_t>(probe);
   std::free(probe);
   if (!at) return;
-  const std::lock_guard<std::mutex> lock(mutex);
-  if (advised.count(at & ~(kArenaBytes - 1))) return;
   Span span;
-  if (!arena_of(at, span)) return;
-  advised.insert(span.begin);
+  {
+    const std::lock_guard<std::mutex> lock(*mutex);
+    if (advised->count(at & ~(kArenaBytes - 1)) || !arena_of(at, span)) return;
+    advised->insert(span.begin);
+  }
   void* begin = reinterpret_cast<void*>(span.begin);
   ::madvise(begin, span.end - span.begin, MADV_HUGEPAGE);
   if (span.writable_end - span.begin >= kHugeBytes) ::madvise(begin, kHugeBytes, MADV_COLLAPSE);

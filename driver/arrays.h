@@ -38,9 +38,9 @@ runtime::ArrayMap params_from(const runtime::ArrayMap& given, const std::string&
 runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string& file, const LoweredModel& m,
                               runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
 // The same, taking `arrays`: those already in `dtype` move into `storage`
-// instead of being copied (MNIST's 25 MB of pixels, read from an .npz:
-// one fresh copy less, 35 ms of a one-epoch `nabla train` on this guest,
-// where a fresh page costs 10-14 us).
+// instead of being copied (MNIST's 25 MB of pixels, read from an .npz: one
+// fresh copy less; a one-epoch `nabla train` 0.121 -> 0.113 s on the guest
+// of bench/RESULTS.md, whose fresh pages are slow to fault in).
 runtime::TrainData batch_data(runtime::ArrayMap&& arrays, const std::string& file, const LoweredModel& m,
                               runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
 

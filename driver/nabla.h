@@ -62,10 +62,11 @@ std::string llvm_version();
 
 // Lets the heaps LLVM compiles in use huge pages (codegen/compile_heap.h):
 // a cold compile then takes about 1,800 page faults fewer (the MLP
-// 784-256-256-10: 108 -> 98 ms). It sets glibc's top pad to 32 MiB for the
-// whole process (mallopt M_TOP_PAD), so it is the program's choice: call it
-// once, at the start of main, before any thread starts; the `nabla` command
-// does. False where it changed nothing (another malloc, a sanitizer build).
+// 784-256-256-10: 108 -> 98 ms). It changes malloc for the whole process
+// (glibc's top pad 32 MiB, its mmap threshold a fixed 4 MiB), so it is the
+// program's choice: call it once, at the start of main, before any thread
+// starts; the `nabla` command does. False where it did nothing
+// (transparent huge pages off, a sanitizer build).
 bool use_huge_pages_for_compiling();
 
 // One declaration of a model, in declaration order.

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <climits>
@@ -161,6 +162,7 @@ private:
 // A deflated member of at most this many compressed bytes is inflated whole
 // (MemberStream::read_whole), its compressed bytes read into memory first.
 constexpr uint64_t kWholeInflateMax = uint64_t{1} << 30;
+std::atomic<uint64_t> whole_inflated{0};  // members inflated whole (whole_inflated_members)
 
 // The bytes of one ZIP member in order, inflated when it is deflated, with
 // their running CRC-32. It never produces more than the member's declared
@@ -168,8 +170,11 @@ constexpr uint64_t kWholeInflateMax = uint64_t{1} << 30;
 class MemberStream {
 public:
   // `size` bytes (declared), stored or deflated in the `csize` bytes at `at`.
-  MemberStream(const ByteSource& src, uint64_t at, uint64_t csize, uint64_t size, bool deflated, std::string what)
-      : src_(src), at_(at), csize_(csize), size_(size), deflated_(deflated), what_(std::move(what)) {
+  // `spare`: the memory budget left for its compressed bytes, to inflate it
+  // whole (read_whole); 0: a stream only.
+  MemberStream(const ByteSource& src, uint64_t at, uint64_t csize, uint64_t size, bool deflated, std::string what,
+               uint64_t spare = 0)
+      : src_(src), at_(at), csize_(csize), size_(size), deflated_(deflated), what_(std::move(what)), spare_(spare) {
     if (!deflated_) return;
     in_.resize(static_cast<size_t>(std::min<uint64_t>(csize_, 64 * 1024)));
     if (inflateInit2(&z_, -MAX_WBITS) != Z_OK) throw NpzError(what_ + ": cannot start inflating");
@@ -187,12 +192,17 @@ public:
   // The whole member inflated at once into out[0, size), from its first
   // byte (those read() has produced included), with its CRC-32: libdeflate
   // inflates MNIST's 25 MB of pixels in 7.5 ms where zlib's stream takes
-  // 31. False, and nothing changed, where it does not apply (a stored
-  // member, more than kWholeInflateMax compressed bytes) or the data is
-  // not exactly the declared bytes of valid deflate data: read() then
-  // goes on with zlib's stream, which says what is wrong.
+  // 31. False where it does not apply: a stored member; compressed bytes
+  // more than the spare budget, than kWholeInflateMax, or than the declared
+  // size allows for (a few bytes of deflate's framing per 64 KiB: more is a
+  // member that would be read into memory whole only to be refused); data
+  // that is not exactly the declared bytes of valid deflate data. Then
+  // out[] holds anything, and the stream state is as it was: read() goes
+  // on from where it stopped, with zlib, which says what is wrong.
   bool read_whole(char* out) {
-    if (!deflated_ || ended_ || csize_ > kWholeInflateMax || csize_ > memory_budget() / 2) return false;
+    if (!deflated_ || ended_ || csize_ > kWholeInflateMax || csize_ > spare_ ||
+        csize_ > size_ + size_ / 8 + (uint64_t{64} << 10))
+      return false;
     const size_t csize = static_cast<size_t>(csize_);
     struct Release {
       size_t bytes;
@@ -218,6 +228,7 @@ public:
     crc_ = size_ ? static_cast<uint32_t>(libdeflate_crc32(0, out, static_cast<size_t>(size_))) : 0;
     produced_ = size_;
     ended_ = true;
+    whole_inflated.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
 
@@ -298,6 +309,7 @@ private:
   uint64_t at_, csize_, size_;
   bool deflated_;
   std::string what_;
+  uint64_t spare_;
   uint64_t produced_ = 0, consumed_ = 0;  // bytes out; compressed bytes handed to zlib
   uint32_t crc_ = 0;
   bool ended_ = false;
@@ -745,9 +757,9 @@ std::vector<Member> locate_members(const ByteSource& src, const ZipDirectory& d,
 // (checked when at most kCrcCheckMax bytes are left to read; past that, the
 // error found is reported as it is).
 constexpr uint64_t kCrcCheckMax = 64ull << 20;
-Array read_member(const ByteSource& src, const Member& m) {
+Array read_member(const ByteSource& src, const Member& m, uint64_t spare) {
   const ZipEntry& e = m.entry;
-  MemberStream in(src, m.data_at, e.csize, e.usize, e.method == 8, m.what);
+  MemberStream in(src, m.data_at, e.csize, e.usize, e.method == 8, m.what, spare);
   Array a;
   try {
     a = read_npy(in, e.usize, m.what);
@@ -767,8 +779,12 @@ ArrayMap read_archive(const ByteSource& src, const std::string& file) {
   uint64_t total = 0;  // the arrays' declared bytes, saturating
   for (const ZipEntry& e : entries) total = e.usize > UINT64_MAX - total ? UINT64_MAX : total + e.usize;
   check_memory("reading the arrays of " + what, total);
+  // What the budget leaves beside all the arrays: room for one member's
+  // compressed bytes at a time, to inflate it whole.
+  const uint64_t spare = memory_budget() > total ? memory_budget() - total : 0;
   ArrayMap out;
-  for (const Member& m : locate_members(src, d, std::move(entries), what)) out.emplace(m.name, read_member(src, m));
+  for (const Member& m : locate_members(src, d, std::move(entries), what))
+    out.emplace(m.name, read_member(src, m, spare));
   return out;
 }
 
@@ -814,6 +830,8 @@ std::string deflate_bytes(std::string_view in) {
   deflateEnd(&z);
   return out;
 }
+
+uint64_t whole_inflated_members() { return whole_inflated.load(std::memory_order_relaxed); }
 
 const char* dtype_name(DType t) { return t == DType::F32 ? "float32" : "float64"; }
 

@@ -81,6 +81,10 @@ ArrayMap read_npz(const std::string& path);
 // The arrays of an .npz archive held in memory; messages call it `what`.
 ArrayMap read_npz_bytes(std::string_view bytes, const std::string& what);
 
+// The deflated members read so far in this process that were inflated whole
+// (libdeflate) rather than as zlib's stream (docs/npz.md); for tests.
+uint64_t whole_inflated_members();
+
 // `in` deflated as a raw stream (a ZIP member's body, method 8).
 std::string deflate_bytes(std::string_view in);
 
