@@ -119,6 +119,8 @@ public:
   virtual uint64_t size() const = 0;
   // Copies the `n` bytes at `offset`, which lie within size(), to `out`.
   virtual void read(uint64_t offset, size_t n, char* out) const = 0;
+  // All size() bytes, when they are in memory already; else nullptr.
+  virtual const char* bytes() const { return nullptr; }
 };
 
 class MemorySource final : public ByteSource {
@@ -129,6 +131,7 @@ public:
     NABLA_ASSERT(offset <= bytes_.size() && n <= bytes_.size() - offset, "read past the archive");
     if (n > 0) std::memcpy(out, bytes_.data() + offset, n);
   }
+  const char* bytes() const override { return bytes_.data(); }
 
 private:
   std::string_view bytes_;
@@ -189,39 +192,50 @@ public:
   // The declared bytes produced so far.
   uint64_t produced() const { return produced_; }
 
+  // Whether read_whole may take the member: deflated, nothing read past
+  // its .npy header, and compressed bytes within kWholeInflateMax and what
+  // the declared size allows for (a few bytes of deflate's framing per 64
+  // KiB: more is a member that would be read into memory whole only to be
+  // refused).
+  bool whole_possible() const {
+    return deflated_ && !ended_ && csize_ <= kWholeInflateMax && csize_ <= size_ + size_ / 8 + (uint64_t{64} << 10);
+  }
+
   // The whole member inflated at once into out[0, size), from its first
   // byte (those read() has produced included), with its CRC-32: libdeflate
   // inflates MNIST's 25 MB of pixels in 7.5 ms where zlib's stream takes
-  // 31. False where it does not apply: a stored member; compressed bytes
-  // more than the spare budget, than kWholeInflateMax, or than the declared
-  // size allows for (a few bytes of deflate's framing per 64 KiB: more is a
-  // member that would be read into memory whole only to be refused); data
-  // that is not exactly the declared bytes of valid deflate data. Then
+  // 31. The compressed bytes are read where they lie when the archive is in
+  // memory, else copied into memory first. False where it does not apply:
+  // not whole_possible(); compressed bytes to copy beyond the spare budget;
+  // data that is not exactly the declared bytes of valid deflate data. Then
   // out[] holds anything, and the stream state is as it was: read() goes
   // on from where it stopped, with zlib, which says what is wrong.
   bool read_whole(char* out) {
-    if (!deflated_ || ended_ || csize_ > kWholeInflateMax || csize_ > spare_ ||
-        csize_ > size_ + size_ / 8 + (uint64_t{64} << 10))
-      return false;
+    if (!whole_possible()) return false;
     const size_t csize = static_cast<size_t>(csize_);
     struct Release {
       size_t bytes;
       void operator()(char* p) const { release_values(p, bytes); }
     };
-    std::unique_ptr<char, Release> in(nullptr, Release{csize});
-    try {
-      in.reset(static_cast<char*>(allocate_values(csize)));  // huge pages from 512 KiB (aligned.h)
-    } catch (const std::bad_alloc&) {
-      return false;
+    std::unique_ptr<char, Release> copy(nullptr, Release{csize});
+    const char* in = src_.bytes() ? src_.bytes() + at_ : nullptr;  // an archive in memory: read in place
+    if (!in) {
+      if (csize_ > spare_) return false;
+      try {
+        copy.reset(static_cast<char*>(allocate_values(csize)));  // huge pages from 512 KiB (aligned.h)
+      } catch (const std::bad_alloc&) {
+        return false;
+      }
+      src_.read(at_, csize, copy.get());
+      in = copy.get();
     }
-    src_.read(at_, csize, in.get());
     struct Free {
       void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
     };
     const std::unique_ptr<libdeflate_decompressor, Free> d(libdeflate_alloc_decompressor());
     if (!d) return false;
     size_t got = 0;
-    if (libdeflate_deflate_decompress(d.get(), in.get(), csize, out, static_cast<size_t>(size_),
+    if (libdeflate_deflate_decompress(d.get(), in, csize, out, static_cast<size_t>(size_),
                                       &got) != LIBDEFLATE_SUCCESS ||
         got != size_)
       return false;
@@ -530,20 +544,19 @@ Array read_data(MemberStream& in, uint64_t bytes, const NpyHeader& h, const std:
   // header), so the member inflates whole straight into the array; the
   // data then moves to the front.
   const uint64_t before = in.produced();
-  const size_t lead = static_cast<size_t>((before + elem - 1) / elem);
+  const bool whole = in.whole_possible();
+  const size_t lead = whole ? static_cast<size_t>((before + elem - 1) / elem) : 0;
   auto storage = [&](size_t count) {
     if (a.dtype == DType::F32) return a.f32.resize(count), reinterpret_cast<char*>(a.f32.data());
     return a.f64.resize(count), reinterpret_cast<char*>(a.f64.data());
   };
   char* out = storage(n + lead);
-  if (in.read_whole(out + lead * elem - before)) {
+  if (whole && in.read_whole(out + lead * elem - before))
     std::memmove(out, out + lead * elem, static_cast<size_t>(want));
-    out = storage(n);
-  } else {
-    out = storage(n);
+  else
     in.read(out, static_cast<size_t>(want));
-  }
-  if (swap) swap_bytes(out, static_cast<size_t>(want), element_size(a.dtype));
+  out = storage(n);  // the same buffer, shorter
+  if (swap) swap_bytes(out, static_cast<size_t>(want), elem);
   return a;
 }
 

@@ -183,7 +183,10 @@ TEST(Npz, WriteThenReadStoredAndCompressed) {
     ArrayMap in{{"W1", sample(DType::F64)}, {"b", sample(DType::F32)}, {"loss", Array::zeros({}, DType::F64)}};
     in["loss"].f64[0] = 3.25;
     write_npz(path, in, compress);
+    const uint64_t whole = whole_inflated_members();
     const ArrayMap out = read_npz(path);
+    // Deflated members from a file: copied into memory, inflated whole.
+    EXPECT_EQ(whole_inflated_members(), whole + (compress ? 3 : 0));
     ASSERT_EQ(out.size(), 3u);
     EXPECT_EQ(out.at("W1").shape, (std::vector<int64_t>{2, 3}));
     EXPECT_EQ(out.at("W1").f64, in["W1"].f64);
