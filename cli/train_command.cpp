@@ -273,7 +273,10 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   co.forward = !m.outputs.empty();
   co.sgd = true;
   driver::ModelKernels k = driver::compile_model_kernels(ctx, m, co);
-  const runtime::TrainModel model = driver::train_model(m, k);
+  runtime::TrainModel model = driver::train_model(m, k);
+  // Validation's loss and accuracy in one pass a batch (compile_eval_kernels).
+  std::optional<driver::ModelKernels> eval_kernels;
+  if (val) eval_kernels = driver::compile_eval_kernels(ctx, m, co, model);
   const runtime::TrainConfig config = train_config(args, seed, train.n, comm, sharded);
   const bool progress = leader && (args.progress == "always" || (args.progress == "auto" && ::isatty(2)));
   ProgressBar bar;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "driver/gradient.h"
+#include "ir/assert.h"
 #include "ir/simplify.h"
 #include "driver/error.h"
 #include "runtime/budget.h"
@@ -133,12 +134,15 @@ void check_compile_size(int64_t exprs) {
                         static_cast<uint64_t>(exprs), codegen::kCompileBytesPerExpr);
 }
 
-ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& o,
-                                   PassTimes* times) {
+namespace {
+
+// The kernels of `spec` compiled (or loaded from the cache) as `o` says,
+// with their executor.
+ModelKernels compile_spec(codegen::KernelSpec spec, const CompileOptions& o, PassTimes* times) {
   ModelKernels k;
   const runtime::DType dtype = o.dtype;
   k.dtype = dtype;
-  k.spec = kernel_spec(ctx, m, o.forward, o.grad, times);
+  k.spec = std::move(spec);
   codegen::KernelOptions options;
   options.forward = o.forward;
   options.grad = o.grad;
@@ -173,6 +177,38 @@ ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, cons
                                                    runtime::useful_threads(o.threads, runtime::kMaxThreads));
   if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
   k.executor->set_parallel(k.kernels->forward_par, k.kernels->grad_par);
+  return k;
+}
+
+}  // namespace
+
+ModelKernels compile_model_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& o,
+                                   PassTimes* times) {
+  return compile_spec(kernel_spec(ctx, m, o.forward, o.grad, times), o, times);
+}
+
+ModelKernels compile_eval_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& o,
+                                  runtime::TrainModel& model) {
+  NABLA_ASSERT(m.loss, "an evaluation kernel needs a loss");
+  codegen::KernelSpec spec;
+  spec.inputs = m.inputs;
+  spec.inputs.insert(spec.inputs.end(), m.labels.begin(), m.labels.end());
+  spec.params = m.params;
+  // Simplified together, so the output and the loss share their nodes (the
+  // logits of a softmax and of its cross-entropy).
+  std::vector<const ir::Node*> roots;
+  if (model.accuracy_output >= 0) roots.push_back(m.outputs[static_cast<size_t>(model.accuracy_output)].second);
+  roots.push_back(m.loss);
+  roots = ir::simplify(ctx, roots);
+  if (model.accuracy_output >= 0)
+    spec.outputs.emplace_back(m.outputs[static_cast<size_t>(model.accuracy_output)].first, roots.front());
+  spec.outputs.emplace_back("loss", roots.back());
+  CompileOptions eo = o;
+  eo.forward = true;
+  eo.grad = false;
+  eo.sgd = false;
+  ModelKernels k = compile_spec(std::move(spec), eo, nullptr);
+  model.eval = k.executor.get();
   return k;
 }
 

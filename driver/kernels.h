@@ -78,6 +78,17 @@ CompileTiming time_compilation(const codegen::KernelSpec& spec, ir::DType dtype,
 // classes as a label declared a distribution), if any.
 runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k);
 
+// The evaluation kernel of validation (runtime::TrainModel::eval): one
+// forward kernel whose inputs are the model's inputs then its labels, and
+// whose outputs are the output accuracy is measured on (train_model's
+// accuracy_output, when there is one) then the loss of each sample. A
+// validation batch's loss and accuracy then cost one pass, where the
+// gradient kernel (for the loss) and the forward kernel (for the outputs)
+// cost three to four. Compiled and cached as any forward kernel; `model`
+// gets it (train_model's result, whose executor stays for the rest).
+ModelKernels compile_eval_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& options,
+                                  runtime::TrainModel& model);
+
 // "array 'NAME' in 'FILE'", as messages about an array of a file name it.
 std::string array_label(const std::string& name, const std::string& file);
 

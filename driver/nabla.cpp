@@ -72,7 +72,7 @@ struct Model::Impl {
   std::string name;
   std::vector<Declaration> inputs, labels, params, outputs, consts;
   std::mutex mutex;  // kernel calls and the context take turns
-  std::optional<driver::ModelKernels> kernels;
+  std::optional<driver::ModelKernels> kernels, eval_kernels;
   runtime::TrainModel train_model;
 
   Impl(driver::LoadedModel l, const ModelOptions& o)
@@ -91,18 +91,32 @@ struct Model::Impl {
   // SGD step (with a loss). Call with `mutex` held.
   driver::ModelKernels& compiled() {
     if (!kernels) {
-      driver::CompileOptions co;
-      co.dtype = options.dtype;
-      co.forward = !lowered.outputs.empty();
-      co.grad = lowered.loss != nullptr;
-      co.sgd = co.grad && !lowered.params.empty();
-      co.threads = options.threads;
-      co.use_cache = options.use_cache;
-      co.cache_dir = options.cache_dir;
+      const driver::CompileOptions co = compile_options();
       kernels = on_large_stack([&] { return driver::compile_model_kernels(ctx, lowered, co); });
       train_model = driver::train_model(lowered, *kernels);
     }
     return *kernels;
+  }
+
+  // The evaluation kernel of validation (driver::compile_eval_kernels), on
+  // the first training with validation data, into train_model. Call with
+  // `mutex` held, after compiled().
+  void compile_eval() {
+    if (eval_kernels) return;
+    const driver::CompileOptions co = compile_options();
+    eval_kernels = on_large_stack([&] { return driver::compile_eval_kernels(ctx, lowered, co, train_model); });
+  }
+
+  driver::CompileOptions compile_options() const {
+    driver::CompileOptions co;
+    co.dtype = options.dtype;
+    co.forward = !lowered.outputs.empty();
+    co.grad = lowered.loss != nullptr;
+    co.sgd = co.grad && !lowered.params.empty();
+    co.threads = options.threads;
+    co.use_cache = options.use_cache;
+    co.cache_dir = options.cache_dir;
+    return co;
   }
 
   // The labels declared distributions, at `labels` (n samples), checked
@@ -358,6 +372,7 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
     return callbacks.on_epoch(st);
   };
   m.compiled();
+  if (v) m.compile_eval();
   const runtime::TrainResult r = runtime::train(m.train_model, c, d, v ? &*v : nullptr, p, cb);
   if (r.status == runtime::TrainStatus::NonFinite) {
     if (before) params = std::move(*before);

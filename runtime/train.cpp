@@ -123,7 +123,8 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   const int eb = elem_bytes(t);
   std::vector<const void*> par;
   for (const std::string& name : model.param_names) par.push_back(bytes_of(params.at(name)));
-  std::vector<AlignedVector<char>> grads(model.param_sizes.size());
+  // The gradient kernel's gradients (the loss without an evaluation kernel).
+  std::vector<AlignedVector<char>> grads(loss && !model.eval ? model.param_sizes.size() : 0);
   std::vector<void*> gp;
   for (size_t i = 0; i < grads.size(); ++i) {
     grads[i].resize(static_cast<size_t>(model.param_sizes[i] * eb));
@@ -134,11 +135,36 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   int64_t correct = 0;
   std::vector<int64_t> idx(static_cast<size_t>(batch));
   Gather in, lab;
+  // With the evaluation kernel: its outputs (the accuracy output, then
+  // each sample's loss) and its arguments (the inputs, then the labels).
+  const bool one_pass = loss && model.eval;
+  AlignedVector<char> losses;
+  std::vector<const void*> eval_in;
   for (int64_t first = begin; first < end; first += batch) {
     const int64_t count = std::min(batch, end - first);
     std::iota(idx.begin(), idx.begin() + count, first);
     in.fill(data.inputs, model.input_sizes, idx.data(), count);
     lab.fill(data.labels, model.label_sizes, idx.data(), count);
+    if (one_pass) {
+      std::vector<void*> op;
+      if (model.accuracy_output >= 0) {
+        const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
+        outs[0].resize(static_cast<size_t>(k * count * eb));
+        op.push_back(outs[0].data());
+      }
+      losses.resize(static_cast<size_t>(count * eb));
+      op.push_back(losses.data());
+      eval_in = in.pointers();
+      eval_in.insert(eval_in.end(), lab.pointers().begin(), lab.pointers().end());
+      model.eval->forward(eval_in, par, op, count);
+      for (int64_t s = 0; s < count; ++s) loss_sum += value_at(losses.data(), t, s);
+      if (model.accuracy_output >= 0) {
+        const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
+        const char* truth = static_cast<const char*>(lab.pointers()[static_cast<size_t>(model.accuracy_label)]);
+        for (int64_t s = 0; s < count; ++s) correct += argmax(outs[0].data(), t, s * k, k) == argmax(truth, t, s * k, k);
+      }
+      continue;
+    }
     if (loss) {
       double loss_slot = 0;
       model.executor->grad(in.pointers(), lab.pointers(), par, &loss_slot, gp, count);

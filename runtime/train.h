@@ -56,6 +56,11 @@ struct TrainModel {
   // Accuracy: the index of the output that is a distribution over the same
   // classes as a one-hot label (that label's index), or -1.
   int accuracy_output = -1, accuracy_label = -1;
+  // Optional: a forward kernel over the inputs then the labels whose outputs
+  // are the accuracy output (when accuracy_output >= 0) then each sample's
+  // loss; evaluate() then takes a batch's loss and accuracy from one call of
+  // it instead of a gradient and a forward call.
+  Executor* eval = nullptr;
 };
 
 struct EpochStats {
@@ -108,7 +113,8 @@ TrainResult train(const TrainModel& model, const TrainConfig& config, const Trai
 
 // Mean loss and accuracy (-1 when not applicable) of `params` on the samples
 // [first, last) of `data` (last < 0: to the end); without `loss`, only the
-// accuracy (forward passes only).
+// accuracy (forward passes only). The loss: from model.eval when set (each
+// sample's loss, summed in f64), else from the gradient kernel.
 EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayMap& params, int64_t batch,
                     bool loss = true, int64_t first = 0, int64_t last = -1);
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "driver/arrays.h"
+#include "driver/kernels.h"
 #include "driver/nabla.h"
 #include "driver/reference.h"
 #include "frontend/lower.h"
@@ -273,6 +274,109 @@ TEST(Library, TrainsWithCallbacksAndStops) {
   EXPECT_NE(params.at("W1").f64, before.at("W1").f64);
   config.epochs = 0;
   EXPECT_THROW(m.train(params, data, config), Error);
+}
+
+// A classifier: softmax over 3 classes, a one-hot label, a penalty on W
+// that no sample depends on.
+const char* kClassifier = R"(model cls
+input  x : [4]
+label  y : [3] distribution
+param  W : [3, 4] init xavier_uniform
+param  b : [3]
+const  lambda = 0.05
+p = softmax(W @ x + b)
+output p
+loss cross_entropy(y, p) + lambda / 2 * frobenius2(W)
+)";
+
+// `n` samples of 4 inputs and a one-hot label of 3 classes.
+ArrayMap classifier_data(int n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> u(0, 2);
+  Array x = Array::zeros({n, 4}, DType::F64), y = Array::zeros({n, 3}, DType::F64);
+  for (auto& v : x.f64) v = u(gen);
+  for (int s = 0; s < n; ++s) y.f64[static_cast<size_t>(3 * s + gen() % 3)] = 1;
+  return {{"x", x}, {"y", y}};
+}
+
+// Validation's one pass (driver::compile_eval_kernels: the accuracy output
+// and each sample's loss) gives the loss and accuracy the gradient and
+// forward kernels give, at every batch split, in f64 and f32, with an
+// accuracy output and without one (XOR's sigmoid).
+TEST(Library, ValidationInOnePassEqualsTheGradientAndForwardKernels) {
+  for (const char* text : {kClassifier, kXor}) {
+    for (const DType dtype : {DType::F64, DType::F32}) {
+      ir::Context ctx;
+      driver::LoadedModel loaded = std::move(*driver::load_model_text("m.nn", text, {}).value);
+      const LoweredModel lowered = lower_model(loaded.model, ctx);
+      driver::CompileOptions co;
+      co.dtype = dtype;
+      co.use_cache = false;
+      co.threads = 2;
+      driver::ModelKernels k = driver::compile_model_kernels(ctx, lowered, co);
+      runtime::TrainModel plain = driver::train_model(lowered, k), one_pass = plain;
+      const driver::ModelKernels eval = driver::compile_eval_kernels(ctx, lowered, co, one_pass);
+      ASSERT_EQ(one_pass.eval, eval.executor.get());
+      ASSERT_EQ(plain.eval, nullptr);
+      EXPECT_EQ(one_pass.accuracy_output, text == kClassifier ? 0 : -1);
+      const ArrayMap params = driver::initial_params(loaded.model, 9, dtype);
+      std::vector<Array> storage;
+      const ArrayMap arrays = text == kClassifier ? classifier_data(203, 4) : xor_data(50);
+      const runtime::TrainData data = driver::batch_data(arrays, "val", lowered, dtype, true, storage);
+      const double tol = dtype == DType::F64 ? 1e-13 : 2e-6;
+      for (const int64_t batch : {1, 7, 64, 256}) {
+        const EpochStats a = runtime::evaluate(plain, data, params, batch);
+        const EpochStats b = runtime::evaluate(one_pass, data, params, batch);
+        EXPECT_NEAR(b.loss, a.loss, tol * std::fabs(a.loss)) << batch;
+        EXPECT_GT(b.loss, 0);
+        EXPECT_EQ(b.accuracy, a.accuracy) << batch;
+        EXPECT_EQ(b.samples, a.samples);
+        // A range of the samples, as a process of a data-parallel job takes.
+        const EpochStats c = runtime::evaluate(plain, data, params, batch, true, 13, 150);
+        const EpochStats d = runtime::evaluate(one_pass, data, params, batch, true, 13, 150);
+        EXPECT_NEAR(d.loss, c.loss, tol * std::fabs(c.loss)) << batch;
+        EXPECT_EQ(d.accuracy, c.accuracy) << batch;
+      }
+      if (text == kClassifier) {
+        const EpochStats b = runtime::evaluate(one_pass, data, params, 64);
+        EXPECT_GT(b.accuracy, 0);
+        EXPECT_LT(b.accuracy, 1);
+      }
+    }
+  }
+}
+
+// Model::train with validation data: each epoch's val_loss is the model's
+// loss on it at that epoch's params, its val_accuracy that of the outputs.
+TEST(Library, TrainReportsTheValidationLossOfEachEpoch) {
+  Model m = Model::parse(kClassifier, f64());
+  ArrayMap params = m.init(3);
+  const ArrayMap data = classifier_data(96, 1), val = classifier_data(50, 2);
+  TrainConfig config;
+  config.epochs = 3;
+  config.batch = 16;
+  config.lr = 0.2;
+  std::vector<double> losses, accuracies;
+  TrainCallbacks cb;
+  cb.on_epoch = [&](const EpochStats&) {
+    losses.push_back(m.loss(params, val));
+    const ArrayMap out = m.forward(params, val);
+    int correct = 0;
+    for (int s = 0; s < 50; ++s) {
+      const double* p = out.at("p").f64.data() + 3 * s;
+      const double* y = val.at("y").f64.data() + 3 * s;
+      correct += std::max_element(p, p + 3) - p == std::max_element(y, y + 3) - y;
+    }
+    accuracies.push_back(correct / 50.0);
+    return true;
+  };
+  const std::vector<EpochStats> epochs = m.train(params, data, config, &val, cb);
+  ASSERT_EQ(epochs.size(), 3u);
+  for (size_t e = 0; e < 3; ++e) {
+    EXPECT_NEAR(epochs[e].val_loss, losses[e], 1e-12 * losses[e]) << e;
+    EXPECT_EQ(epochs[e].val_accuracy, accuracies[e]) << e;
+  }
+  EXPECT_NE(losses[0], losses[2]);
 }
 
 TEST(Library, GradcheckAndText) {
