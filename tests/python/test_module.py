@@ -374,6 +374,30 @@ def test_train_with_callback():
         m.train(p, d, epochs=1, batch=8, lr=0.1, optimizer="rmsprop")
 
 
+def test_train_reports_each_epochs_validation_loss_and_accuracy():
+    # Validation runs in one forward pass a batch (the accuracy output and
+    # each sample's loss): what it reports is the model's loss and the
+    # outputs' accuracy on the validation data at that epoch's params.
+    m = nabla.compile(MLP, dtype="float64")
+    rng = np.random.default_rng(3)
+    d = {"x": rng.standard_normal((96, 784)), "y": np.eye(10)[rng.integers(0, 10, 96)]}
+    val = {"x": rng.standard_normal((40, 784)), "y": np.eye(10)[rng.integers(0, 10, 40)]}
+    p = m.init(seed=2)
+    seen = []
+
+    def callback(epoch, metrics):
+        out = m.forward(p, val)
+        outputs = next(iter(out.values()))
+        accuracy = np.mean(outputs.argmax(axis=1) == val["y"].argmax(axis=1))
+        seen.append((metrics["val_loss"], m.loss(p, val), metrics["val_acc"], accuracy))
+    m.train(p, d, epochs=3, batch=16, lr=0.05, val=val, callback=callback)
+    assert len(seen) == 3
+    for reported, loss, reported_acc, acc in seen:
+        assert reported == pytest.approx(loss, rel=1e-12)
+        assert reported_acc == acc
+    assert seen[0][0] != seen[2][0]
+
+
 def test_train_callback_sees_the_epochs_params_and_may_use_the_model():
     m = nabla.compile(XOR, dtype="float64")
     p, d = m.init(seed=4), xor_data(8)
