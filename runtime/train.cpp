@@ -135,8 +135,21 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
   int64_t correct = 0;
   std::vector<int64_t> idx(static_cast<size_t>(batch));
   Gather in, lab;
-  // With the evaluation kernel: its outputs (the accuracy output, then
-  // each sample's loss) and its arguments (the inputs, then the labels).
+  // The accuracy output's buffer for `count` samples; after the call, the
+  // samples whose argmax is the label's.
+  const size_t acc = static_cast<size_t>(std::max(model.accuracy_output, 0));
+  const int64_t classes = model.accuracy_output >= 0 ? model.output_sizes[acc] : 0;
+  auto prediction_buffer = [&](int64_t count) {
+    outs[acc].resize(static_cast<size_t>(classes * count * eb));
+    return static_cast<void*>(outs[acc].data());
+  };
+  auto count_correct = [&](int64_t count) {
+    const char* truth = static_cast<const char*>(lab.pointers()[static_cast<size_t>(model.accuracy_label)]);
+    for (int64_t s = 0; s < count; ++s)
+      correct += argmax(outs[acc].data(), t, s * classes, classes) == argmax(truth, t, s * classes, classes);
+  };
+  // With the evaluation kernel: its arguments (the inputs, then the
+  // labels) and outputs (the accuracy output, then each sample's loss).
   const bool one_pass = loss && model.eval;
   AlignedVector<char> losses;
   std::vector<const void*> eval_in;
@@ -147,22 +160,14 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
     lab.fill(data.labels, model.label_sizes, idx.data(), count);
     if (one_pass) {
       std::vector<void*> op;
-      if (model.accuracy_output >= 0) {
-        const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
-        outs[0].resize(static_cast<size_t>(k * count * eb));
-        op.push_back(outs[0].data());
-      }
+      if (model.accuracy_output >= 0) op.push_back(prediction_buffer(count));
       losses.resize(static_cast<size_t>(count * eb));
       op.push_back(losses.data());
       eval_in = in.pointers();
       eval_in.insert(eval_in.end(), lab.pointers().begin(), lab.pointers().end());
       model.eval->forward(eval_in, par, op, count);
       for (int64_t s = 0; s < count; ++s) loss_sum += value_at(losses.data(), t, s);
-      if (model.accuracy_output >= 0) {
-        const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
-        const char* truth = static_cast<const char*>(lab.pointers()[static_cast<size_t>(model.accuracy_label)]);
-        for (int64_t s = 0; s < count; ++s) correct += argmax(outs[0].data(), t, s * k, k) == argmax(truth, t, s * k, k);
-      }
+      if (model.accuracy_output >= 0) count_correct(count);
       continue;
     }
     if (loss) {
@@ -177,10 +182,7 @@ EpochStats evaluate(const TrainModel& model, const TrainData& data, const ArrayM
         op.push_back(outs[o].data());
       }
       model.executor->forward(in.pointers(), par, op, count);
-      const int64_t k = model.output_sizes[static_cast<size_t>(model.accuracy_output)];
-      const char* pred = outs[static_cast<size_t>(model.accuracy_output)].data();
-      const char* truth = static_cast<const char*>(lab.pointers()[static_cast<size_t>(model.accuracy_label)]);
-      for (int64_t s = 0; s < count; ++s) correct += argmax(pred, t, s * k, k) == argmax(truth, t, s * k, k);
+      count_correct(count);
     }
   }
   st.samples = end - begin;
