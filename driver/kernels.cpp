@@ -138,7 +138,8 @@ namespace {
 
 // The kernels of `spec` compiled (or loaded from the cache) as `o` says,
 // with their executor.
-ModelKernels compile_spec(codegen::KernelSpec spec, const CompileOptions& o, PassTimes* times) {
+ModelKernels compile_spec(codegen::KernelSpec spec, const CompileOptions& o, PassTimes* times,
+                          const runtime::Executor* pool_of = nullptr) {
   ModelKernels k;
   const runtime::DType dtype = o.dtype;
   k.dtype = dtype;
@@ -171,10 +172,14 @@ ModelKernels compile_spec(codegen::KernelSpec spec, const CompileOptions& o, Pas
   for (const ir::Node* v : k.spec.labels) sizes.labels.push_back(v->shape().numel());
   for (const ir::Node* v : k.spec.params) sizes.params.push_back(v->shape().numel());
   for (const auto& out : k.spec.outputs) sizes.outputs.push_back(out.second->shape().numel());
-  k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
-                                                   k.kernels->grad, k.kernels->grad_workspace,
-                                                   std::move(sizes),
-                                                   runtime::useful_threads(o.threads, runtime::kMaxThreads));
+  if (pool_of)
+    k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
+                                                     k.kernels->grad, k.kernels->grad_workspace, std::move(sizes),
+                                                     *pool_of);
+  else
+    k.executor = std::make_unique<runtime::Executor>(k.kernels->forward, k.kernels->forward_workspace,
+                                                     k.kernels->grad, k.kernels->grad_workspace, std::move(sizes),
+                                                     runtime::useful_threads(o.threads, runtime::kMaxThreads));
   if (k.kernels->sgd) k.executor->set_sgd(k.kernels->sgd, k.kernels->sgd_workspace, k.kernels->sgd_par);
   k.executor->set_parallel(k.kernels->forward_par, k.kernels->grad_par);
   return k;
@@ -207,7 +212,8 @@ ModelKernels compile_eval_kernels(ir::Context& ctx, const LoweredModel& m, const
   eo.forward = true;
   eo.grad = false;
   eo.sgd = false;
-  ModelKernels k = compile_spec(std::move(spec), eo, nullptr);
+  // On the training executor's threads: the loop calls one or the other.
+  ModelKernels k = compile_spec(std::move(spec), eo, nullptr, model.executor);
   model.eval = k.executor.get();
   return k;
 }

@@ -85,7 +85,9 @@ runtime::TrainModel train_model(const LoweredModel& m, ModelKernels& k);
 // validation batch's loss and accuracy then cost one pass, where the
 // gradient kernel (for the loss) and the forward kernel (for the outputs)
 // cost three to four. Compiled and cached as any forward kernel; `model`
-// gets it (train_model's result, whose executor stays for the rest).
+// gets it (train_model's result, whose executor stays for the rest). Its
+// executor runs on the threads of model.executor (never called at the same
+// time as it), so the model keeps one set of worker threads.
 ModelKernels compile_eval_kernels(ir::Context& ctx, const LoweredModel& m, const CompileOptions& options,
                                   runtime::TrainModel& model);
 

@@ -45,10 +45,18 @@ Workspace& Workspace::operator=(Workspace&& other) noexcept {
 }
 
 Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
+                   codegen::WorkspaceFn grad_ws, ArgSizes sizes, const Executor& pool_of)
+    : Executor(forward_fn, forward_ws, grad_fn, grad_ws, std::move(sizes), pool_of.threads_, pool_of.pool_) {}
+
+Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
                    codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads)
+    : Executor(forward_fn, forward_ws, grad_fn, grad_ws, std::move(sizes), threads, nullptr) {}
+
+Executor::Executor(codegen::ForwardFn forward_fn, codegen::WorkspaceFn forward_ws, codegen::GradFn grad_fn,
+                   codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads, std::shared_ptr<ThreadPool> pool)
     : forward_(forward_fn), forward_ws_(forward_ws), grad_(grad_fn), grad_ws_(grad_ws),
       sizes_(std::move(sizes)), threads_(useful_threads(threads, kMaxThreads)), workspaces_(static_cast<size_t>(threads_)),
-      pool_(std::make_unique<ThreadPool>(threads_ - 1)) {
+      pool_(pool ? std::move(pool) : std::make_shared<ThreadPool>(threads_ - 1)) {
   runner_.run = [](void* ctx, int64_t tasks, void (*task)(void*, int64_t), void* arg) {
     static_cast<ThreadPool*>(ctx)->run(static_cast<int>(tasks), [&](int t) { task(arg, t); });
   };

@@ -49,6 +49,13 @@ class Executor {
 public:
   Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
            codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads);
+  // The same, running on `pool_of`'s threads instead of a pool of its own
+  // (its thread count): for kernels whose calls never overlap that
+  // executor's (a model's evaluation kernel beside its training kernels,
+  // called from the one training loop or under the model's lock), so that
+  // a model keeps one set of worker threads.
+  Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
+           codegen::WorkspaceFn grad_ws, ArgSizes sizes, const Executor& pool_of);
   // The fused SGD step kernel, when compiled.
   void set_sgd(codegen::SgdFn sgd, codegen::WorkspaceFn sgd_ws, codegen::SgdParFn sgd_par = nullptr) {
     sgd_ = sgd;
@@ -82,6 +89,9 @@ public:
   int last_call_threads() const { return last_threads_; }
 
 private:
+  Executor(codegen::ForwardFn forward, codegen::WorkspaceFn forward_ws, codegen::GradFn grad,
+           codegen::WorkspaceFn grad_ws, ArgSizes sizes, int threads, std::shared_ptr<ThreadPool> pool);
+
   enum class ParKind { Forward, Grad, Sgd };
   // The thread count worth using for n samples (at least 16 samples each).
   int split(int64_t n) const;
@@ -107,7 +117,7 @@ private:
   ArgSizes sizes_;
   int threads_;
   std::vector<Workspace> workspaces_;
-  std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<ThreadPool> pool_;  // shared with the executors made with pool_of
   // Per extra thread: the loss, then the gradients, each on its own cache
   // line; partial_at_[0] (the loss), [1 + i] (param i) are their element
   // offsets, partial_elems_ the size.

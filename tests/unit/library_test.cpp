@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 
 #include "driver/arrays.h"
@@ -346,16 +347,22 @@ TEST(Library, ValidationInOnePassEqualsTheGradientAndForwardKernels) {
   }
 }
 
+// Plain SGD for `epochs` epochs of `batch` samples at rate `lr`.
+TrainConfig sgd(int epochs, int64_t batch, double lr) {
+  TrainConfig c;
+  c.epochs = epochs;
+  c.batch = batch;
+  c.lr = lr;
+  return c;
+}
+
 // Model::train with validation data: each epoch's val_loss is the model's
 // loss on it at that epoch's params, its val_accuracy that of the outputs.
 TEST(Library, TrainReportsTheValidationLossOfEachEpoch) {
   Model m = Model::parse(kClassifier, f64());
   ArrayMap params = m.init(3);
   const ArrayMap data = classifier_data(96, 1), val = classifier_data(50, 2);
-  TrainConfig config;
-  config.epochs = 3;
-  config.batch = 16;
-  config.lr = 0.2;
+  const TrainConfig config = sgd(3, 16, 0.2);
   std::vector<double> losses, accuracies;
   TrainCallbacks cb;
   cb.on_epoch = [&](const EpochStats&) {
@@ -377,6 +384,28 @@ TEST(Library, TrainReportsTheValidationLossOfEachEpoch) {
     EXPECT_EQ(epochs[e].val_accuracy, accuracies[e]) << e;
   }
   EXPECT_NE(losses[0], losses[2]);
+}
+
+// The threads of this process (its tasks in /proc).
+size_t process_threads() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Validation adds a kernel, not worker threads: the evaluation kernel runs
+// on the threads of the model's training kernels.
+TEST(Library, ValidationAddsNoThreads) {
+  Model m = Model::parse(kClassifier, f64());  // 2 threads: one worker
+  ArrayMap params = m.init(3);
+  const ArrayMap data = classifier_data(64, 1), val = classifier_data(300, 2);
+  const TrainConfig config = sgd(1, 64, 0.1);
+  m.train(params, data, config);
+  const size_t before = process_threads();
+  const std::vector<EpochStats> e = m.train(params, data, config, &val);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_GT(e[0].val_loss, 0);
+  EXPECT_EQ(process_threads(), before);
 }
 
 TEST(Library, GradcheckAndText) {
