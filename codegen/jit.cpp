@@ -193,6 +193,16 @@ std::string missing_on_host(const EmitTarget& target) {
   return text;
 }
 
+EmitTarget with_host_instructions(const EmitTarget& target) {
+  const std::string missing = missing_on_host(target);
+  if (missing.empty()) return target;
+  EmitTarget t = target;
+  std::istringstream names(missing);
+  for (std::string f; names >> f;) t.features += (t.features.empty() ? "-" : ",-") + f;
+  t.profile = profile_of(t);
+  return t;
+}
+
 namespace {
 
 std::string finish(Artifact what, llvm::Module& module_ref, const EmitTarget& target, CompileTimes* times);

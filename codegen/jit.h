@@ -33,6 +33,15 @@ std::optional<EmitTarget> target_for_cpu(const std::string& cpu, std::string* er
 // separated ("" when its code runs here).
 std::string missing_on_host(const EmitTarget& target);
 
+// `target` with every instruction set this host lacks turned off
+// ("-amx-tile,-avx512fp16,..." added to its features): the same CPU name,
+// so LLVM's tuning for it, and the choices its profile gives, in code that
+// runs here (missing_on_host is then ""). Another CPU's kernel paths can so
+// be run and checked on this host. Turning a feature off may change the
+// profile (no AVX-512 on the host: 256-bit vectors): compare the profiles
+// before taking the result for the other CPU's paths.
+EmitTarget with_host_instructions(const EmitTarget& target);
+
 enum class Artifact { LLVM, Asm, Object };
 
 // The optimized module as LLVM IR text, assembly, or an ELF object. `prefix`

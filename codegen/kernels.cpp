@@ -197,8 +197,9 @@ void compile_units(const std::vector<Unit>& units, std::vector<size_t> todo, con
 std::optional<CompiledKernels> compile_kernels(const KernelSpec& spec, ir::DType dtype,
                                                const KernelOptions& options, std::string* error) {
   CompiledKernels k;
-  const std::optional<EmitTarget> target = target_for_cpu(options.cpu, error);
+  std::optional<EmitTarget> target = target_for_cpu(options.cpu, error);
   if (!target) return std::nullopt;
+  if (options.host_instructions) target = with_host_instructions(*target);
   if (const std::string missing = missing_on_host(*target); !missing.empty()) {
     *error = "kernels for CPU '" + target->cpu + "' cannot run on this one (" + host_target().cpu +
              "): it lacks " + missing;

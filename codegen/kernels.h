@@ -24,6 +24,9 @@ struct KernelOptions {
   // Its instruction sets must be this host's: the kernels run here (a
   // choice of path for a CPU like another, e.g. x86-64-v3's AVX2 kernels).
   std::string cpu = "";
+  // `cpu`'s tuning and choices with only the instruction sets this host has
+  // (with_host_instructions, jit.h): another CPU's paths, run here (tests).
+  bool host_instructions = false;
   // Called with kernel_exprs of the programs before LLVM is given any (not
   // when every piece comes from the cache); may
   // throw to refuse kernels too large to compile (the driver checks them

@@ -77,16 +77,23 @@ bool finite_close(double kernel, double reference, double tol) {
   return test::close(kernel, reference, tol, tol);
 }
 
+// Kernels compiled for `cpu` ("": this host), nothing read from the cache
+// or written to it.
+codegen::KernelOptions uncached(const std::string& cpu = "") {
+  codegen::KernelOptions options;
+  options.use_cache = false;
+  options.cpu = cpu;
+  return options;
+}
+
 // Runs the forward kernel of `spec` on `b` and compares every output with
 // the interpreter, sample by sample. Returns the number of elements compared.
 template <typename T>
 int compare_forward(const KernelSpec& spec, const Batch& b, double tol, const std::string& what,
-                    const std::string& cpu = "") {
+                    const codegen::KernelOptions& base = uncached()) {
   std::string error;
-  codegen::KernelOptions options;
+  codegen::KernelOptions options = base;
   options.grad = false;
-  options.use_cache = false;
-  options.cpu = cpu;
   const ir::DType dt = sizeof(T) == 4 ? ir::DType::F32 : ir::DType::F64;
   auto k = codegen::compile_kernels(spec, dt, options, &error);
   EXPECT_TRUE(k) << error;
@@ -490,7 +497,8 @@ TEST(Codegen, SumMovesIntoTheInitOfItsWeightsGemm) {
 // gradients (TN), in f32 and f64, against the interpreter.
 // Every GEMM path of the kernels compiled for `cpu` ("" the host) against
 // the interpreter.
-void check_gemm_paths(const std::string& cpu) {
+void check_gemm_paths(const codegen::KernelOptions& base) {
+  const std::string& cpu = base.cpu;
   struct Size {
     int64_t in, hidden, out, n;
   };
@@ -523,14 +531,12 @@ void check_gemm_paths(const std::string& cpu) {
       for (auto& p : b.params)
         for (double& v : p) v *= 0.1;
       const double tol = dt == ir::DType::F64 ? 1e-10 : 1e-4;
-      if (dt == ir::DType::F64) compare_forward<double>(spec, b, tol, "blocked f64 " + cpu, cpu);
-      else compare_forward<float>(spec, b, tol, "blocked f32 " + cpu, cpu);
+      if (dt == ir::DType::F64) compare_forward<double>(spec, b, tol, "blocked f64 " + cpu, base);
+      else compare_forward<float>(spec, b, tol, "blocked f32 " + cpu, base);
       // Gradients: the kernel's batch means against the interpreter's.
       std::string error;
-      codegen::KernelOptions options;
+      codegen::KernelOptions options = base;
       options.forward = false;
-      options.use_cache = false;
-      options.cpu = cpu;
       auto k = codegen::compile_kernels(spec, dt, options, &error);
       ASSERT_TRUE(k) << error;
       const size_t np = spec.params.size();
@@ -565,7 +571,7 @@ void check_gemm_paths(const std::string& cpu) {
   }
 }
 
-TEST(Codegen, BlockedGemmsMatchTheInterpreter) { check_gemm_paths(""); }
+TEST(Codegen, BlockedGemmsMatchTheInterpreter) { check_gemm_paths(uncached()); }
 
 // The choices of other CPUs (codegen/target.h), run here where this host
 // has their instruction sets: AVX2's 6 x 16 tile and 256-bit vectors, and
@@ -576,7 +582,7 @@ void check_gemm_paths_for(const std::string& cpu) {
   ASSERT_TRUE(target) << error;
   if (const std::string missing = codegen::missing_on_host(*target); !missing.empty())
     GTEST_SKIP() << "this host lacks " << missing << " of " << cpu;
-  check_gemm_paths(cpu);
+  check_gemm_paths(uncached(cpu));
 }
 
 TEST(Codegen, Avx2GemmsMatchTheInterpreter) { check_gemm_paths_for("x86-64-v3"); }
@@ -614,7 +620,7 @@ TEST(Codegen, KernelsForAnotherCpuAreRefused) {
 // that runs the tasks one after another, last first, and task counts that do
 // not divide the columns, every output and gradient equals the plain
 // kernel's bit for bit (the tasks compute disjoint columns the same way).
-TEST(Codegen, ParallelGemmTasksEqualOneCall) {
+void check_parallel_tasks(const codegen::KernelOptions& base = uncached()) {
   struct Reverse {
     static void run(void*, int64_t tasks, void (*task)(void*, int64_t), void* arg) {
       for (int64_t t = tasks - 1; t >= 0; --t) task(arg, t);
@@ -671,8 +677,7 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
       }
       ASSERT_TRUE(fused && alone) << g.str();
     }
-    codegen::KernelOptions options;
-    options.use_cache = false;
+    codegen::KernelOptions options = base;
     options.sgd = true;
     std::string error;
     auto k = codegen::compile_kernels(spec, dt, options, &error);
@@ -735,6 +740,8 @@ TEST(Codegen, ParallelGemmTasksEqualOneCall) {
     }
   }
 }
+
+TEST(Codegen, ParallelGemmTasksEqualOneCall) { check_parallel_tasks(); }
 
 std::vector<std::string> example_models() {
   std::vector<std::string> paths;
@@ -961,7 +968,7 @@ TEST(Codegen, ExecutorParCallsInEitherModeEqualOneCall) {
 // Accuracy of the vectorized transcendental functions (libmvec through the
 // kernels' vector variants) against the f64 (long double for f64) reference,
 // over a dense grid: f32 within 4 ulp, f64 within 1e-14 relative.
-TEST(Codegen, TranscendentalAccuracy) {
+void check_transcendentals(const codegen::KernelOptions& base = uncached()) {
   struct Fn {
     ir::Op op;
     double lo, hi;
@@ -985,9 +992,8 @@ TEST(Codegen, TranscendentalAccuracy) {
       spec.inputs = {x};
       spec.outputs = {{"y", c.unary(fn.op, x)}};
       std::string error;
-      codegen::KernelOptions options;
+      codegen::KernelOptions options = base;
       options.grad = false;
-      options.use_cache = false;
       auto k = codegen::compile_kernels(spec, dt, options, &error);
       ASSERT_TRUE(k) << error;
       const int64_t n = 100003;
@@ -1023,6 +1029,56 @@ TEST(Codegen, TranscendentalAccuracy) {
       }
     }
   }
+}
+
+TEST(Codegen, TranscendentalAccuracy) { check_transcendentals(); }
+
+// Another CPU's kernels, run here: Sapphire Rapids' on an AMD host, Zen 5's
+// on an Intel one. They are compiled with LLVM's tuning for that CPU and the
+// choices of its profile (Sapphire Rapids: loops of 256 bits beside 512-bit
+// GEMMs, so libmvec's 256-bit variants; an L2 of 2 MiB for the row splits),
+// with the instruction sets this host lacks (AMX and AVX512-FP16, or AMD's
+// SSE4a and CLZERO) turned off. The kernels use none of those, so what runs
+// is that CPU's code: every GEMM path, the split tasks and the SGD step, the
+// transcendental functions, against the interpreter and one call.
+TEST(Codegen, AnotherCpusPathsRunHereOnThisHostsInstructions) {
+  // A cache of this test's own: the other CPU's support object (the GEMM
+  // functions) is compiled once per element type, not for every kernel.
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("nabla-other-cpu-test-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  struct Remove {
+    std::string dir;
+    ~Remove() { std::filesystem::remove_all(dir); }
+  } remove{dir};
+  int ran = 0;
+  for (const char* cpu : {"sapphirerapids", "znver5"}) {
+    std::string error;
+    const auto named = codegen::target_for_cpu(cpu, &error);
+    ASSERT_TRUE(named) << error;
+    // This host itself: the tests above ran its paths.
+    if (named->cpu == codegen::host_target().cpu && named->features == codegen::host_target().features) continue;
+    const codegen::EmitTarget here = codegen::with_host_instructions(*named);
+    EXPECT_EQ(codegen::missing_on_host(here), "") << cpu;
+    EXPECT_EQ(here.cpu, named->cpu);
+    // A host without an instruction set the choices follow from (AVX-512,
+    // FMA) gives other choices: not that CPU's paths.
+    if (here.profile.str() != named->profile.str()) {
+      std::cout << "[ skipped ] " << cpu << " here: " << here.profile.str() << ", not " << named->profile.str() << "\n";
+      continue;
+    }
+    SCOPED_TRACE(cpu);
+    codegen::KernelOptions options;
+    options.cpu = cpu;
+    options.host_instructions = true;
+    options.cache_dir = dir;
+    check_gemm_paths(options);
+    check_parallel_tasks(options);
+    check_transcendentals(options);
+    ++ran;
+  }
+  if (ran == 0) GTEST_SKIP() << "no other CPU's paths can run on this host (it is one of the two, and lacks the "
+                                  "other's vector instructions)";
 }
 
 // The cache: a second compilation is a hit and loads working code; a
