@@ -153,14 +153,15 @@ KernelSpec random_spec(test::RandomIr& gen) {
   return spec;
 }
 
-// Thousands of random expressions and their simplified gradients, compiled
-// as forward kernels (40 outputs a kernel) over a batch of 4 samples.
-TEST(Codegen, RandomExpressionsMatchTheInterpreter) {
+// `count` random expressions and their simplified gradients, compiled as
+// forward kernels (40 outputs a kernel) over a batch of 4 samples, against
+// the interpreter. Returns the number of elements compared.
+int check_random_expressions(int count, const codegen::KernelOptions& base = uncached()) {
   ir::Context c;
   test::RandomIr gen(c, 101);
   const auto vars = gen.all_vars();
   int compared = 0, expressions = 0;
-  for (int chunk = 0; expressions < 2000; ++chunk) {
+  for (int chunk = 0; expressions < count; ++chunk) {
     KernelSpec spec = random_spec(gen);
     while (spec.outputs.size() < 40) {
       const Node* f = chunk % 3 == 0 ? gen.scalar(3) : chunk % 3 == 1 ? gen.tensor_to_scalar(2) : gen.vector3(2);
@@ -171,11 +172,13 @@ TEST(Codegen, RandomExpressionsMatchTheInterpreter) {
         for (const Node* g : ir::simplify(c, ir::gradient(c, f, vars))) spec.outputs.emplace_back("g", g);
     }
     const Batch b = random_batch(spec, 4, static_cast<unsigned>(chunk));
-    compared += compare_forward<double>(spec, b, 1e-8, "f64 chunk " + std::to_string(chunk));
-    if (chunk < 3) compare_forward<float>(spec, b, 2e-3, "f32 chunk " + std::to_string(chunk));
+    compared += compare_forward<double>(spec, b, 1e-8, "f64 chunk " + std::to_string(chunk), base);
+    if (chunk < 3) compare_forward<float>(spec, b, 2e-3, "f32 chunk " + std::to_string(chunk), base);
   }
-  EXPECT_GT(compared, 50000);
+  return compared;
 }
+
+TEST(Codegen, RandomExpressionsMatchTheInterpreter) { EXPECT_GT(check_random_expressions(2000), 50000); }
 
 // The gradient kernel: batch means of random losses' gradients, through the
 // GEMM-over-the-batch and linear patterns and the BatchMean fallback.
@@ -1040,7 +1043,8 @@ TEST(Codegen, TranscendentalAccuracy) { check_transcendentals(); }
 // with the instruction sets this host lacks (AMX and AVX512-FP16, or AMD's
 // SSE4a and CLZERO) turned off. The kernels use none of those, so what runs
 // is that CPU's code: every GEMM path, the split tasks and the SGD step, the
-// transcendental functions, against the interpreter and one call.
+// transcendental functions, random expressions and their gradients, against
+// the interpreter and one call.
 TEST(Codegen, AnotherCpusPathsRunHereOnThisHostsInstructions) {
   // A cache of this test's own: the other CPU's support object (the GEMM
   // functions) is compiled once per element type, not for every kernel.
@@ -1075,6 +1079,7 @@ TEST(Codegen, AnotherCpusPathsRunHereOnThisHostsInstructions) {
     check_gemm_paths(options);
     check_parallel_tasks(options);
     check_transcendentals(options);
+    EXPECT_GT(check_random_expressions(300, options), 5000);
     ++ran;
   }
   if (ran == 0) GTEST_SKIP() << "no other CPU's paths can run on this host (it is one of the two, and lacks the "
