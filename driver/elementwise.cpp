@@ -174,7 +174,9 @@ void Elementwise::Impl::run(std::span<const PointArg> in, int64_t n, void* out, 
   // Chunks of whole cache lines of every array.
   const int64_t chunk = ((points + parts - 1) / parts + 63) / 64 * 64;
   if (!pool && threads > 1) pool = std::make_unique<runtime::ThreadPool>(threads - 1);
-  if (workspaces.size() < static_cast<size_t>(parts)) workspaces.resize(static_cast<size_t>(parts));
+  const std::vector<void*> spaces = runtime::reserve_workspaces(workspaces, parts, [&](int part) {
+    return k.forward_workspace(std::max<int64_t>(0, std::min<int64_t>(points - part * chunk, chunk)));
+  });
   auto body = [&](int part) {
     const int64_t first = std::min<int64_t>(points, part * chunk);
     const int64_t count = std::min<int64_t>(points - first, chunk);
@@ -186,7 +188,7 @@ void Elementwise::Impl::run(std::span<const PointArg> in, int64_t n, void* out, 
     }
     std::vector<void*> o;
     for (void* p : outs) o.push_back(static_cast<char*>(p) + first * bytes);
-    void* space = workspaces[static_cast<size_t>(part)].get(k.forward_workspace(count));
+    void* space = spaces[static_cast<size_t>(part)];
     k.forward(inputs.data(), params.data(), o.data(), count, space);
   };
   if (parts == 1) body(0);

@@ -1,9 +1,14 @@
 #include "driver/nabla.h"
 
+#include <pthread.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "codegen/compile_heap.h"
 #include "driver/arrays.h"
@@ -23,6 +28,79 @@ std::string version() { return NABLA_VERSION; }
 bool use_huge_pages_for_compiling() { return codegen::use_huge_pages_for_compiling(); }
 
 namespace {
+
+
+// A model's turns: its calls and its context take turns under this lock
+// (BasicLockable). A child made by fork() while another thread of the
+// parent held a model's turn inherits the lock held by a thread that does
+// not exist there, and the model in the middle of that call: the child's
+// calls on that model raise an Error instead of waiting forever. A model
+// free at the fork works in the child (docs/library.md).
+class Turns {
+public:
+  Turns() {
+    std::lock_guard guard(registry_mutex());
+    handlers();
+    registry().insert(this);
+  }
+  ~Turns() {
+    std::lock_guard guard(registry_mutex());
+    registry().erase(this);
+  }
+  Turns(const Turns&) = delete;
+  Turns& operator=(const Turns&) = delete;
+
+  void lock() {
+    mutex_.lock();
+    if (forked_busy_) {
+      mutex_.unlock();
+      throw Error("this model was in use by another thread when the process forked (fork copies only the calling "
+                  "thread, so that call never ends here): compile the model again in the child");
+    }
+  }
+  void unlock() { mutex_.unlock(); }
+
+private:
+  static std::mutex& registry_mutex() {
+    static auto* m = new std::mutex;  // never destroyed, as the registry
+    return *m;
+  }
+  static std::set<Turns*>& registry() {
+    static auto* models = new std::set<Turns*>;  // never destroyed: models may outlive static destruction
+    return *models;
+  }
+  // The registry is locked across fork(), so the child's copy is whole.
+  static void handlers() {
+    static const bool once = [] {
+      pthread_atfork([] { registry_mutex().lock(); }, [] { registry_mutex().unlock(); },
+                     [] {
+                       for (Turns* t : registry()) {
+                         if (t->mutex_.try_lock()) {
+                           t->mutex_.unlock();
+                           continue;
+                         }
+                         t->forked_busy_ = true;  // held by a thread of the parent
+                         new (&t->mutex_) std::mutex();
+                       }
+                       registry_mutex().unlock();
+                     });
+      return true;
+    }();
+    (void)once;
+  }
+
+  std::mutex mutex_;
+  bool forked_busy_ = false;
+};
+
+// The learning rate's bounds, as the command's --lr has them.
+void check_rate(double lr) {
+  if (!(lr > 0 && lr <= 1e30)) {
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", lr);
+    throw Error(std::string("the learning rate must be a positive number of at most 1e30, not ") + shown);
+  }
+}
 
 std::vector<int64_t> dims(const Shape& s) { return s.dims(); }
 
@@ -71,7 +149,7 @@ struct Model::Impl {
   LoweredModel lowered;
   std::string name;
   std::vector<Declaration> inputs, labels, params, outputs, consts;
-  std::mutex mutex;  // kernel calls and the context take turns
+  Turns mutex;  // kernel calls and the context take turns
   std::optional<driver::ModelKernels> kernels, eval_kernels;
   runtime::TrainModel train_model;
 
@@ -311,7 +389,7 @@ double Model::grad(const ArrayMap& params, const ArrayMap& data, ArrayMap& grads
 double Model::step(ArrayMap& params, const ArrayMap& data, double lr) {
   Impl& m = *impl_;
   m.need_loss("there is nothing to train");
-  if (!std::isfinite(lr) || lr <= 0) throw Error("the learning rate must be a positive finite number");
+  check_rate(lr);
   std::vector<Array> storage;
   const runtime::TrainData d = m.data_of(data, true, storage);
   std::lock_guard lock(m.mutex);
@@ -329,7 +407,7 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
   if (m.lowered.params.empty()) throw Error("model '" + m.name + "' has no params: there is nothing to train");
   if (config.epochs < 1) throw Error("the number of epochs must be at least 1");
   if (config.batch < 1) throw Error("the batch size must be at least 1");
-  if (!std::isfinite(config.lr) || config.lr <= 0) throw Error("the learning rate must be a positive finite number");
+  check_rate(config.lr);
   if (!std::isfinite(config.weight_decay) || config.weight_decay < 0)
     throw Error("the weight decay must be a non-negative finite number");
   if (!(config.momentum >= 0 && config.momentum <= 1)) throw Error("the momentum coefficient must be in [0, 1]");
@@ -365,11 +443,16 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
     // that it may evaluate them with this model.
     for (const auto& [name, a] : p) params[name] = a;
     struct Unlocked {
-      std::unique_lock<std::mutex>& l;
-      explicit Unlocked(std::unique_lock<std::mutex>& held) : l(held) { l.unlock(); }
+      std::unique_lock<Turns>& l;
+      explicit Unlocked(std::unique_lock<Turns>& held) : l(held) { l.unlock(); }
       ~Unlocked() { l.lock(); }
     } unlocked(lock);
-    return callbacks.on_epoch(st);
+    const bool go_on = callbacks.on_epoch(st);
+    // What the callback wrote into `params` trains on: copied into the
+    // training's arrays in place (the training holds pointers into them).
+    const ArrayMap now = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
+    for (auto& [name, a] : p) std::memcpy(a.bytes(), now.at(name).bytes(), static_cast<size_t>(a.size()) * (a.dtype == DType::F32 ? 4 : 8));
+    return go_on;
   };
   m.compiled();
   if (v) m.compile_eval();
@@ -422,7 +505,7 @@ void Model::step(const void* const* inputs, const void* const* labels, void* con
   Impl& m = *impl_;
   m.need_loss("there is nothing to train");
   if (n < 1) throw Error("a batch needs at least one sample");
-  if (!std::isfinite(lr) || lr <= 0) throw Error("the learning rate must be a positive finite number");
+  check_rate(lr);
   m.check_labels(labels, n);
   std::lock_guard lock(m.mutex);
   driver::ModelKernels& k = m.compiled();

@@ -140,7 +140,8 @@ public:
   // hear every step and epoch and may stop training (params keep what the
   // finished steps made). While on_epoch runs, `params` hold that epoch's
   // values and the callback may call this model (forward, loss, ...);
-  // changing `params` there does not change training. Throws Error when the
+  // values it writes into `params` train on from there (an array of the
+  // wrong shape or values the dtype cannot hold: Error). Throws Error when the
   // loss or a gradient stops being finite (params as they were before
   // training).
   std::vector<EpochStats> train(ArrayMap& params, const ArrayMap& data, const TrainConfig& config,

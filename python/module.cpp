@@ -535,7 +535,11 @@ public:
       if (callback.is_none()) return true;
       try {
         py::object r = callback(e.epoch, metrics);
-        return r.is_none() || as<bool>(r, "the callback's result", "True, False or None");
+        const bool go_on = r.is_none() || as<bool>(r, "the callback's result", "True, False or None");
+        // What the callback wrote into the caller's arrays trains on
+        // (Model::train takes it from `p`).
+        copy_in(targets, p, t);
+        return go_on;
       } catch (py::error_already_set& err) {
         failure = std::move(err);
         return false;
@@ -565,6 +569,14 @@ public:
     copy_back(p, targets, t);
     if (failure) throw *failure;
     return history;
+  }
+
+  // The caller's arrays (checked by `writable`) into `p`.
+  void copy_in(std::vector<py::array>& targets, ArrayMap& p, DType t) const {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      Array& a = p.at(m_.params()[i].name);
+      std::memcpy(a.bytes(), targets[i].data(), static_cast<size_t>(a.size()) * (t == DType::F32 ? 4 : 8));
+    }
   }
 
   // Each param of `p` into the caller's array (checked by `writable`).

@@ -33,6 +33,26 @@ void* Workspace::get(int64_t bytes) {
   return data_;
 }
 
+int64_t Workspace::size_after(int64_t bytes) const {
+  return bytes > size_ ? line_aligned(bytes, 1) : size_;
+}
+
+std::vector<void*> reserve_workspaces(std::vector<Workspace>& spaces, int parts,
+                                      const std::function<int64_t(int)>& bytes_of, uint64_t other_bytes) {
+  if (spaces.size() < static_cast<size_t>(parts)) spaces.resize(static_cast<size_t>(parts));
+  std::vector<int64_t> bytes(static_cast<size_t>(parts));
+  uint64_t total = other_bytes;
+  for (int t = 0; t < parts; ++t) {
+    bytes[static_cast<size_t>(t)] = bytes_of(t);
+    const uint64_t after = static_cast<uint64_t>(spaces[static_cast<size_t>(t)].size_after(bytes[static_cast<size_t>(t)]));
+    total = after > UINT64_MAX - total ? UINT64_MAX : total + after;
+  }
+  if (parts > 1) check_memory("the workspace of the kernel on " + std::to_string(parts) + " threads", total);
+  std::vector<void*> r;
+  for (int t = 0; t < parts; ++t) r.push_back(spaces[static_cast<size_t>(t)].get(bytes[static_cast<size_t>(t)]));
+  return r;
+}
+
 Workspace::~Workspace() { release_values(data_, static_cast<size_t>(size_)); }
 
 Workspace& Workspace::operator=(Workspace&& other) noexcept {
@@ -108,11 +128,13 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
   if (!forward_) throw std::logic_error("no forward kernel was compiled (the model has no output)");
   const int parts = split(n);
   last_threads_ = parts;
+  const std::vector<void*> spaces = reserve_workspaces(
+      workspaces_, parts, [&](int t) { return forward_ws_(n * (t + 1) / parts - n * t / parts); });
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
     const auto out = offset(outputs, sizes_.outputs, first, sizes_.elem_bytes);
-    void* ws = workspaces_[static_cast<size_t>(t)].get(forward_ws_(count));
+    void* ws = spaces[static_cast<size_t>(t)];
     if (parts == 1 && threads_ > 1 && forward_par_)
       par_call(ParKind::Forward, count, [&](const codegen::ParallelRunner* par) {
         forward_par_(in.data(), params.data(), out.data(), count, ws, par);
@@ -129,12 +151,18 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   const int parts = grad_par_ && n / threads_ < kSharesFrom ? 1 : split(n);
   last_threads_ = parts;
   const int eb = sizes_.elem_bytes;
+  // Each extra share's loss and gradient, allocated here with the workspaces.
+  const uint64_t partial_bytes = product_bytes(static_cast<uint64_t>(parts - 1),
+                                               product_bytes(static_cast<uint64_t>(partial_elems_), static_cast<uint64_t>(eb)));
+  const std::vector<void*> spaces = reserve_workspaces(
+      workspaces_, parts, [&](int t) { return grad_ws_(n * (t + 1) / parts - n * t / parts); }, partial_bytes);
   partial_.resize(static_cast<size_t>(parts));
+  for (int t = 1; t < parts; ++t) partial_[static_cast<size_t>(t)].resize(static_cast<size_t>(partial_elems_ * eb));
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, eb);
     const auto lab = offset(labels, sizes_.labels, first, eb);
-    void* ws = workspaces_[static_cast<size_t>(t)].get(grad_ws_(count));
+    void* ws = spaces[static_cast<size_t>(t)];
     if (t == 0) {
       if (parts == 1 && threads_ > 1 && grad_par_)
         par_call(ParKind::Grad, count, [&](const codegen::ParallelRunner* par) {
@@ -145,7 +173,6 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
       return;
     }
     AlignedVector<char>& mine = partial_[static_cast<size_t>(t)];
-    mine.resize(static_cast<size_t>(partial_elems_ * eb));
     std::vector<void*> g;
     for (size_t a = 1; a < partial_at_.size(); ++a) g.push_back(mine.data() + partial_at_[a] * eb);
     grad_(in.data(), lab.data(), params.data(), mine.data(), g.data(), count, ws);

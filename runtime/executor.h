@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <utility>
@@ -34,11 +35,22 @@ public:
   ~Workspace();
 
   void* get(int64_t bytes);
+  // The bytes it holds once get(bytes) has run.
+  int64_t size_after(int64_t bytes) const;
 
 private:
   void* data_ = nullptr;
   int64_t size_ = 0;
 };
+
+// The workspaces of a call split in `parts` (part t needing bytes_of(t)),
+// grown on the calling thread before any part runs, their total (with
+// `other_bytes` more that the call allocates beside them) checked against
+// the memory budget at once: P threads' workspaces are P times one, and a
+// worker thread never allocates (an exception there could not reach the
+// caller). Returns each part's workspace.
+std::vector<void*> reserve_workspaces(std::vector<Workspace>& spaces, int parts,
+                                      const std::function<int64_t(int)>& bytes_of, uint64_t other_bytes = 0);
 
 struct ArgSizes {
   std::vector<int64_t> inputs, labels, params, outputs;  // elements per sample (params: total)

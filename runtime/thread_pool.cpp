@@ -63,8 +63,21 @@ void ThreadPool::run(int parts, const std::function<void(int)>& body) {
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  body(0);
+  // The workers use `body` until they are done: wait for them even when
+  // the caller's part throws.
+  std::exception_ptr error;
+  try {
+    body(0);
+  } catch (...) {
+    error = std::current_exception();
+  }
   while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error) error = worker_error_;
+    worker_error_ = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::work(int id) {
@@ -82,7 +95,12 @@ void ThreadPool::work(int id) {
     const bool mine = id < parts_;
     lock.unlock();
     if (mine) {
-      (*job)(id);
+      try {
+        (*job)(id);
+      } catch (...) {
+        std::lock_guard<std::mutex> guard(mutex_);
+        if (!worker_error_) worker_error_ = std::current_exception();
+      }
       pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }

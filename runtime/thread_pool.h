@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -26,6 +27,8 @@ public:
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // body(0) here, body(1..parts-1) on workers; parts <= workers + 1.
+  // Returns when every part has; an exception a part throws (the caller's
+  // first) is thrown here then, the others dropped.
   void run(int parts, const std::function<void(int)>& body);
 
 private:
@@ -41,6 +44,7 @@ private:
   int parts_ = 0;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
+  std::exception_ptr worker_error_;  // a worker's part's exception, under mutex_
   bool stop_ = false;
 };
 

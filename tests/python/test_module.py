@@ -415,6 +415,79 @@ def test_train_callback_sees_the_epochs_params_and_may_use_the_model():
     assert np.array_equal(at_epoch[-1][1], p["W1"]) and at_epoch[-1][0] == m.loss(p, d)
 
 
+def test_what_a_train_callback_writes_into_the_params_trains_on():
+    m = nabla.compile(XOR, dtype="float64")
+    d = xor_data(8)
+
+    def run(write):
+        p = m.init(seed=4)
+
+        def callback(epoch, metrics):
+            if write and epoch == 1:
+                p["b2"][...] = 30.0  # saturates the sigmoid: the points labeled 0 cost ~30
+            if write and epoch == 3:
+                p["W2"][...] = 7.0
+
+        history = m.train(p, d, epochs=3, batch=8, lr=0.1, seed=1, callback=callback)
+        return [h["loss"] for h in history], p
+
+    plain, _ = run(False)
+    written, p = run(True)
+    assert written[0] == plain[0] and plain[1] < 2 and written[1] > 10
+    assert np.array_equal(p["W2"], np.full((1, 4), 7.0))  # the last callback's write is kept
+
+
+def test_step_refuses_a_learning_rate_the_command_refuses():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=4), xor_data(2)
+    before = {k: v.copy() for k, v in p.items()}
+    with pytest.raises(nabla.NablaError, match="at most 1e30"):
+        m.step(p, d, lr=1e300)
+    assert all(np.array_equal(p[k], before[k]) for k in p)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_model_busy_in_another_thread_at_the_fork_is_an_error_in_the_child():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=4), xor_data(2)
+    # A Python thread trains in a loop, the GIL released and the model's
+    # lock held but between calls: the fork lands inside a call almost
+    # surely. The child's call on the model must answer either way: the
+    # loss, or the error that the model was busy.
+    inside, stop = threading.Event(), threading.Event()
+
+    def train():
+        inside.set()
+        while not stop.is_set():
+            m.train({k: v.copy() for k, v in p.items()}, xor_data(512), epochs=1, batch=4, lr=0.01)
+
+    t = threading.Thread(target=train)
+    t.start()
+    inside.wait()
+    time.sleep(0.2)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        signal.alarm(20)
+        try:
+            try:
+                m.loss(p, d)
+                os.write(w, b"ok")
+            except nabla.NablaError as e:
+                os.write(w, b"error: " + str(e).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    stop.set()
+    t.join()
+    answer = os.read(r, 1000).decode()
+    os.close(r)
+    assert os.WIFEXITED(status), "the child hung (SIGALRM) or crashed"
+    assert answer == "ok" or ("forked" in answer), answer
+
+
 def test_train_that_diverges_leaves_params_as_they_were():
     m = nabla.compile_string("model lin\ninput x : [2]\nlabel y : [1]\nparam W : [1, 2]\n"
                              "output p = W @ x\nloss mse(y, p)\n", dtype="float64")
@@ -422,9 +495,9 @@ def test_train_that_diverges_leaves_params_as_they_were():
     d = {"x": np.ones((4, 2)), "y": np.zeros((4, 1))}
     seen = []
     with pytest.raises(nabla.NablaError, match="finite"):
-        # W grows by ~1e200 a step: the loss overflows in the second epoch,
-        # after a callback has seen the first epoch's params
-        m.train(p, d, epochs=5, batch=4, lr=1e200, callback=lambda e, met: seen.append(p["W"].copy()) is None)
+        # W grows ~1e30-fold a step (one step an epoch): the loss overflows
+        # in the sixth epoch, after callbacks have seen the earlier params
+        m.train(p, d, epochs=10, batch=4, lr=1e30, callback=lambda e, met: seen.append(p["W"].copy()) is None)
     assert len(seen) >= 1 and not np.array_equal(seen[0], [[1.0, 2.0]])
     assert np.array_equal(p["W"], [[1.0, 2.0]])
 

@@ -4,9 +4,14 @@
 // arrays untouched, training with callbacks, gradcheck, and printing.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "driver/arrays.h"
 #include "driver/kernels.h"
@@ -211,6 +216,7 @@ TEST(Library, BadArraysAreErrorsThatChangeNothing) {
   EXPECT_THROW(m.loss(params, unequal), Error);
   EXPECT_THROW(m.step(params, xor_data(1), NAN), Error);
   EXPECT_THROW(m.step(params, xor_data(1), -1), Error);
+  EXPECT_THROW(m.step(params, xor_data(1), 1e31), Error);  // as the command's --lr
   for (const auto& [name, p] : params) EXPECT_EQ(p.f64, before.at(name).f64) << name;
   EXPECT_THROW(m.gradient_program({"nope"}), Error);
   EXPECT_THROW(m.gradient_program({}, true, "html"), Error);
@@ -241,6 +247,90 @@ TEST(Library, EpochCallbackSeesParamsAndMayCallTheModel) {
   EXPECT_NE(w1[1], w1[0]);
   EXPECT_EQ(w1[2], values(params.at("W1")));
   EXPECT_EQ(losses[2], m.loss(params, data));
+}
+
+// What on_epoch writes into the params trains on, and the params train
+// returns are what the training left after the last callback.
+TEST(Library, ParamsAnEpochCallbackWritesTrainOn) {
+  Model m = Model::parse(kXor, f64());
+  const ArrayMap data = xor_data(4);
+  TrainConfig config;
+  config.epochs = 3;
+  config.batch = 8;
+  config.lr = 0.1;
+  auto run = [&](bool write) {
+    ArrayMap params = m.init(2);
+    TrainCallbacks cb;
+    cb.on_epoch = [&](const EpochStats& e) {
+      // b2 = 30 saturates the sigmoid: the half of the points labeled 0
+      // cost about 30 each in the next epoch.
+      if (write && e.epoch == 1) std::fill(params.at("b2").f64.begin(), params.at("b2").f64.end(), 30.0);
+      if (write && e.epoch == 3) std::fill(params.at("W2").f64.begin(), params.at("W2").f64.end(), 7.0);
+      return true;
+    };
+    const std::vector<EpochStats> epochs = m.train(params, data, config, nullptr, cb);
+    return std::make_pair(epochs, params);
+  };
+  const auto [plain, plain_params] = run(false);
+  const auto [written, written_params] = run(true);
+  ASSERT_EQ(written.size(), 3u);
+  EXPECT_EQ(written[0].loss, plain[0].loss);
+  EXPECT_LT(plain[1].loss, 2.0);
+  EXPECT_GT(written[1].loss, 10.0) << "the write of b2 after epoch 1 did not train on";
+  EXPECT_EQ(values(written_params.at("W2")), std::vector<double>(4, 7.0));
+  // A param of the wrong shape written there is an error.
+  ArrayMap params = m.init(2);
+  TrainCallbacks cb;
+  cb.on_epoch = [&](const EpochStats&) {
+    params["W1"] = Array::zeros({3, 3}, DType::F64);
+    return true;
+  };
+  EXPECT_THROW(m.train(params, data, config, nullptr, cb), Error);
+}
+
+// A model whose call is running on another thread when the process forks
+// is an error in the child (its lock's holder is not there), not a hang; a
+// model free at the fork works there.
+TEST(Library, AModelBusyAtAForkIsAnErrorInTheChild) {
+  Model busy = Model::parse(kXor, f64()), free_model = Model::parse(kXor, f64());
+  const ArrayMap data = xor_data(4);
+  ArrayMap busy_params = busy.init(1);
+  const ArrayMap params = free_model.init(1);
+  const double want = free_model.loss(params, data);
+  std::atomic<int> stage{0};  // 1: the training is inside a step; 2: forked
+  TrainConfig config;
+  config.epochs = 1;
+  config.batch = 4;
+  config.lr = 0.1;
+  TrainCallbacks cb;
+  cb.on_step = [&](const runtime::StepProgress&) {  // under the model's lock
+    if (stage.load() != 0) return;
+    stage.store(1);
+    while (stage.load() != 2) std::this_thread::yield();
+  };
+  std::thread training([&] { busy.train(busy_params, data, config, nullptr, cb); });
+  while (stage.load() != 1) std::this_thread::yield();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::alarm(20);  // a hang ends as SIGALRM
+    int code = 0;
+    try {
+      busy.loss(busy_params, data);
+      code = 1;  // no error
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("forked") == std::string::npos) code = 2;
+    }
+    if (code == 0 && free_model.loss(params, data) != want) code = 3;
+    ::_exit(code);
+  }
+  stage.store(2);
+  training.join();
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed (status " << status << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no error, 2: another error, 3: the free model's loss differed";
+  EXPECT_EQ(busy.loss(busy_params, data), busy.loss(busy_params, data));  // the parent's model still works
 }
 
 TEST(Library, TrainsWithCallbacksAndStops) {
