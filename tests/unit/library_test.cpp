@@ -18,6 +18,7 @@
 #include "driver/nabla.h"
 #include "driver/reference.h"
 #include "frontend/lower.h"
+#include "memory_limit.h"
 
 namespace nabla {
 namespace {
@@ -331,6 +332,32 @@ TEST(Library, AModelBusyAtAForkIsAnErrorInTheChild) {
   ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed (status " << status << ")";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "1: no error, 2: another error, 3: the free model's loss differed";
   EXPECT_EQ(busy.loss(busy_params, data), busy.loss(busy_params, data));  // the parent's model still works
+}
+
+// A batch split over the threads whose workspaces exceed the memory
+// budget, each or only together: a ResourceError from the call (a worker's
+// exception used to end the process), nothing allocated.
+TEST(Library, WorkspacesOverTheBudgetOnThreadsAreAnError) {
+  if (runtime::hardware_threads() < 2) GTEST_SKIP() << "one core: the batch is not split";
+  Model m = Model::parse(R"(model wide
+input x : [1]
+param W1 : [20000, 1] init he_normal
+param W2 : [1, 20000] init xavier_uniform
+output o = W2 @ relu(W1 @ x)
+)", f64());
+  const ArrayMap params = m.init(1);
+  const int64_t n = 4096;  // 160 KB of workspace a sample in f64: 655 MB, 328 MB a thread
+  ArrayMap data{{"x", Array::zeros({n, 1}, DType::F64)}};
+  for (const char* limit : {"100M", "500M"}) {  // each over it; only the two together
+    test::MemoryLimit budget(limit);
+    try {
+      m.forward(params, data);
+      FAIL() << "no error under " << limit;
+    } catch (const ResourceError& e) {
+      EXPECT_NE(std::string(e.what()).find("memory budget"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(m.forward(params, data).at("o").size(), n);  // without the limit
 }
 
 TEST(Library, TrainsWithCallbacksAndStops) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <sstream>
 
+#include "memory_limit.h"
 #include "runtime/budget.h"
 #include "runtime/npz.h"
 
@@ -73,22 +74,7 @@ bool same_arrays(const ArrayMap& a, const ArrayMap& b) {
   return true;
 }
 
-// Sets NABLA_MEMORY_LIMIT for the scope of a test, then restores it.
-class MemoryLimit {
-public:
-  explicit MemoryLimit(const char* limit) {
-    if (const char* old = std::getenv("NABLA_MEMORY_LIMIT")) had_ = true, old_ = old;
-    ::setenv("NABLA_MEMORY_LIMIT", limit, 1);
-  }
-  ~MemoryLimit() {
-    if (had_) ::setenv("NABLA_MEMORY_LIMIT", old_.c_str(), 1);
-    else ::unsetenv("NABLA_MEMORY_LIMIT");
-  }
-
-private:
-  bool had_ = false;
-  std::string old_;
-};
+using test::MemoryLimit;
 
 // ---------------------------------------------------------------------------
 // Archives written by hand, so a test can make any field lie

@@ -1,9 +1,17 @@
 // runtime/pool_choice.h: the faster of the pool and the caller alone is
 // kept, the other tried again now and then, and a trial's first call (the
-// caches changing hands) does not count.
+// caches changing hands) does not count. runtime/thread_pool.h: a part's
+// exception reaches the caller.
 #include "runtime/pool_choice.h"
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "runtime/thread_pool.h"
 
 namespace {
 
@@ -63,6 +71,34 @@ TEST(PoolChoice, ATieKeepsThePool) {
   PoolChoice c;
   drive(c, 2 * PoolChoice::kBlock, 1.0, 1.0);
   EXPECT_TRUE(c.kept_pool());
+}
+
+}  // namespace
+
+namespace {
+
+// An exception thrown by a worker's part, or by the caller's, is thrown by
+// run() once every part has returned (a worker's used to end the process);
+// the pool works on after it.
+TEST(ThreadPool, APartsExceptionReachesTheCallerAfterEveryPart) {
+  nabla::runtime::ThreadPool pool(3);
+  for (int thrower : {0, 1, 3}) {
+    std::atomic<int> done{0};
+    try {
+      pool.run(4, [&](int part) {
+        if (part == thrower) throw std::runtime_error("part " + std::to_string(part));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // still running as the thrower throws
+        done.fetch_add(1);
+      });
+      FAIL() << "no exception from part " << thrower;
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()), "part " + std::to_string(thrower));
+    }
+    EXPECT_EQ(done.load(), 3) << "run() returned before the other parts ended";
+  }
+  std::atomic<int> parts{0};
+  pool.run(4, [&](int) { parts.fetch_add(1); });
+  EXPECT_EQ(parts.load(), 4);
 }
 
 }  // namespace
