@@ -68,13 +68,29 @@ std::string resolve_links(const std::string& path) {
   fail(path, "too many levels of symbolic links");
 }
 
-// The temporaries `path.tmp.PID` that killed writers left (a process that
-// no longer exists): removed before a new one is made, so they do not pile
-// up beside the output.
+// The name of the temporary a write of `path` goes through, less its PID:
+// `NAME.tmp.` beside it, NAME cut so that the whole stays within the 255
+// bytes a file name may have (a 251-byte NAME is a valid output).
+std::string temporary_base(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string base = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  constexpr size_t kRoom = 255 - 5 - 10;  // ".tmp." and a PID's digits
+  if (base.size() > kRoom) base.resize(kRoom);
+  return base + ".tmp.";
+}
+
+std::string temporary_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + temporary_base(path) +
+         std::to_string(::getpid());
+}
+
+// The temporaries that killed writers left (a process that no longer
+// exists): removed before a new one is made, so they do not pile up beside
+// the output.
 void remove_stale_temporaries(const std::string& path) {
   const std::string folder = folder_of(path);
-  const size_t slash = path.find_last_of('/');
-  const std::string prefix = path.substr(slash == std::string::npos ? 0 : slash + 1) + ".tmp.";
+  const std::string prefix = temporary_base(path);
   DIR* dir = ::opendir(folder.c_str());
   if (!dir) return;
   while (const dirent* e = ::readdir(dir)) {
@@ -92,7 +108,7 @@ void remove_stale_temporaries(const std::string& path) {
 // A regular file: a temporary beside it, fsync, rename over it.
 void write_atomically(const std::string& path, std::string_view bytes, mode_t mode) {
   remove_stale_temporaries(path);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_of(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) fail(path, std::strerror(errno));
   bool ok = write_all(fd, bytes) && ::fsync(fd) == 0;
@@ -103,6 +119,21 @@ void write_atomically(const std::string& path, std::string_view bytes, mode_t mo
     ::unlink(tmp.c_str());
     fail(path, std::strerror(saved));
   }
+}
+
+// Makes and removes the temporary a write of `path` (a regular file, or a
+// new one) would go through, so that a folder that takes no new file (a
+// read-only file system, /proc, /sys) is refused before any work is spent,
+// not after an epoch of training.
+void probe_temporary(const std::string& path) {
+  const std::string tmp = temporary_of(resolve_links(path));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return;  // this process's own, being written
+    fail(path, std::strerror(errno));
+  }
+  ::close(fd);
+  ::unlink(tmp.c_str());
 }
 
 }  // namespace
@@ -117,6 +148,7 @@ void check_output(const std::string& path, const std::vector<std::string>& input
     const std::string folder = folder_of(resolve_links(path));
     if (::stat(folder.c_str(), &dir) != 0) fail(path, "folder '" + folder + "': " + std::strerror(errno));
     if (!S_ISDIR(dir.st_mode)) fail(path, "'" + folder + "' is not a folder");
+    probe_temporary(path);
     return;
   }
   if (S_ISDIR(out.st_mode)) fail(path, "it is a folder");
@@ -129,6 +161,7 @@ void check_output(const std::string& path, const std::vector<std::string>& input
     if (in.st_dev == out.st_dev && in.st_ino == out.st_ino)
       fail(path, "it is the input '" + input + "' (an output never overwrites what the command reads)");
   }
+  if (S_ISREG(out.st_mode)) probe_temporary(path);
 }
 
 void write_output(const std::string& path, std::string_view bytes, const std::vector<std::string>& inputs) {

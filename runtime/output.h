@@ -6,7 +6,8 @@
 //   contents stay whole until the new ones are complete. A symbolic link is
 //   followed: the file it points to is replaced (or made, when the link
 //   dangles), the link stays. Temporaries a killed writer left beside the
-//   output (`NAME.tmp.PID` of a process that is gone) are removed.
+//   output (`NAME.tmp.PID` of a process that is gone; NAME cut to leave room
+//   in a 255-byte file name) are removed.
 // - An existing file the user may not write (read-only, another user's) is
 //   refused, as a shell's `>` refuses it, though the folder would allow the
 //   rename.
@@ -32,8 +33,9 @@ public:
 };
 
 // Refuses `path` as an output before any work is spent: a folder, a file that
-// is one of `inputs`, or a name whose folder does not exist. Throws
-// OutputError.
+// is one of `inputs`, a name whose folder does not exist, or a folder where
+// the temporary cannot be made (made and removed to find out: a read-only
+// file system, /proc). Throws OutputError.
 void check_output(const std::string& path, const std::vector<std::string>& inputs);
 
 // Writes `bytes` to `path` as described above (check_output included).
