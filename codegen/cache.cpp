@@ -56,7 +56,11 @@ std::string entry_path(const std::string& dir, const std::string& key) { return 
 std::string default_cache_dir() {
   if (const char* d = std::getenv("NABLA_CACHE_DIR"); d && *d) return d;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/nabla";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/nabla";
+  // A home that is not there ("/nonexistent", a system user's) means no
+  // cache, not a tree made from the root.
+  std::error_code ec;
+  if (const char* h = std::getenv("HOME"); h && *h && std::filesystem::is_directory(h, ec))
+    return std::string(h) + "/.cache/nabla";
   return "";
 }
 

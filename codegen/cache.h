@@ -16,7 +16,8 @@
 
 namespace nabla::codegen {
 
-// The default cache directory ("" when no location can be found).
+// The default cache directory ("" when no location can be found: no
+// variable names one and $HOME is not an existing folder).
 std::string default_cache_dir();
 
 // Where the build left the shared GEMM support objects it compiled for the

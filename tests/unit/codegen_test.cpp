@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "driver/gradient.h"
@@ -1125,6 +1126,32 @@ TEST(Codegen, ExpF32Edges) {
       EXPECT_LE(std::fabs(out[i] - want), 2 * ulp) << "exp(" << in[i] << ")";
     }
   }
+}
+
+// The default cache: $NABLA_CACHE_DIR, $XDG_CACHE_HOME/nabla, ~/.cache/nabla,
+// or none when $HOME is not an existing folder (a system user's
+// "/nonexistent": the cache made that tree from the root).
+TEST(Codegen, DefaultCacheDirNeedsAnExistingHome) {
+  struct Saved {
+    std::vector<std::pair<std::string, std::optional<std::string>>> vars;
+    explicit Saved(std::initializer_list<const char*> names) {
+      for (const char* n : names) vars.emplace_back(n, std::getenv(n) ? std::optional<std::string>(std::getenv(n)) : std::nullopt);
+    }
+    ~Saved() {
+      for (const auto& [n, v] : vars) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
+    }
+  } saved{"NABLA_CACHE_DIR", "XDG_CACHE_HOME", "HOME"};
+  ::unsetenv("NABLA_CACHE_DIR");
+  ::unsetenv("XDG_CACHE_HOME");
+  const std::string home = std::filesystem::temp_directory_path();
+  ::setenv("HOME", home.c_str(), 1);
+  EXPECT_EQ(codegen::default_cache_dir(), home + "/.cache/nabla");
+  ::setenv("HOME", "/nonexistent-nabla-home", 1);
+  EXPECT_EQ(codegen::default_cache_dir(), "");
+  ::setenv("XDG_CACHE_HOME", "/somewhere", 1);
+  EXPECT_EQ(codegen::default_cache_dir(), "/somewhere/nabla");
+  ::setenv("NABLA_CACHE_DIR", "/else", 1);
+  EXPECT_EQ(codegen::default_cache_dir(), "/else");
 }
 
 TEST(Codegen, KernelCache) {
