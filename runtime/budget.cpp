@@ -12,14 +12,22 @@
 namespace nabla::runtime {
 namespace {
 
-// NABLA_MEMORY_LIMIT as bytes; 0 when unset or malformed.
+// NABLA_MEMORY_LIMIT as bytes; 0 when unset. A value that is not a
+// positive size is an error (ignored, it left the default in force with a
+// message that said nothing of it).
 uint64_t limit_from_env() {
   const char* text = std::getenv("NABLA_MEMORY_LIMIT");
   if (!text || !*text) return 0;
+  auto bad = [&]() -> uint64_t {
+    std::string shown;
+    for (const char* c = text; *c && shown.size() < 40; ++c) shown += (*c >= 0x20 && *c < 0x7f) ? *c : '?';
+    throw ResourceError("NABLA_MEMORY_LIMIT is '" + shown +
+                        "': not a memory budget (a positive number of bytes, or with a K, M, G or T suffix: 2G)");
+  };
   errno = 0;
   char* end = nullptr;
   const double value = std::strtod(text, &end);
-  if (errno != 0 || end == text || !std::isfinite(value) || value <= 0) return 0;
+  if (errno != 0 || end == text || !std::isfinite(value) || value <= 0) return bad();
   double scale = 1;
   switch (*end) {
     case 'K': case 'k': scale = 1e3; ++end; break;
@@ -29,7 +37,9 @@ uint64_t limit_from_env() {
     default: break;
   }
   if (*end == 'B' || *end == 'b') ++end;
-  if (*end != '\0') return 0;
+  while (*end == ' ' || *end == '\t') ++end;
+  if (*end != '\0') return bad();
+  if (value * scale < 1) return bad();
   const double bytes = value * scale;
   return bytes >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(bytes);
 }

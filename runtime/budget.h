@@ -20,8 +20,9 @@ public:
 };
 
 // The bytes one process may allocate for user-sized data: the environment's
-// NABLA_MEMORY_LIMIT (bytes, or with a K, M, G or T suffix: "2G") when set and
-// valid, else 80 % of the machine's physical memory.
+// NABLA_MEMORY_LIMIT (bytes, or with a K, M, G or T suffix: "2G") when set,
+// else 80 % of the machine's physical memory. Throws ResourceError when the
+// variable is set to anything but a positive size.
 uint64_t memory_budget();
 
 // "40 GB", "512 MB", "12 KB", "7 bytes" (decimal units, 3 significant digits).
