@@ -151,27 +151,39 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
     for (const auto& [k, v] : arrays) have += (have.empty() ? "" : ", ") + std::string(py::str(k));
     raise(what + " has no array '" + name + "' (it has: " + (have.empty() ? "none" : have) + ")");
   }
+  static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
+  // Not an array yet (a list, an object with __array__): NumPy makes one,
+  // and its exception, if any, is raised as it is (a MemoryError, the
+  // object's own error).
+  const py::array given = py::isinstance<py::array>(py::handle(obj)) ? py::reinterpret_borrow<py::array>(obj)
+                                                                      : py::array(numpy.attr("asarray")(py::handle(obj)));
   // Real numbers only: a cast would drop a complex array's imaginary parts
   // (with a warning that is easy to miss) and read strings as numbers.
-  py::array given = py::array::ensure(obj);
-  if (!given) {
-    PyErr_Clear();
-    raise("array '" + name + "' is not a numeric array");
-  }
   if (std::string("biuf").find(given.dtype().kind()) == std::string::npos)
     raise("array '" + name + "' has dtype " + std::string(py::str(given.dtype())) + ": the model computes with real numbers");
-  if (t == DType::F64) return py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(given);
+  // A copy in the model's dtype (any other dtype, or not C-contiguous) is
+  // counted against the memory budget first; NumPy failing to make it
+  // anyway is a MemoryError, not a word about the array.
+  const py::dtype want = t == DType::F64 ? py::dtype::of<double>() : py::dtype::of<float>();
+  const bool as_is = given.dtype().is(want) && (given.flags() & py::array::c_style) != 0;
+  const uint64_t copy_bytes = runtime::product_bytes(static_cast<uint64_t>(given.size()), t == DType::F64 ? 8 : 4);
+  if (!as_is) runtime::check_memory("array '" + name + "' as " + (t == DType::F64 ? "float64" : "float32"), copy_bytes);
+  auto converted = [&](py::array a) {
+    if (!a) throw ResourceError("array '" + name + "': NumPy could not make its copy as " +
+                                (t == DType::F64 ? "float64" : "float32") + " (" + runtime::byte_count(copy_bytes) + ")");
+    return a;
+  };
+  if (t == DType::F64) return converted(py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(given));
   // A wider float than the model's: a finite value beyond float32's range
   // would become an infinity without a word (the command refuses it too).
   // NumPy's own overflow warning is silenced: the error below says more.
   const bool wider = given.dtype().kind() == 'f' && given.dtype().itemsize() > 4;
-  if (!wider) return py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
-  static const py::handle numpy = py::module_::import("numpy").release();  // kept for the process
+  if (!wider) return converted(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given));
   py::object quiet = numpy.attr("errstate")(py::arg("over") = "ignore");
   quiet.attr("__enter__")();
   py::array_t<float> f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(given);
   quiet.attr("__exit__")(py::none(), py::none(), py::none());
-  if (!f) return f;
+  converted(f);
   const float* v = f.data();
   if (std::none_of(v, v + f.size(), [](float x) { return std::isinf(x); })) return f;
   // Some infinity: which were finite before (NumPy, in one pass, however many).

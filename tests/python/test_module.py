@@ -488,6 +488,24 @@ def test_a_model_busy_in_another_thread_at_the_fork_is_an_error_in_the_child():
     assert answer == "ok" or ("forked" in answer), answer
 
 
+def test_a_copy_over_the_memory_budget_is_a_memory_error_and_an_objects_error_is_its_own(monkeypatch):
+    m = nabla.compile(MLP, dtype="float32")
+    p = m.init(seed=1)
+    # 10**6 samples broadcast from one value: a 3.1 GB float32 copy
+    monkeypatch.setenv("NABLA_MEMORY_LIMIT", "2G")
+    with pytest.raises(MemoryError, match="array 'x' as float32 needs 3.14 GB"):
+        m.forward(p, {"x": np.broadcast_to(np.float32(0), (10**6, 784))})
+    monkeypatch.delenv("NABLA_MEMORY_LIMIT")
+
+    class Refuses:
+        def __array__(self, *args, **kwargs):
+            raise RuntimeError("not today")
+
+    with pytest.raises(RuntimeError, match="not today"):
+        m.forward(p, {"x": Refuses()})
+    assert m.forward(p, {"x": [[0.0] * 784]})["yhat"].shape == (1, 10)
+
+
 def test_train_that_diverges_leaves_params_as_they_were():
     m = nabla.compile_string("model lin\ninput x : [2]\nlabel y : [1]\nparam W : [1, 2]\n"
                              "output p = W @ x\nloss mse(y, p)\n", dtype="float64")
