@@ -1,5 +1,6 @@
 """nabla.lambdify (docs/python.md): compiled elementwise functions over
 broadcast NumPy arrays and their simplified partial derivatives."""
+import os
 import threading
 
 import numpy as np
@@ -200,3 +201,19 @@ def test_results_never_share_memory():
     del second
     fourth = f(x + 3)
     assert np.array_equal(fourth, 2 * x + 6) and np.array_equal(third, 2 * x + 4)
+
+
+def test_many_functions_share_one_pool_of_threads():
+    # Each lambdified function kept a pool of its own, cores - 1 threads for
+    # its life: 1,000 functions held 1,000 threads on 2 cores.
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc/self/task to count the threads")
+    x = np.linspace(-1, 1, 4 * 16384)
+    keep = [nabla.lambdify(f"tanh({k} * x)", ["x"], threads=2) for k in range(1, 41)]
+    before = threads()
+    for k, f in enumerate(keep, start=1):
+        assert np.allclose(f(x), np.tanh(k * x))
+    assert threads() <= before + os.cpu_count()
