@@ -262,8 +262,10 @@ int run_train(const TrainArgs& args, const GlobalOptions& global) {
   std::vector<runtime::Array> train_storage, val_storage;
   const runtime::TrainData train = training_data(args, m, dtype, comm, train_storage);
   std::optional<runtime::TrainData> val;
-  if (!args.val.empty())
+  if (!args.val.empty()) {
     val = driver::batch_data(runtime::read_npz(args.val), args.val, m, dtype, true, val_storage);
+    driver::require_finite(*val, args.val);
+  }
   // Params: from --params (resume), else by their init.
   const uint64_t seed = global.seed.value_or(0);
   runtime::ArrayMap params = args.params.empty()

@@ -44,6 +44,11 @@ runtime::TrainData batch_data(const runtime::ArrayMap& arrays, const std::string
 runtime::TrainData batch_data(runtime::ArrayMap&& arrays, const std::string& file, const LoweredModel& m,
                               runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
 
+// Validation data must be finite: a NaN or infinity in `d` (read from
+// `file`) throws runtime::NpzError naming the array and the sample (the
+// validation loss was printed as nan, the exit status 0).
+void require_finite(const runtime::TrainData& d, const std::string& file);
+
 // Whether `data` names shards: a glob pattern (`*`, `?` or `[`) rather
 // than one file (docs/distributed.md).
 bool is_shard_pattern(const std::string& data);

@@ -415,7 +415,11 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
   std::vector<Array> storage, val_storage;
   const runtime::TrainData d = m.data_of(data, true, storage);
   std::optional<runtime::TrainData> v;
-  if (val) v = checked([&] { return driver::batch_data(*val, "val", m.lowered, m.options.dtype, true, val_storage); });
+  if (val) v = checked([&] {
+    runtime::TrainData checked_val = driver::batch_data(*val, "val", m.lowered, m.options.dtype, true, val_storage);
+    driver::require_finite(checked_val, "val");
+    return checked_val;
+  });
   TrainConfig c = config;
   c.batch = std::min(c.batch, d.n);
   // Started by mpirun: one process of a data-parallel job (every process

@@ -506,6 +506,15 @@ def test_a_copy_over_the_memory_budget_is_a_memory_error_and_an_objects_error_is
     assert m.forward(p, {"x": [[0.0] * 784]})["yhat"].shape == (1, 10)
 
 
+def test_validation_data_that_is_not_finite_is_an_error():
+    m = nabla.compile(XOR, dtype="float64")
+    p, d = m.init(seed=4), xor_data(2)
+    val = xor_data(1)
+    val["x"][2, 1] = np.inf
+    with pytest.raises(nabla.NablaError, match="array 'x' is not finite at sample 2"):
+        m.train(p, d, epochs=1, batch=8, lr=0.1, val=val)
+
+
 def test_train_that_diverges_leaves_params_as_they_were():
     m = nabla.compile_string("model lin\ninput x : [2]\nlabel y : [1]\nparam W : [1, 2]\n"
                              "output p = W @ x\nloss mse(y, p)\n", dtype="float64")
