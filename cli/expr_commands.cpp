@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/pipeline.h"
 #include "driver/error.h"
 #include "driver/expression.h"
@@ -21,35 +22,34 @@ std::string format_value(double v) {
   return buf;
 }
 
-// "x=1.5,w=2" -> {x: 1.5, w: 2}; nullopt (with an error) when malformed.
-std::optional<std::map<std::string, double>> parse_point(const std::string& text) {
-  std::map<std::string, double> out;
+// "x=1.5,w=2" -> {x: 1.5, w: 2} in *out; "" or the error message.
+std::string parse_point(const std::string& text, std::map<std::string, double>* out) {
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    const size_t eq = item.find('=');
-    char* end = nullptr;
-    if (eq == std::string::npos || eq == 0) {
-      print_error(std::cerr, "--at takes NAME=VALUE pairs separated by commas, as in --at x=1.5,w=2; got '" + item + "'");
-      return std::nullopt;
-    }
-    const std::string name = item.substr(0, eq), value = item.substr(eq + 1);
-    const double v = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0') {
-      print_error(std::cerr, "--at " + name + ": '" + value + "' is not a number");
-      return std::nullopt;
-    }
-    // The same rule as --set: a point is finite (1e999 is not 'inf' by accident).
-    if (!std::isfinite(v)) {
-      print_error(std::cerr, "--at " + name + ": '" + value + "' is not a finite number");
-      return std::nullopt;
-    }
-    if (!out.emplace(name, v).second) {
-      print_error(std::cerr, "--at gives '" + name + "' twice");
-      return std::nullopt;
-    }
+    std::string name;
+    double v = 0;
+    if (const std::string why = parse_name_value(item, "--at", &name, &v); !why.empty()) return why;
+    if (!out->emplace(name, v).second) return "'" + name + "' is given twice";
   }
-  return out;
+  return "";
+}
+
+// --at's check (a usage error, exit 2).
+CLI::Validator point_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::map<std::string, double> point;
+        return parse_point(text, &point);
+      },
+      "NAME=VALUE,...");
+}
+
+// The point of --at (point_value() checked it).
+std::map<std::string, double> point_of(const std::string& text) {
+  std::map<std::string, double> point;
+  parse_point(text, &point);
+  return point;
 }
 
 std::vector<std::string> split_names(const std::string& text) {
@@ -92,10 +92,9 @@ int run_eval(const ExprArgs& a) {
   ir::Context ctx;
   auto s = setup(a.expr, ctx, {});
   if (!s) return kExitUserError;
-  auto point = parse_point(a.at);
-  if (!point) return kExitUserError;
+  const std::map<std::string, double> point = point_of(a.at);
   const ir::Node* root = s->lowered.root;
-  auto v = evaluate_at(std::span<const ir::Node* const>(&root, 1), *point);
+  auto v = evaluate_at(std::span<const ir::Node* const>(&root, 1), point);
   if (!v) return kExitUserError;
   std::cout << format_value((*v)[0]) << "\n";
   return kExitOk;
@@ -133,9 +132,7 @@ int run_diff(const ExprArgs& a) {
     roots.push_back(d.value);
   }
   if (!a.at.empty()) {
-    auto point = parse_point(a.at);
-    if (!point) return kExitUserError;
-    auto values = evaluate_at(roots, *point);
+    auto values = evaluate_at(roots, point_of(a.at));
     if (!values) return kExitUserError;
     for (size_t i = 0; i < roots.size(); ++i) std::cout << labels[i] << " " << format_value((*values)[i]) << "\n";
     return kExitOk;
@@ -151,7 +148,7 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
 
   auto* eval = app.add_subcommand("eval", "Print the value of an expression at a point (f64, %.17g)");
   eval->add_option("-e,--expr", args->expr, "the expression")->required();
-  eval->add_option("--at", args->at, "the point, as x=1.5,w=2")->required();
+  eval->add_option("--at", args->at, "the point, as x=1.5,w=2")->required()->check(point_value());
   eval->callback([args, &action] { action = [args] { return run_eval(*args); }; });
 
   auto* simp = app.add_subcommand("simplify", "Print the simplified expression");
@@ -164,7 +161,7 @@ void add_expression_commands(CLI::App& app, const GlobalOptions& global, Action&
   auto* expr_opt = diff->add_option("-e,--expr", args->expr, "the expression");
   model_opt->excludes(expr_opt);
   diff->add_option("--wrt", args->wrt, "the variables (as x,w) or, for a model, params (default: all)");
-  diff->add_option("--at", args->at, "print the derivatives' values at this point, as x=1.5,w=2");
+  diff->add_option("--at", args->at, "print the derivatives' values at this point, as x=1.5,w=2")->check(point_value());
   diff->add_flag("--no-simplify", args->no_simplify, "print the derivative as differentiated");
   diff->add_option("--order", args->order, "1 (default) or 2: the second derivative along the first --wrt variable")
       ->check(CLI::Range(1, 2));

@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", global.threads, "Threads to run kernels on (default: all cores)")
       ->check(positive_integer("thread count", nabla::runtime::kMaxThreads));
   app.add_option("--set", global.set, "Override a const: --set NAME=VALUE (repeatable)")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->check(set_value());
   app.add_option("--seed", global.seed, "Seed for initialization and shuffling")->check(seed_value());
   app.add_flag("--no-cache", global.no_cache,
                "Compile kernels afresh, without reading or writing the kernel cache "

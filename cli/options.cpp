@@ -69,25 +69,42 @@ CLI::Validator number_in(const std::string& what, double lo, double hi, bool lo_
       "NUMBER");
 }
 
+// "NAME=VALUE" with a finite number: "" and *name, *value, or the error.
+std::string parse_name_value(const std::string& item, const std::string& option, std::string* name, double* value) {
+  const size_t eq = item.find('=');
+  *name = item.substr(0, eq);
+  const char* begin = eq == std::string::npos ? nullptr : item.data() + eq + 1;
+  const char* end = item.data() + item.size();
+  auto res = begin ? std::from_chars(begin, end, *value) : std::from_chars_result{end, std::errc::invalid_argument};
+  if (res.ec == std::errc::result_out_of_range && res.ptr == end) {
+    // As a number in a model: one that underflows rounds to zero or a
+    // subnormal; one that overflows is refused below.
+    *value = std::strtod(std::string(begin, end).c_str(), nullptr);
+    res.ec = std::errc();
+  }
+  if (eq == std::string::npos || name->empty() || res.ec != std::errc() || res.ptr != end || !std::isfinite(*value))
+    return "'" + item + "' is not NAME=VALUE with a finite number (as in " + option +
+           (option == "--set" ? " lambda=1e-3)" : " x=1.5,w=2: pairs separated by commas)");
+  return "";
+}
+
+CLI::Validator set_value() {
+  return CLI::Validator(
+      [](std::string& item) -> std::string {
+        std::string name;
+        double value = 0;
+        return parse_name_value(item, "--set", &name, &value);
+      },
+      "NAME=VALUE");
+}
+
 std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostream& err) {
   SemaOptions options;
   for (const std::string& item : global.set) {
-    const size_t eq = item.find('=');
-    const std::string name = item.substr(0, eq);
+    std::string name;
     double value = 0;
-    const char* begin = eq == std::string::npos ? nullptr : item.data() + eq + 1;
-    const char* end = item.data() + item.size();
-    auto res = begin ? std::from_chars(begin, end, value) : std::from_chars_result{end, std::errc::invalid_argument};
-    if (res.ec == std::errc::result_out_of_range && res.ptr == end) {
-      // As a number in a model: one that underflows rounds to zero or a
-      // subnormal; one that overflows is refused below.
-      value = std::strtod(std::string(begin, end).c_str(), nullptr);
-      res.ec = std::errc();
-    }
-    if (eq == std::string::npos || name.empty() || res.ec != std::errc() || res.ptr != end ||
-        !std::isfinite(value)) {
-      print_error(err, "--set takes NAME=VALUE with a finite number, as in --set lambda=1e-3; got '" +
-                           item + "'");
+    if (const std::string why = parse_name_value(item, "--set", &name, &value); !why.empty()) {
+      print_error(err, "--set: " + why);  // set_value() checked the option already
       return std::nullopt;
     }
     options.overrides[name] = value;  // the last one given wins, so a script may append overrides
