@@ -470,7 +470,8 @@ public:
 
   double loss(const py::object& params, const py::object& data) { return grad(params, data, py::none()).first; }
 
-  double step(const py::object& params_in, const py::object& data_in, double lr) {
+  double step(const py::object& params_in, const py::object& data_in, const py::object& lr_in) {
+    const double lr = as<double>(lr_in, "lr", "a number");
     const py::dict params = mapping(params_in, "params", true), data = mapping(data_in, "data");
     if (!m_.has_loss()) raise("model '" + m_.name() + "' has no loss: there is nothing to train");
     const DType t = m_.dtype();
@@ -500,9 +501,16 @@ public:
     return loss;
   }
 
-  py::list train(const py::object& params_in, const py::object& data_in, int epochs, int64_t batch, double lr,
-                 const std::string& optimizer, py::object val, uint64_t seed, double weight_decay,
-                 py::object callback) {
+  // The numbers as objects, converted here: a wrong one is a TypeError that
+  // says what it must be, not pybind11's list of signatures.
+  py::list train(const py::object& params_in, const py::object& data_in, const py::object& epochs_in,
+                 const py::object& batch_in, const py::object& lr_in, const std::string& optimizer, py::object val,
+                 const py::object& seed_in, const py::object& weight_decay_in, py::object callback) {
+    const int epochs = as<int>(epochs_in, "epochs", "an integer from 1 to 2**31 - 1");
+    const int64_t batch = as<int64_t>(batch_in, "batch", "an integer from 1 to 2**63 - 1");
+    const double lr = as<double>(lr_in, "lr", "a number");
+    const uint64_t seed = as<uint64_t>(seed_in, "seed", "an integer from 0 to 2**64 - 1");
+    const double weight_decay = as<double>(weight_decay_in, "weight_decay", "a number");
     const py::dict params = mapping(params_in, "params", true), data = mapping(data_in, "data");
     const DType t = m_.dtype();
     // Params are updated in place: each must be a writable C array of the dtype.

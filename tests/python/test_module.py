@@ -230,6 +230,10 @@ def test_bad_argument_values_say_what_is_expected():
         (lambda: nabla.lambdify("x", 5), "the names must be"),
         (lambda: m.train(p, d, epochs=1, batch=4, lr=0.1, callback=lambda e, s: ""),
          "the callback's result must be True, False or None"),
+        (lambda: m.train(p, d, epochs=1, batch=4, lr=0.1, seed=-3), "seed must be an integer from 0 to 2\\*\\*64 - 1, not -3"),
+        (lambda: m.train(p, d, epochs=2**31, batch=4, lr=0.1), "epochs must be an integer from 1 to 2\\*\\*31 - 1"),
+        (lambda: m.train(p, d, epochs=1.5, batch=4, lr=0.1), "epochs must be an integer .*, not 1.5"),
+        (lambda: m.step(p, d, lr="0.1"), "lr must be a number, not '0.1'"),
     ]
     for call, message in cases:
         with pytest.raises(TypeError, match=message):
