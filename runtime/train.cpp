@@ -320,8 +320,7 @@ private:
       for (size_t i = 0; i < np_; ++i)
         if (!finite(par_[i], model_.param_sizes[i], t_))
           return fail(TrainStatus::NonFinite, "epoch " + std::to_string(epoch) + ": '" + model_.param_names[i] +
-                                                  "' is not finite (a non-finite gradient); stopped. Last saved "
-                                                  "parameters: " + saved_);
+                                                  "' is not finite (a non-finite gradient); stopped" + last_saved());
     }
     const EpochStats st = stats(epoch, loss_sum, norms, seconds_since(t0));
     bool go_on = !callbacks_.on_epoch || callbacks_.on_epoch(st);
@@ -374,7 +373,7 @@ private:
         if (!finite(gp_[i], model_.param_sizes[i], t_))
           return fail(TrainStatus::NonFinite, where + ": the gradient of '" + model_.param_names[i] +
                                                   "' is not finite" + why_not_finite(step, count) +
-                                                  "; stopped. Last saved parameters: " + saved_);
+                                                  "; stopped" + last_saved());
         if (c_.grad_norms)
           norms[i] += scale_ * (t_ == DType::F32 ? norm(static_cast<const float*>(gp_[i]), model_.param_sizes[i])
                                                  : norm(static_cast<const double*>(gp_[i]), model_.param_sizes[i]));
@@ -383,7 +382,7 @@ private:
     }
     if (std::isfinite(s.loss)) return true;
     return fail(TrainStatus::NonFinite, where + ": the loss is " + loss_text(s.loss) + why_not_finite(step, count) +
-                                            "; stopped. Last saved parameters: " + saved_);
+                                            "; stopped" + last_saved());
   }
 
   // "nan" (whatever its sign bit), "inf", "-inf".
@@ -546,6 +545,9 @@ private:
   Gather in_, lab_;
   TrainResult result_;
   std::string saved_ = "(none yet)";
+  // ". Last saved parameters: FILE" when training saves to a file (none
+  // when a library caller trains in memory: its params are as they were).
+  std::string last_saved() const { return c_.out.empty() ? "" : ". Last saved parameters: " + saved_; }
 };
 
 }  // namespace
