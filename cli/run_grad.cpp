@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/options.h"
@@ -77,7 +78,7 @@ int run_or_grad(const RunArgs& args, bool grad, const GlobalOptions& global) {
 struct GradcheckArgs {
   std::string model, params, data;
   double tolerance = 1e-6;
-  int samples = 4;
+  std::optional<int64_t> samples;  // random ones (default 4), or the first of --data (default 16)
   int elements = 16;
 };
 
@@ -89,7 +90,10 @@ int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
   if (!loaded) return kExitUserError;
   driver::GradcheckOptions o;
   o.tolerance = args.tolerance;
-  o.samples = args.samples;
+  if (args.samples) {
+    o.samples = static_cast<int>(*args.samples);
+    o.data_samples = *args.samples;
+  }
   o.elements = args.elements;
   o.seed = global.seed.value_or(0);
   o.threads = global.threads.value_or(0);
@@ -109,9 +113,12 @@ int run_gradcheck(const GradcheckArgs& args, const GlobalOptions& global) {
                   p.worst, p.checked, p.size);
     std::cout << line;
   }
-  std::snprintf(line, sizeof line, "gradcheck: %s, worst relative error %.3g (tolerance %.3g, %zu samples)\n",
+  std::snprintf(line, sizeof line, "gradcheck: %s, worst relative error %.3g (tolerance %.3g, %zu samples",
                 r.passed ? "passed" : "FAILED", r.worst, r.tolerance, r.samples);
   std::cout << line;
+  if (r.data_samples > r.samples)
+    std::cout << " of " << r.data_samples << ": the first ones; --samples N for more";
+  std::cout << ")\n";
   return r.passed ? kExitOk : kExitUserError;
 }
 
@@ -126,6 +133,9 @@ void add_gradcheck_command(CLI::App& app, const GlobalOptions& global, Action& a
   cmd->add_option("--data", args->data, "inputs and labels (.npz, batch first); default: random samples");
   cmd->add_option("--tolerance", args->tolerance, "the largest relative error that passes (default 1e-6)")
       ->check(non_negative_number("tolerance", kMaxFactor));
+  cmd->add_option("--samples", args->samples,
+                  "samples checked: random ones (default 4), or the first of --data (default 16; all if fewer)")
+      ->check(positive_integer("number of samples", 1 << 20));
   cmd->add_option("--elements", args->elements, "elements checked per param (default 16; all if fewer)")
       ->check(positive_integer("number of elements", 1 << 20));
   cmd->callback([args, &action, &global] { action = [args, &global] { return run_gradcheck(*args, global); }; });

@@ -23,8 +23,11 @@ using Values = std::unordered_map<const ir::Node*, ir::Tensor>;
 const char* const kNeedsFinite = "the gradient is checked at finite values only";
 
 // One map of values per sample: from `data`, or random.
+// The first `data_count` of `data`'s samples (its size in *in_data), or
+// `count` random ones.
 std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir::Node*>& per_sample,
-                               const ArrayMap* data, const std::string& data_file, int count, std::mt19937_64& rng) {
+                               const ArrayMap* data, const std::string& data_file, int count, int64_t data_count,
+                               size_t* in_data, std::mt19937_64& rng) {
   std::vector<Values> samples;
   if (data) {
     int64_t n = -1;
@@ -37,6 +40,8 @@ std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir
       if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
         check_distribution(*arrays.back(), v->name(), v->shape().numel(), n, DType::F64);
     }
+    *in_data = static_cast<size_t>(std::max<int64_t>(n, 0));
+    n = std::min(n, data_count);
     check_batch_memory("'" + data_file + "' in f64", n, elements_per_sample(per_sample), 8);
     for (int64_t i = 0; i < n; ++i) {
       samples.emplace_back();
@@ -120,7 +125,9 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   }
   std::vector<const ir::Node*> per_sample(m.inputs);
   per_sample.insert(per_sample.end(), m.labels.begin(), m.labels.end());
-  const std::vector<Values> samples = samples_of(m, per_sample, data, data_file, o.samples, rng);
+  size_t in_data = 0;
+  const std::vector<Values> samples =
+      samples_of(m, per_sample, data, data_file, o.samples, o.data_samples, &in_data, rng);
   if (samples.empty())
     throw Error(data ? "'" + data_file + "' holds no samples to check the gradient on"
                      : std::string("no samples to check the gradient on"));
@@ -141,6 +148,7 @@ GradcheckResult gradcheck(const LoadedModel& loaded, const ArrayMap* given, cons
   GradcheckResult r;
   r.tolerance = o.tolerance;
   r.samples = samples.size();
+  r.data_samples = in_data;
   for (size_t k = 0; k < m.params.size(); ++k) {
     ir::Tensor& theta = values[m.params[k]];
     const size_t size = theta.data.size();

@@ -18,6 +18,8 @@ namespace nabla::driver {
 struct GradcheckOptions {
   double tolerance = 1e-6;  // the largest relative error that passes
   int samples = 4;          // random samples, when no data is given
+  int64_t data_samples = 16;  // of given data, its first ones checked (all when fewer): the f64
+                              // interpreter's time grows with them (MNIST's 8,000: ~50 minutes)
   int elements = 16;        // elements checked per param (all when fewer)
   uint64_t seed = 0;        // params' init (when not given), random samples, the elements picked
   int threads = 0;          // the gradient kernel's threads (0: every core)
@@ -34,7 +36,7 @@ struct ParamCheck {
 struct GradcheckResult {
   std::vector<ParamCheck> params;
   double worst = 0, tolerance = 0;
-  size_t samples = 0;
+  size_t samples = 0, data_samples = 0;  // checked; in the data given (0: random samples)
   bool passed = false;
 };
 

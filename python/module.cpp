@@ -607,9 +607,16 @@ public:
     }
   }
 
-  py::dict gradcheck(py::object params, py::object data, double tolerance, py::object seed) {
+  py::dict gradcheck(py::object params, py::object data, double tolerance, py::object seed, py::object samples) {
     GradcheckOptions o;
     o.tolerance = tolerance;
+    if (!samples.is_none()) {
+      // Random samples made, or the first samples of `data` checked.
+      const int64_t n = as<int64_t>(samples, "samples", "an integer from 1 to 2**20");
+      if (n < 1 || n > (1 << 20)) raise("samples must be an integer from 1 to 2**20, not " + std::to_string(n));
+      o.samples = static_cast<int>(n);
+      o.data_samples = n;
+    }
     o.seed = seed.is_none() ? 0 : as<uint64_t>(seed, "seed", "an integer from 0 to 2**64 - 1");
     std::optional<ArrayMap> p, d;
     if (!params.is_none()) p = to_arrays(mapping(params, "params"), m_.params(), "params", false, DType::F64);
@@ -968,7 +975,7 @@ PYBIND11_MODULE(_nabla, mod) {
            py::arg("lr"), py::arg("optimizer") = "sgd", py::arg("val") = py::none(), py::arg("seed") = 0,
            py::arg("weight_decay") = 0.0, py::arg("callback") = py::none())
       .def("gradcheck", &PyModel::gradcheck, py::arg("params") = py::none(), py::arg("data") = py::none(),
-           py::arg("tolerance") = 1e-6, py::arg("seed") = py::none())
+           py::arg("tolerance") = 1e-6, py::arg("seed") = py::none(), py::arg("samples") = py::none())
       .def("gradient_program", &PyModel::gradient_program, py::arg("wrt") = py::none(), py::arg("simplify") = true,
            py::arg("format") = "text")
       .def("graph", [](const PyModel& m, bool grad) { return m.model().graph(grad); }, py::arg("grad") = false)
