@@ -1,4 +1,5 @@
 // Expression mode: nabla eval, nabla simplify, nabla diff -e (docs/commands.md).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -114,6 +115,11 @@ int run_diff(const ExprArgs& a) {
     print_error(std::cerr, "--wrt needs at least one variable, as in --wrt x,w");
     return kExitUsage;
   }
+  for (size_t i = 0; i < wrt.size(); ++i)
+    if (std::find(wrt.begin(), wrt.begin() + static_cast<long>(i), wrt[i]) != wrt.begin() + static_cast<long>(i)) {
+      print_error(std::cerr, "--wrt names '" + wrt[i] + "' twice");
+      return kExitUsage;
+    }
   ir::Context ctx;
   auto s = setup(a.expr, ctx, wrt);
   if (!s) return kExitUserError;

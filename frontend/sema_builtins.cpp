@@ -250,7 +250,11 @@ std::optional<int64_t> Sema::int_argument(const ast::Arg& arg, const BuiltinInfo
   if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 1e9) {
     char buf[32];
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    error(t->range, std::string(info.name) + ": " + p.name + " must be an integer, not " + std::string(buf, end),
+    // A whole number past the bound is too large, not "not an integer".
+    const bool whole = std::isfinite(v) && v == std::floor(v);
+    error(t->range, std::string(info.name) + ": " + p.name +
+                        (whole ? " must be at most 1e9 in magnitude, not " : " must be an integer, not ") +
+                        std::string(buf, end),
           env);
     return std::nullopt;
   }

@@ -368,6 +368,8 @@ double scalar_of(const void* p, DType t) {
 }
 
 // A compiled model as Python holds it.
+std::vector<std::string> names_of(const py::object& args);  // below
+
 class PyModel {
 public:
   explicit PyModel(Model m) : m_(std::move(m)) {}
@@ -637,7 +639,7 @@ public:
 
   std::string gradient_program(py::object wrt, bool simplify, const std::string& format) const {
     std::vector<std::string> names;
-    if (py::isinstance<py::str>(wrt)) names.push_back(wrt.cast<std::string>());
+    if (py::isinstance<py::str>(wrt)) names = names_of(wrt);  // "W1, b1" as nabla.diff reads it
     else if (!wrt.is_none()) names = as<std::vector<std::string>>(wrt, "wrt", "a name or a sequence of names");
     return m_.gradient_program(names, simplify, format);
   }

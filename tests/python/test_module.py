@@ -542,6 +542,8 @@ def test_gradcheck_and_text():
     assert "\\begin{aligned}" in m.gradient_program(format="latex")
     only_b2 = m.gradient_program(wrt="b2")
     assert "d/db2 = " in only_b2 and "d/dW1" not in only_b2
+    two = m.gradient_program(wrt="W2, b2")  # one string of names, as nabla.diff reads it
+    assert two == m.gradient_program(wrt=["W2", "b2"]) and "d/dW1" not in two
     with pytest.raises(nabla.NablaError, match="wrt names 'W9', but .* has no param named 'W9'") as e:
         m.gradient_program(wrt="W9")
     assert "--wrt" not in str(e.value)
