@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "codegen/compile_heap.h"
 #include "driver/arrays.h"
@@ -57,8 +58,12 @@ public:
       throw Error("this model was in use by another thread when the process forked (fork copies only the calling "
                   "thread, so that call never ends here): compile the model again in the child");
     }
+    owner_ = std::this_thread::get_id();
   }
-  void unlock() { mutex_.unlock(); }
+  void unlock() {
+    owner_ = std::thread::id();
+    mutex_.unlock();
+  }
 
 private:
   static std::mutex& registry_mutex() {
@@ -75,6 +80,9 @@ private:
       pthread_atfork([] { registry_mutex().lock(); }, [] { registry_mutex().unlock(); },
                      [] {
                        for (Turns* t : registry()) {
+                         // Held by the thread that forked (a callback under
+                         // the lock): it carries on in the child and unlocks.
+                         if (t->owner_ == std::this_thread::get_id()) continue;
                          if (t->mutex_.try_lock()) {
                            t->mutex_.unlock();
                            continue;
@@ -90,6 +98,7 @@ private:
   }
 
   std::mutex mutex_;
+  std::thread::id owner_;  // the thread holding mutex_ (written under it)
   bool forked_busy_ = false;
 };
 
