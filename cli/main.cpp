@@ -123,7 +123,12 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   // Deeply nested input recurses deeply: run the work on a large stack.
-  const int rc = run_guarded(action);
+  // NABLA_MEMORY_LIMIT is read first, so a malformed one stops every
+  // command, not only those that come to check memory.
+  const int rc = run_guarded([&action] {
+    nabla::runtime::memory_budget();
+    return action();
+  });
   // A process of a data-parallel job that fails ends the job: its peers
   // would otherwise wait for it in their next allreduce.
   if (rc != kExitOk && rc != 130)

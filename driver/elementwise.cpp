@@ -1,5 +1,7 @@
 #include "driver/elementwise.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -10,6 +12,7 @@
 #include "codegen/kernels.h"
 #include "driver/error.h"
 #include "driver/expression.h"
+#include "driver/turns.h"
 #include "driver/kernels.h"
 #include "ir/differentiate.h"
 #include "ir/simplify.h"
@@ -41,9 +44,15 @@ namespace {
 // cores less one; calls of different functions take turns on it. Each
 // function kept a pool of its own for its life: 1,000 functions held 1,000
 // threads on 2 cores, and would hold 63,000 on 64. Never destroyed (a
-// function may be called during the process's exit).
+// function may be called during the process's exit). In a child of fork()
+// the turns' lock is made anew: a thread of the parent that held it is not
+// there, and the pool runs every part on its caller there.
 std::mutex& shared_pool_turns() {
-  static auto* turns = new std::mutex;
+  static std::mutex* turns = [] {
+    auto* m = new std::mutex;
+    pthread_atfork(nullptr, nullptr, [] { new (&shared_pool_turns()) std::mutex(); });
+    return m;
+  }();
   return *turns;
 }
 
@@ -72,7 +81,7 @@ struct Elementwise::Impl {
   };
 
   // Kernels compiled on first use.
-  mutable std::mutex mutex;  // one call at a time: the workspaces are shared
+  mutable Turns mutex{"this lambdified function"};  // one call at a time: the workspaces are shared (turns.h)
   mutable std::map<Variant, codegen::CompiledKernels> kernels;
   mutable std::vector<runtime::Workspace> workspaces;
 
@@ -180,7 +189,7 @@ void Elementwise::Impl::run(std::span<const PointArg> in, int64_t n, void* out, 
   if (all_broadcast) v.broadcast &= ~uint64_t{1};
   const uint64_t mask = v.broadcast;
 
-  std::lock_guard<std::mutex> lock(mutex);
+  std::lock_guard<Turns> lock(mutex);
   const codegen::CompiledKernels& k = kernel(v);
   const size_t bytes = element_bytes(options.dtype);
   std::vector<void*> outs;
@@ -188,7 +197,8 @@ void Elementwise::Impl::run(std::span<const PointArg> in, int64_t n, void* out, 
   for (void* g : grads)
     if (g) outs.push_back(g);
 
-  const int parts = static_cast<int>(std::clamp<int64_t>(points / kPointsPerThread, 1, threads));
+  int parts = static_cast<int>(std::clamp<int64_t>(points / kPointsPerThread, 1, threads));
+  if (parts > 1) parts = std::min(parts, shared_pool().workers() + 1);  // the pool is the machine's size
   // Chunks of whole cache lines of every array.
   const int64_t chunk = ((points + parts - 1) / parts + 63) / 64 * 64;
   const std::vector<void*> spaces = runtime::reserve_workspaces(workspaces, parts, [&](int part) {

@@ -1,15 +1,11 @@
 #include "driver/nabla.h"
 
-#include <pthread.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
-#include <set>
-#include <thread>
 
 #include "codegen/compile_heap.h"
 #include "driver/arrays.h"
@@ -18,6 +14,7 @@
 #include "driver/gradient.h"
 #include "driver/kernels.h"
 #include "driver/load.h"
+#include "driver/turns.h"
 #include "frontend/lower.h"
 #include "runtime/comm.h"
 #include "runtime/output.h"
@@ -29,78 +26,6 @@ std::string version() { return NABLA_VERSION; }
 bool use_huge_pages_for_compiling() { return codegen::use_huge_pages_for_compiling(); }
 
 namespace {
-
-
-// A model's turns: its calls and its context take turns under this lock
-// (BasicLockable). A child made by fork() while another thread of the
-// parent held a model's turn inherits the lock held by a thread that does
-// not exist there, and the model in the middle of that call: the child's
-// calls on that model raise an Error instead of waiting forever. A model
-// free at the fork works in the child (docs/library.md).
-class Turns {
-public:
-  Turns() {
-    std::lock_guard guard(registry_mutex());
-    handlers();
-    registry().insert(this);
-  }
-  ~Turns() {
-    std::lock_guard guard(registry_mutex());
-    registry().erase(this);
-  }
-  Turns(const Turns&) = delete;
-  Turns& operator=(const Turns&) = delete;
-
-  void lock() {
-    mutex_.lock();
-    if (forked_busy_) {
-      mutex_.unlock();
-      throw Error("this model was in use by another thread when the process forked (fork copies only the calling "
-                  "thread, so that call never ends here): compile the model again in the child");
-    }
-    owner_ = std::this_thread::get_id();
-  }
-  void unlock() {
-    owner_ = std::thread::id();
-    mutex_.unlock();
-  }
-
-private:
-  static std::mutex& registry_mutex() {
-    static auto* m = new std::mutex;  // never destroyed, as the registry
-    return *m;
-  }
-  static std::set<Turns*>& registry() {
-    static auto* models = new std::set<Turns*>;  // never destroyed: models may outlive static destruction
-    return *models;
-  }
-  // The registry is locked across fork(), so the child's copy is whole.
-  static void handlers() {
-    static const bool once = [] {
-      pthread_atfork([] { registry_mutex().lock(); }, [] { registry_mutex().unlock(); },
-                     [] {
-                       for (Turns* t : registry()) {
-                         // Held by the thread that forked (a callback under
-                         // the lock): it carries on in the child and unlocks.
-                         if (t->owner_ == std::this_thread::get_id()) continue;
-                         if (t->mutex_.try_lock()) {
-                           t->mutex_.unlock();
-                           continue;
-                         }
-                         t->forked_busy_ = true;  // held by a thread of the parent
-                         new (&t->mutex_) std::mutex();
-                       }
-                       registry_mutex().unlock();
-                     });
-      return true;
-    }();
-    (void)once;
-  }
-
-  std::mutex mutex_;
-  std::thread::id owner_;  // the thread holding mutex_ (written under it)
-  bool forked_busy_ = false;
-};
 
 // The learning rate's bounds, as the command's --lr has them.
 void check_rate(double lr) {
@@ -158,7 +83,7 @@ struct Model::Impl {
   LoweredModel lowered;
   std::string name;
   std::vector<Declaration> inputs, labels, params, outputs, consts;
-  Turns mutex;  // kernel calls and the context take turns
+  driver::Turns mutex{"this model"};  // kernel calls and the context take turns (survives fork: turns.h)
   std::optional<driver::ModelKernels> kernels, eval_kernels;
   runtime::TrainModel train_model;
 
@@ -455,16 +380,27 @@ std::vector<EpochStats> Model::train(ArrayMap& params, const ArrayMap& data, con
     // while the callback runs (no kernel of the training is running), so
     // that it may evaluate them with this model.
     for (const auto& [name, a] : p) params[name] = a;
-    struct Unlocked {
-      std::unique_lock<Turns>& l;
-      explicit Unlocked(std::unique_lock<Turns>& held) : l(held) { l.unlock(); }
-      ~Unlocked() { l.lock(); }
-    } unlocked(lock);
-    const bool go_on = callbacks.on_epoch(st);
-    // What the callback wrote into `params` trains on: copied into the
-    // training's arrays in place (the training holds pointers into them).
-    const ArrayMap now = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
-    for (auto& [name, a] : p) std::memcpy(a.bytes(), now.at(name).bytes(), static_cast<size_t>(a.size()) * (a.dtype == DType::F32 ? 4 : 8));
+    bool go_on = true;
+    {
+      // Relocked without a throw, however the callback ends; a fork in it
+      // while another thread called this model is an Error below.
+      struct Unlocked {
+        std::unique_lock<driver::Turns>& l;
+        explicit Unlocked(std::unique_lock<driver::Turns>& held) : l(held) { l.unlock(); }
+        ~Unlocked() {
+          driver::Turns* t = l.mutex();
+          t->relock();
+          l = std::unique_lock<driver::Turns>(*t, std::adopt_lock);
+        }
+      } unlocked(lock);
+      go_on = callbacks.on_epoch(st);
+      // What the callback wrote into `params` trains on: copied into the
+      // training's arrays in place (the training holds pointers into them).
+      const ArrayMap now = checked([&] { return driver::params_from(params, "params", m.lowered, m.options.dtype); });
+      for (auto& [name, a] : p)
+        std::memcpy(a.bytes(), now.at(name).bytes(), static_cast<size_t>(a.size()) * (a.dtype == DType::F32 ? 4 : 8));
+    }
+    m.mutex.check_not_forked_busy();
     return go_on;
   };
   m.compiled();

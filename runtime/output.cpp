@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -69,13 +71,23 @@ std::string resolve_links(const std::string& path) {
 }
 
 // The name of the temporary a write of `path` goes through, less its PID:
-// `NAME.tmp.` beside it, NAME cut so that the whole stays within the 255
-// bytes a file name may have (a 251-byte NAME is a valid output).
+// `NAME.tmp.` beside it. A NAME too long for the whole to stay within the
+// 255 bytes a file name may have (a 251-byte NAME is a valid output) is cut
+// at a character's boundary and ends with a hash of the whole NAME, so two
+// long names alike in their first bytes get temporaries of their own.
 std::string temporary_base(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   std::string base = path.substr(slash == std::string::npos ? 0 : slash + 1);
   constexpr size_t kRoom = 255 - 5 - 10;  // ".tmp." and a PID's digits
-  if (base.size() > kRoom) base.resize(kRoom);
+  if (base.size() > kRoom) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : base) h = (h ^ c) * 1099511628211ull;
+    char tag[18];
+    std::snprintf(tag, sizeof tag, "~%016llx", static_cast<unsigned long long>(h));
+    size_t keep = kRoom - 17;
+    while (keep > 0 && (static_cast<unsigned char>(base[keep]) & 0xC0) == 0x80) --keep;  // not inside a UTF-8 character
+    base = base.substr(0, keep) + tag;
+  }
   return base + ".tmp.";
 }
 
@@ -125,9 +137,18 @@ void write_atomically(const std::string& path, std::string_view bytes, mode_t mo
 // new one) would go through, so that a folder that takes no new file (a
 // read-only file system, /proc, /sys) is refused before any work is spent,
 // not after an epoch of training.
+// An unnamed file (O_TMPFILE) where the file system makes them: nothing
+// to collide with another writer's temporary, nothing left by a kill.
 void probe_temporary(const std::string& path) {
-  const std::string tmp = temporary_of(resolve_links(path));
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  const std::string target = resolve_links(path);
+  int fd = ::open(folder_of(target).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    return;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) fail(path, std::strerror(errno));
+  const std::string tmp = temporary_of(target);
+  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     if (errno == EEXIST) return;  // this process's own, being written
     fail(path, std::strerror(errno));

@@ -30,6 +30,8 @@ public:
   // Returns when every part has; an exception a part throws (the caller's
   // first) is thrown here then, the others dropped.
   void run(int parts, const std::function<void(int)>& body);
+  // Its worker threads: run() takes at most workers() + 1 parts.
+  int workers() const { return static_cast<int>(threads_.size()); }
 
 private:
   void work(int id);

@@ -1,7 +1,9 @@
 """nabla.lambdify (docs/python.md): compiled elementwise functions over
 broadcast NumPy arrays and their simplified partial derivatives."""
 import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -217,3 +219,34 @@ def test_many_functions_share_one_pool_of_threads():
     for k, f in enumerate(keep, start=1):
         assert np.allclose(f(x), np.tanh(k * x))
     assert threads() <= before + os.cpu_count()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_while_another_thread_runs_a_lambdified_function():
+    # The shared pool's lock, held by the parent's thread at the fork, was
+    # inherited locked: every function splitting its points hung in the child.
+    busy = nabla.lambdify("tanh(x) * sin(x)", ["x"])
+    f = nabla.lambdify("2 * x", ["x"])
+    x = np.linspace(1, 2, 4 * 16384)
+    assert np.array_equal(f(x), 2 * x)
+    big = np.linspace(-1, 1, 2_000_000)
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            busy(big)
+
+    t = threading.Thread(target=loop)
+    t.start()
+    try:
+        time.sleep(0.2)
+        for _ in range(3):
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(20)
+                os._exit(0 if np.array_equal(f(x), 2 * x) else 3)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        stop.set()
+        t.join()
