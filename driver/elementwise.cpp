@@ -84,6 +84,7 @@ struct Elementwise::Impl {
   mutable Turns mutex{"this lambdified function"};  // one call at a time: the workspaces are shared (turns.h)
   mutable std::map<Variant, codegen::CompiledKernels> kernels;
   mutable std::vector<runtime::Workspace> workspaces;
+  mutable std::vector<void*> spaces;  // a call's parts' workspaces
 
   const codegen::CompiledKernels& kernel(const Variant& v) const;
   void run(std::span<const PointArg> in, int64_t n, void* out, std::span<void* const> grads) const;
@@ -201,9 +202,10 @@ void Elementwise::Impl::run(std::span<const PointArg> in, int64_t n, void* out, 
   if (parts > 1) parts = std::min(parts, shared_pool().workers() + 1);  // the pool is the machine's size
   // Chunks of whole cache lines of every array.
   const int64_t chunk = ((points + parts - 1) / parts + 63) / 64 * 64;
-  const std::vector<void*> spaces = runtime::reserve_workspaces(workspaces, parts, [&](int part) {
-    return k.forward_workspace(std::max<int64_t>(0, std::min<int64_t>(points - part * chunk, chunk)));
-  });
+  runtime::reserve_workspaces(
+      workspaces, parts,
+      [&](int part) { return k.forward_workspace(std::max<int64_t>(0, std::min<int64_t>(points - part * chunk, chunk))); },
+      0, spaces);
   auto body = [&](int part) {
     const int64_t first = std::min<int64_t>(points, part * chunk);
     const int64_t count = std::min<int64_t>(points - first, chunk);

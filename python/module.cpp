@@ -165,7 +165,7 @@ py::array fetch(const py::dict& arrays, const std::string& what, const std::stri
   // counted against the memory budget first; NumPy failing to make it
   // anyway is a MemoryError, not a word about the array.
   const py::dtype want = t == DType::F64 ? py::dtype::of<double>() : py::dtype::of<float>();
-  const bool as_is = given.dtype().is(want) && (given.flags() & py::array::c_style) != 0;
+  const bool as_is = given.dtype().equal(want) && (given.flags() & py::array::c_style) != 0;
   const uint64_t copy_bytes = runtime::product_bytes(static_cast<uint64_t>(given.size()), t == DType::F64 ? 8 : 4);
   if (!as_is) runtime::check_memory("array '" + name + "' as " + (t == DType::F64 ? "float64" : "float32"), copy_bytes);
   auto converted = [&](py::array a) {

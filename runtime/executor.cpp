@@ -37,20 +37,8 @@ int64_t Workspace::size_after(int64_t bytes) const {
   return bytes > size_ ? line_aligned(bytes, 1) : size_;
 }
 
-std::vector<void*> reserve_workspaces(std::vector<Workspace>& spaces, int parts,
-                                      const std::function<int64_t(int)>& bytes_of, uint64_t other_bytes) {
-  if (spaces.size() < static_cast<size_t>(parts)) spaces.resize(static_cast<size_t>(parts));
-  std::vector<int64_t> bytes(static_cast<size_t>(parts));
-  uint64_t total = other_bytes;
-  for (int t = 0; t < parts; ++t) {
-    bytes[static_cast<size_t>(t)] = bytes_of(t);
-    const uint64_t after = static_cast<uint64_t>(spaces[static_cast<size_t>(t)].size_after(bytes[static_cast<size_t>(t)]));
-    total = after > UINT64_MAX - total ? UINT64_MAX : total + after;
-  }
-  if (parts > 1) check_memory("the workspace of the kernel on " + std::to_string(parts) + " threads", total);
-  std::vector<void*> r;
-  for (int t = 0; t < parts; ++t) r.push_back(spaces[static_cast<size_t>(t)].get(bytes[static_cast<size_t>(t)]));
-  return r;
+void check_workspaces(int parts, uint64_t total) {
+  check_memory("the workspace of the kernel on " + std::to_string(parts) + " threads", total);
 }
 
 Workspace::~Workspace() { release_values(data_, static_cast<size_t>(size_)); }
@@ -128,8 +116,9 @@ void Executor::forward(const std::vector<const void*>& inputs, const std::vector
   if (!forward_) throw std::logic_error("no forward kernel was compiled (the model has no output)");
   const int parts = split(n);
   last_threads_ = parts;
-  const std::vector<void*> spaces = reserve_workspaces(
-      workspaces_, parts, [&](int t) { return forward_ws_(n * (t + 1) / parts - n * t / parts); });
+  reserve_workspaces(
+      workspaces_, parts, [&](int t) { return forward_ws_(n * (t + 1) / parts - n * t / parts); }, 0, spaces_);
+  const std::vector<void*>& spaces = spaces_;
   pool_->run(parts, [&](int t) {
     const int64_t first = n * t / parts, last = n * (t + 1) / parts, count = last - first;
     const auto in = offset(inputs, sizes_.inputs, first, sizes_.elem_bytes);
@@ -154,8 +143,10 @@ void Executor::grad(const std::vector<const void*>& inputs, const std::vector<co
   // Each extra share's loss and gradient, allocated here with the workspaces.
   const uint64_t partial_bytes = product_bytes(static_cast<uint64_t>(parts - 1),
                                                product_bytes(static_cast<uint64_t>(partial_elems_), static_cast<uint64_t>(eb)));
-  const std::vector<void*> spaces = reserve_workspaces(
-      workspaces_, parts, [&](int t) { return grad_ws_(n * (t + 1) / parts - n * t / parts); }, partial_bytes);
+  reserve_workspaces(
+      workspaces_, parts, [&](int t) { return grad_ws_(n * (t + 1) / parts - n * t / parts); }, partial_bytes,
+      spaces_);
+  const std::vector<void*>& spaces = spaces_;
   partial_.resize(static_cast<size_t>(parts));
   for (int t = 1; t < parts; ++t) partial_[static_cast<size_t>(t)].resize(static_cast<size_t>(partial_elems_ * eb));
   pool_->run(parts, [&](int t) {

@@ -43,14 +43,32 @@ private:
   int64_t size_ = 0;
 };
 
+// Throws ResourceError when the workspaces of a call on `parts` threads,
+// `total` bytes with what the call allocates beside them, exceed the budget.
+void check_workspaces(int parts, uint64_t total);
+
 // The workspaces of a call split in `parts` (part t needing bytes_of(t)),
 // grown on the calling thread before any part runs, their total (with
 // `other_bytes` more that the call allocates beside them) checked against
 // the memory budget at once: P threads' workspaces are P times one, and a
 // worker thread never allocates (an exception there could not reach the
-// caller). Returns each part's workspace.
-std::vector<void*> reserve_workspaces(std::vector<Workspace>& spaces, int parts,
-                                      const std::function<int64_t(int)>& bytes_of, uint64_t other_bytes = 0);
+// caller). Each part's workspace into `out` (kept by the caller: a call of
+// one part allocates nothing once the workspace has grown).
+template <typename BytesOf>
+void reserve_workspaces(std::vector<Workspace>& spaces, int parts, BytesOf&& bytes_of, uint64_t other_bytes,
+                        std::vector<void*>& out) {
+  if (spaces.size() < static_cast<size_t>(parts)) spaces.resize(static_cast<size_t>(parts));
+  out.resize(static_cast<size_t>(parts));
+  if (parts > 1) {
+    uint64_t total = other_bytes;
+    for (int t = 0; t < parts; ++t) {
+      const uint64_t after = static_cast<uint64_t>(spaces[static_cast<size_t>(t)].size_after(bytes_of(t)));
+      total = after > UINT64_MAX - total ? UINT64_MAX : total + after;
+    }
+    check_workspaces(parts, total);
+  }
+  for (int t = 0; t < parts; ++t) out[static_cast<size_t>(t)] = spaces[static_cast<size_t>(t)].get(bytes_of(t));
+}
 
 struct ArgSizes {
   std::vector<int64_t> inputs, labels, params, outputs;  // elements per sample (params: total)
@@ -129,6 +147,7 @@ private:
   ArgSizes sizes_;
   int threads_;
   std::vector<Workspace> workspaces_;
+  std::vector<void*> spaces_;  // a call's parts' workspaces (reserve_workspaces)
   std::shared_ptr<ThreadPool> pool_;  // shared with the executors made with pool_of
   // Per extra thread: the loss, then the gradients, each on its own cache
   // line; partial_at_[0] (the loss), [1 + i] (param i) are their element
