@@ -33,13 +33,13 @@ inline CLI::Validator non_negative_number(const std::string& what, double max) {
   return number_in(what, 0, max, false);
 }
 
-// The --set NAME=VALUE list as sema options; nullopt (with an error on `err`)
-// when one is malformed.
 // "NAME=VALUE" with a finite number (--set, --at's pairs): "" with *name and
 // *value set, or the error message ("'a=abc' is not NAME=VALUE ...").
 std::string parse_name_value(const std::string& item, const std::string& option, std::string* name, double* value);
 // --set's check (a usage error, exit 2).
 CLI::Validator set_value();
+// The --set NAME=VALUE list as sema options; nullopt (with an error on `err`)
+// when one is malformed.
 std::optional<SemaOptions> sema_options(const GlobalOptions& global, std::ostream& err);
 
 // `nabla check`'s one-line summary of a model.

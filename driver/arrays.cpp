@@ -105,8 +105,7 @@ runtime::TrainData batch_data_with(const runtime::ArrayMap& arrays, const std::s
   for (size_t i = 0; labels && i < m.labels.size(); ++i) {
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(arrays, file, v->name(), v->shape().dims(), true, &n);
-    // "label 'y' in 'val.npz' is declared a distribution, but ...": the file named.
-    if (m.label_distribution[i]) check_distribution(a, v->name() + "' in '" + file, v->shape().numel(), n, dtype);
+    if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype, file);
     storage.push_back(convert(v->name(), a, array_label(v->name(), file)));
     d.label_names.push_back(v->name());
   }
@@ -198,8 +197,7 @@ int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, con
     const ir::Node* v = m.labels[i];
     const runtime::Array& a = require(data, data_file, v->name(), v->shape().dims(), true, &n);
     a.check_fits(dtype, array_label(v->name(), data_file));
-    if (m.label_distribution[i])
-      check_distribution(a, v->name() + "' in '" + data_file, v->shape().numel(), n, dtype);
+    if (m.label_distribution[i]) check_distribution(a, v->name(), v->shape().numel(), n, dtype, data_file);
   }
   if (n <= 0)
     throw runtime::NpzError("'" + data_file +
@@ -208,24 +206,10 @@ int64_t check_arrays(const LoweredModel& m, const runtime::ArrayMap& params, con
 }
 
 void require_finite(const runtime::TrainData& d, const std::string& file) {
-  auto check = [&](const std::vector<const runtime::Array*>& arrays, const std::vector<std::string>& names) {
-    for (size_t i = 0; i < arrays.size(); ++i) {
-      const runtime::Array& a = *arrays[i];
-      const int64_t size = a.size(), per = d.n > 0 ? size / d.n : size;
-      auto scan = [&](const auto& values) {
-        for (int64_t e = 0; e < size; ++e)
-          if (!std::isfinite(values[static_cast<size_t>(e)]))
-            throw runtime::NpzError(file + ": array '" + names[i] + "' is not finite at sample " +
-                                    std::to_string(per > 0 ? e / per : 0) + " (" +
-                                    std::to_string(static_cast<double>(values[static_cast<size_t>(e)])) +
-                                    "): validation needs finite data");
-      };
-      if (a.dtype == runtime::DType::F32) scan(a.f32);
-      else scan(a.f64);
-    }
-  };
-  check(d.inputs, d.input_names);
-  check(d.labels, d.label_names);
+  for (size_t i = 0; i < d.inputs.size(); ++i)
+    d.inputs[i]->check_finite(array_label(d.input_names[i], file), "validation needs finite data");
+  for (size_t i = 0; i < d.labels.size(); ++i)
+    d.labels[i]->check_finite(array_label(d.label_names[i], file), "validation needs finite data");
 }
 
 }  // namespace nabla::driver

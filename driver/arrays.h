@@ -45,7 +45,7 @@ runtime::TrainData batch_data(runtime::ArrayMap&& arrays, const std::string& fil
                               runtime::DType dtype, bool labels, std::vector<runtime::Array>& storage);
 
 // Validation data must be finite: a NaN or infinity in `d` (read from
-// `file`) throws runtime::NpzError naming the array and the sample (the
+// `file`) throws runtime::NpzError naming the array and the element (the
 // validation loss was printed as nan, the exit status 0).
 void require_finite(const runtime::TrainData& d, const std::string& file);
 

@@ -22,9 +22,8 @@ using Values = std::unordered_map<const ir::Node*, ir::Tensor>;
 // Why a non-finite value given to gradcheck is refused.
 const char* const kNeedsFinite = "the gradient is checked at finite values only";
 
-// One map of values per sample: from `data`, or random.
-// The first `data_count` of `data`'s samples (its size in *in_data), or
-// `count` random ones.
+// One map of values per sample: the first `data_count` of `data`'s samples
+// (its size in *in_data), or `count` random ones.
 std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir::Node*>& per_sample,
                                const ArrayMap* data, const std::string& data_file, int count, int64_t data_count,
                                size_t* in_data, std::mt19937_64& rng) {
@@ -38,7 +37,7 @@ std::vector<Values> samples_of(const LoweredModel& m, const std::vector<const ir
       // The same label checks as grad and train: a distribution sums to one.
       const size_t index = static_cast<size_t>(v->var_index());
       if (v->var_kind() == ir::VarKind::Label && m.label_distribution[index])
-        check_distribution(*arrays.back(), v->name(), v->shape().numel(), n, DType::F64);
+        check_distribution(*arrays.back(), v->name(), v->shape().numel(), n, DType::F64, data_file);
     }
     *in_data = static_cast<size_t>(std::max<int64_t>(n, 0));
     n = std::min(n, data_count);

@@ -69,22 +69,24 @@ namespace {
 
 // check_distribution over the entries `at(i)` (sample s, entry e at s*k+e).
 template <typename At>
-void check_distribution_at(At at, const std::string& name, int64_t k, int64_t n, runtime::DType dtype) {
+void check_distribution_at(At at, const std::string& name, int64_t k, int64_t n, runtime::DType dtype,
+                           const std::string& file) {
   const double tol = dtype == runtime::DType::F32 ? 1e-3 : 1e-6;
+  const std::string label = "label '" + name + "'" + (file.empty() ? "" : " in '" + file + "'");
   for (int64_t s = 0; s < n; ++s) {
     double total = 0;
     for (int64_t e = 0; e < k; ++e) {
       const double y = at(s * k + e);
       if (!std::isfinite(y))
-        throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+        throw runtime::NpzError(label + " is declared a distribution, but sample " + std::to_string(s) +
                                 " has a non-finite entry");
       if (y < 0)
-        throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+        throw runtime::NpzError(label + " is declared a distribution, but sample " + std::to_string(s) +
                                 " has a negative entry");
       total += y;
     }
     if (!(std::fabs(total - 1) <= tol))
-      throw runtime::NpzError("label '" + name + "' is declared a distribution, but sample " + std::to_string(s) +
+      throw runtime::NpzError(label + " is declared a distribution, but sample " + std::to_string(s) +
                               " sums to " + std::to_string(total));
   }
 }
@@ -92,17 +94,17 @@ void check_distribution_at(At at, const std::string& name, int64_t k, int64_t n,
 }  // namespace
 
 void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
-                        runtime::DType dtype) {
-  check_distribution_at([&](int64_t i) { return a.at(static_cast<size_t>(i)); }, name, k, n, dtype);
+                        runtime::DType dtype, const std::string& file) {
+  check_distribution_at([&](int64_t i) { return a.at(static_cast<size_t>(i)); }, name, k, n, dtype, file);
 }
 
 void check_distribution(const void* data, const std::string& name, int64_t k, int64_t n, runtime::DType dtype) {
   if (dtype == runtime::DType::F32) {
     const auto* p = static_cast<const float*>(data);
-    check_distribution_at([&](int64_t i) { return static_cast<double>(p[i]); }, name, k, n, dtype);
+    check_distribution_at([&](int64_t i) { return static_cast<double>(p[i]); }, name, k, n, dtype, "");
   } else {
     const auto* p = static_cast<const double*>(data);
-    check_distribution_at([&](int64_t i) { return p[i]; }, name, k, n, dtype);
+    check_distribution_at([&](int64_t i) { return p[i]; }, name, k, n, dtype, "");
   }
 }
 

@@ -101,9 +101,10 @@ const runtime::Array& require(const runtime::ArrayMap& arrays, const std::string
                               const std::vector<int64_t>& expected, bool batched, int64_t* batch);
 
 // A label declared a distribution: every sample non-negative, summing to 1
-// (within 1e-3 in f32, 1e-6 in f64); throws runtime::NpzError otherwise.
+// (within 1e-3 in f32, 1e-6 in f64); throws runtime::NpzError otherwise,
+// naming the label and `file` when given ("label 'y' in 'val.npz' ...").
 void check_distribution(const runtime::Array& a, const std::string& name, int64_t k, int64_t n,
-                        runtime::DType dtype);
+                        runtime::DType dtype, const std::string& file = "");
 // The same on `n` samples of `k` entries of `dtype` at `data`.
 void check_distribution(const void* data, const std::string& name, int64_t k, int64_t n, runtime::DType dtype);
 

@@ -133,12 +133,12 @@ void write_atomically(const std::string& path, std::string_view bytes, mode_t mo
   }
 }
 
-// Makes and removes the temporary a write of `path` (a regular file, or a
-// new one) would go through, so that a folder that takes no new file (a
-// read-only file system, /proc, /sys) is refused before any work is spent,
-// not after an epoch of training.
-// An unnamed file (O_TMPFILE) where the file system makes them: nothing
-// to collide with another writer's temporary, nothing left by a kill.
+// Makes a file where a write of `path` (a regular file, or a new one) would
+// make its temporary, so that a folder that takes no new file (a read-only
+// file system, /proc, /sys) is refused before any work is spent, not after
+// an epoch of training: an unnamed file (O_TMPFILE) where the file system
+// makes them (nothing to collide with another writer's temporary, nothing
+// left by a kill), else the named temporary, made and removed.
 void probe_temporary(const std::string& path) {
   const std::string target = resolve_links(path);
   int fd = ::open(folder_of(target).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
